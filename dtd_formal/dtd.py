@@ -1,0 +1,368 @@
+r"""Train-free DTD (LRP), root points, and the exact recursive DTD with pluggable root policies.
+
+Layers are numbered 1..L (layer l maps :math:`a_{l-1}` to :math:`z_l`). The explained output c starts with
+relevance :math:`R^L = f_c(x)\, e_c`; :math:`R^l` is the relevance of :math:`a_l` (ReLUs pass relevance through:
+an inactive neuron has :math:`a_j = 0` and so receives none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Callable, Literal
+
+import numpy as np
+
+from .errors import InputError
+from .exact import ExactArray, sign, to_fraction_array
+from .network import Network, relu
+from .rules.base import Rule
+from .rules.composites import Composite, rule_for_layer
+from .rules.ops import EXACT, FLOAT64
+
+Arithmetic = Literal["exact", "float64"]
+RootDefinition = Literal["true", "paper-code"]
+
+
+# ---------------------------------------------------------------------------------------------------- LRP
+@dataclass
+class LayerConservation:
+    """Relevance bookkeeping of one layer l: what entered from above, what reached :math:`a_{l-1}`."""
+
+    layer: int
+    upper_total: Any  #: sum of R^l
+    lower_total: Any  #: sum of R^{l-1}
+    dropped_neurons: list[int]  #: neurons whose normaliser was 0 (their relevance was dropped)
+
+    @property
+    def absorbed(self) -> Any:
+        """What the bias, stabiliser or dropped neurons took: sum R^l - sum R^{l-1} (0 = conservative)."""
+        return self.upper_total - self.lower_total
+
+    @property
+    def conserved(self) -> bool:
+        return self.absorbed == 0
+
+
+@dataclass
+class Relevance:
+    """Result of :func:`lrp`.
+
+    Attributes
+    ----------
+    input : array
+        :math:`R^0`, the input relevance (exact Fractions, or float64).
+    per_layer : list of arrays
+        ``per_layer[l]`` is :math:`R^l` (relevance of :math:`a_l`), l = 0..L.
+    conservation : list of LayerConservation
+        One entry per layer 1..L (index l-1).
+    rules : list of Rule
+        The rule used at each layer 1..L.
+    """
+
+    input: np.ndarray
+    per_layer: list[np.ndarray]
+    conservation: list[LayerConservation]
+    rules: list[Rule]
+    output: int
+    arithmetic: str
+
+    @property
+    def total_absorbed(self) -> Any:
+        return sum((c.absorbed for c in self.conservation), Fraction(0) if self.arithmetic == "exact" else 0.0)
+
+
+def _layer_arrays(net: Network, arithmetic: Arithmetic) -> tuple[list[Any], list[Any], Any]:
+    if arithmetic == "exact":
+        return net.weights, net.biases, EXACT
+    if arithmetic == "float64":
+        fnet = net.to_float()
+        return fnet.weights, fnet.biases, FLOAT64
+    raise InputError(f"arithmetic must be 'exact' or 'float64', got {arithmetic!r}")
+
+
+def _forward_acts(net: Network, x: Any, arithmetic: Arithmetic) -> list[Any]:
+    if arithmetic == "exact":
+        return net.activations(x)
+    xs = np.asarray(net.as_input(x, "input") if not isinstance(x, np.ndarray) else x, dtype=np.float64)
+    if xs.shape != (net.input_size,):
+        raise InputError(f"input: expected {net.input_size} values, got shape {xs.shape}")
+    fnet = net.to_float()
+    acts = [xs]
+    a = xs
+    for l, (W, b) in enumerate(zip(fnet.weights, fnet.biases), start=1):
+        z = W @ a + b
+        a = np.maximum(z, 0.0) if net.has_relu(l) else z
+        acts.append(a)
+    return acts
+
+
+def lrp(
+    net: Network,
+    x: Any,
+    rule_or_composite: Rule | Composite,
+    output: int = 0,
+    arithmetic: Arithmetic = "exact",
+) -> Relevance:
+    r"""Layer-wise relevance propagation with one rule or a composite.
+
+    :math:`R^L = f_c(x) e_c`, then for l = L..1: :math:`R^{l-1} = \mathrm{rule}_l.\mathrm{redistribute}(a_{l-1},
+    W_l, b_l, R^l)`. Exact by default; ``arithmetic="float64"`` runs the same rule bodies in floats.
+    """
+    net._check_output(output)
+    weights, biases, ops = _layer_arrays(net, arithmetic)
+    acts = _forward_acts(net, x, arithmetic)
+    L = net.n_layers
+    top = ops.zeros_like(acts[-1])
+    top[output] = acts[-1][output]
+    per_layer: list[Any] = [None] * (L + 1)
+    per_layer[L] = top
+    conservation: list[LayerConservation] = [None] * L  # type: ignore[list-item]
+    rules: list[Rule] = [None] * L  # type: ignore[list-item]
+    R = top
+    for l in range(L, 0, -1):
+        rule = rule_for_layer(rule_or_composite, l, L)
+        rules[l - 1] = rule
+        a, W, b = acts[l - 1], weights[l - 1], biases[l - 1]
+        R_low = rule.redistribute(ops, a, W, b, R)
+        dropped = _dropped_neurons(rule, ops, a, W, b, R)
+        conservation[l - 1] = LayerConservation(l, ops.sum(R), ops.sum(R_low), dropped)
+        per_layer[l - 1] = R_low
+        R = R_low
+    return Relevance(per_layer[0], per_layer, conservation, rules, output, arithmetic)
+
+
+def _dropped_neurons(rule: Rule, ops: Any, a: Any, W: Any, b: Any, R: Any) -> list[int]:
+    """Neurons with relevance whose (single) normaliser is zero, so their relevance is lost."""
+    if type(rule).redistribute is not Rule.redistribute:
+        return []
+    n = rule.normaliser(ops, a, W, b)
+    return [int(j) for j in np.flatnonzero(np.asarray(ops.is_zero(n)) & ~np.asarray(ops.is_zero(R)))]
+
+
+# ---------------------------------------------------------------------------------------------------- roots
+@dataclass
+class Roots(Mapping):
+    """Root points of one layer's neurons: a mapping neuron j -> root point in the input space of layer l.
+
+    Attributes
+    ----------
+    layer : int
+    layer_input : array
+        :math:`a_{l-1}`, the point the roots are searched from.
+    points : dict
+        neuron -> root point :math:`\\tilde a^{(j)} = a_{l-1} - t_j v_j`.
+    steps : dict
+        neuron -> t_j.
+    directions : dict
+        neuron -> v_j.
+    skipped : dict
+        neuron -> reason ("inactive", "zero denominator", "not explained").
+    """
+
+    layer: int
+    layer_input: np.ndarray
+    points: dict[int, np.ndarray]
+    steps: dict[int, Any]
+    directions: dict[int, np.ndarray]
+    skipped: dict[int, str]
+    rule: Rule
+    definition: str
+    output: int
+
+    def __getitem__(self, j: int) -> np.ndarray:
+        return self.points[j]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.points)
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+
+def candidate_neurons(net: Network, z: Any, layer: int, output: int) -> tuple[list[int], dict[int, str]]:
+    """Neurons of ``layer`` that carry relevance (and so get a root), and the others with the reason.
+
+    Hidden/ReLU neurons need z_j > 0 ("inactive" otherwise); in the last layer only the explained output counts
+    ("not explained"), and with a final ReLU it must be active too.
+    """
+    keep: list[int] = []
+    skipped: dict[int, str] = {}
+    relu_layer = net.has_relu(layer)
+    for j in range(len(z)):
+        if layer == net.n_layers and j != output:
+            skipped[j] = "not explained"
+        elif relu_layer and not z[j] > 0:
+            skipped[j] = "inactive"
+        else:
+            keep.append(j)
+    return keep, skipped
+
+
+def roots(
+    net: Network,
+    x: Any,
+    rule: Rule,
+    layer: int = 1,
+    output: int = 0,
+    definition: RootDefinition = "true",
+) -> Roots:
+    r"""Train-free root points of every relevant neuron of ``layer`` (exact).
+
+    For neuron j with search direction :math:`v_j` (the rule's): :math:`\tilde a^{(j)} = a - t_j v_j`,
+    :math:`t_j = z_j / (w_j \cdot v_j)` ("true": :math:`z_j(\tilde a^{(j)}) = 0`) or
+    :math:`t_j = R^l_j / (w_j \cdot v_j)` ("paper-code", with :math:`R^l` from LRP with the same rule).
+    """
+    net._check_layer(layer)
+    net._check_output(output)
+    if not isinstance(rule, Rule):
+        raise InputError(f"roots need a single Rule, got {type(rule).__name__}")
+    if not rule.has_root:
+        raise InputError(f"{rule.spec()} is not a root-point rule: it has no root points")
+    acts = net.activations(x)
+    a = acts[layer - 1]
+    W, b = net.weight(layer), net.bias(layer)
+    z = W.dot(a) + b
+    keep, skipped = candidate_neurons(net, z, layer, output)
+    R = lrp(net, x, rule, output=output).per_layer[layer] if definition == "paper-code" else None
+    points: dict[int, np.ndarray] = {}
+    steps: dict[int, Any] = {}
+    dirs: dict[int, np.ndarray] = {}
+    if keep:
+        idx = np.array(keep)
+        t, V, den = rule.root_step(EXACT, a, W[idx], b[idx], None if R is None else R[idx], definition)
+        for k, j in enumerate(keep):
+            if den[k] == 0:
+                skipped[j] = "zero denominator"
+                continue
+            points[j] = a - t[k] * V[k]
+            steps[j] = t[k]
+            dirs[j] = V[k]
+    return Roots(layer, a, points, steps, dirs, dict(sorted(skipped.items())), rule, definition, output)
+
+
+# ---------------------------------------------------------------------------------------------------- exact DTD
+RootPolicy = Callable[[int, int, np.ndarray, Network], Any]
+
+
+def constant_roots(point: Any = 0) -> RootPolicy:
+    """Root policy: every neuron of every layer uses the same constant root (a scalar broadcasts; 0 gives the origin).
+
+    A dict {layer: point} gives one constant root per layer.
+    """
+
+    def policy(layer: int, neuron: int, a: np.ndarray, net: Network) -> np.ndarray:
+        p = point[layer] if isinstance(point, dict) else point
+        arr = to_fraction_array(p, "constant root")
+        return np.broadcast_to(arr, a.shape).copy() if arr.ndim == 0 else arr
+
+    return policy
+
+
+def rule_roots(rule: Rule) -> RootPolicy:
+    """Root policy: the rule's train-free root :math:`a - t_j v_j` with :math:`t_j = z_j / (w_j \\cdot v_j)`."""
+
+    def policy(layer: int, neuron: int, a: np.ndarray, net: Network) -> np.ndarray | None:
+        W, b = net.weight(layer)[neuron : neuron + 1], net.bias(layer)[neuron : neuron + 1]
+        t, V, den = rule.root_step(EXACT, a, W, b)
+        return None if den[0] == 0 else a - t[0] * V[0]
+
+    return policy
+
+
+@dataclass
+class NeuronExpansion:
+    """The Taylor step of one neuron: root, one-sided gradient, value at the root and remainder (exact)."""
+
+    layer: int
+    neuron: int
+    root: np.ndarray
+    gradient: np.ndarray  #: dR^l_j / da_{l-1} on the piece containing [root, a]
+    value_at_input: Fraction  #: R^l_j(a_{l-1})
+    value_at_root: Fraction  #: R^l_j(root) (0 for a valid root)
+    remainder: Fraction  #: R^l_j(a) - R^l_j(root) - gradient . (a - root)
+
+
+@dataclass
+class ExactDTDResult:
+    """Result of :func:`exact_dtd`: ``per_layer[l]`` = :math:`R^l` as exact arrays, and every expansion."""
+
+    input: np.ndarray
+    per_layer: list[np.ndarray]
+    expansions: list[NeuronExpansion]
+    lost: list[tuple[int, int]] = field(default_factory=list)  #: (layer, neuron) whose policy gave no root
+
+    @property
+    def conserved(self) -> bool:
+        return all(e.value_at_root == 0 and e.remainder == 0 for e in self.expansions) and not self.lost
+
+
+def exact_dtd(net: Network, x: Any, root_policy: RootPolicy, output: int = 0) -> ExactDTDResult:
+    r"""The recursive DTD of THEORY.md section 2, exact, with roots treated as locally constant.
+
+    Each relevance is an affine function of the layer input composed with its neuron's activation:
+    :math:`R^l_j(a_{l-1}) = u_j\,\phi(z_j(a_{l-1})) - k_j` (:math:`\phi` = relu, or identity for a last layer
+    without ReLU), starting with :math:`u_c = 1, k_c = 0` for the explained output. At the policy's root
+    :math:`\tilde a^{(j)}` the one-sided gradient is :math:`g_j = u_j \phi'_{seg} w_j`, where
+    :math:`\phi'_{seg}` is the slope of the piece containing the segment :math:`[\tilde a^{(j)}, a]` (read at its
+    midpoint; relu'(0) = 0 if the whole segment lies on the hyperplane). Then
+
+    .. math::  R^{l-1}_i = \sum_j g_{ji} (a_i - \tilde a^{(j)}_i),\quad u_i = \sum_j g_{ji},\quad
+               k_i = \sum_j g_{ji} \tilde a^{(j)}_i .
+    """
+    net._check_output(output)
+    acts = net.activations(x)
+    L = net.n_layers
+    u = np.array([Fraction(int(j == output)) for j in range(net.output_size)], dtype=object)
+    k = np.array([Fraction(0)] * net.output_size, dtype=object)
+    per_layer: list[Any] = [None] * (L + 1)
+    expansions: list[NeuronExpansion] = []
+    lost: list[tuple[int, int]] = []
+
+    def relevance_fn(l: int, j: int, point: np.ndarray) -> Fraction:
+        zj = net.weight(l)[j].dot(point) + net.bias(l)[j]
+        phi = max(zj, Fraction(0)) if net.has_relu(l) else zj
+        return u[j] * phi - k[j]
+
+    per_layer[L] = np.array([relevance_fn(L, j, acts[L - 1]) for j in range(net.output_size)], dtype=object)
+    for l in range(L, 0, -1):
+        a = acts[l - 1]
+        W = net.weight(l)
+        u_low = np.array([Fraction(0)] * len(a), dtype=object)
+        k_low = np.array([Fraction(0)] * len(a), dtype=object)
+        for j in range(W.shape[0]):
+            if u[j] == 0 and k[j] == 0:
+                continue
+            root = root_policy(l, j, a, net)
+            if root is None:
+                lost.append((l, j))
+                continue
+            root = to_fraction_array(root, f"root of layer {l} neuron {j}")
+            if root.shape != a.shape:
+                raise InputError(f"root policy: root of layer {l} neuron {j} has shape {root.shape}, expected {a.shape}")
+            slope = Fraction(1)
+            if net.has_relu(l):
+                mid = (root + a) / 2
+                slope = Fraction(int(W[j].dot(mid) + net.bias(l)[j] > 0))
+            g = u[j] * slope * W[j]
+            value_in, value_root = relevance_fn(l, j, a), relevance_fn(l, j, root)
+            remainder = value_in - value_root - g.dot(a - root)
+            expansions.append(NeuronExpansion(l, j, root, g, value_in, value_root, remainder))
+            u_low = u_low + g
+            k_low = k_low + g * root
+        u, k = u_low, k_low
+        per_layer[l - 1] = u * a - k
+    return ExactDTDResult(per_layer[0], per_layer, expansions, lost)
+
+
+def gradient_times_input(net: Network, x: Any, output: int = 0) -> ExactArray:
+    """:math:`\\nabla f_c(x) \\odot x`, exact (kink convention relu'(0) = 0)."""
+    xa = net.as_input(x)
+    return net.gradient(xa, output) * xa
+
+
+__all__ = [
+    "Relevance", "LayerConservation", "lrp", "Roots", "roots", "candidate_neurons", "constant_roots", "rule_roots",
+    "exact_dtd", "ExactDTDResult", "NeuronExpansion", "gradient_times_input", "sign", "relu",
+]

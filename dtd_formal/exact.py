@@ -1,0 +1,151 @@
+"""Exact numbers: conversion of user values to rationals, and back to floats.
+
+Floats are dyadic rationals, so every finite float converts *exactly*: ``Fraction(0.1)`` is
+``3602879701896397/36028797018963968``, not ``1/10``. Strings are parsed as the rational they spell
+(``"0.1"`` is 1/10, ``"1/3"`` is 1/3), because a user who types a decimal means that decimal.
+
+All exact arrays in dtd_formal are numpy object arrays whose entries are :class:`fractions.Fraction`.
+This module is the numeric foundation; it imports nothing else of the package but :mod:`dtd_formal.errors`.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from numbers import Rational
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+
+ExactArray = np.ndarray  # object array of Fraction
+
+
+def to_fraction(value: Any, name: str = "value") -> Fraction:
+    """Convert one scalar exactly to a :class:`Fraction`.
+
+    Parameters
+    ----------
+    value : int, Fraction, float, numpy scalar, str ("3", "-1/3", "0.25") or 0-d tensor
+    name : str
+        What the value is, for the error message.
+
+    Raises
+    ------
+    InputError
+        For NaN, infinity, booleans, or anything that is not a number.
+    """
+    if isinstance(value, Fraction):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{name}: expected a number, got the boolean {value!r}")
+    if isinstance(value, (int, np.integer)):
+        return Fraction(int(value))
+    if isinstance(value, Rational):
+        return Fraction(value.numerator, value.denominator)
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        if not math.isfinite(f):
+            raise InputError(f"{name}: {f!r} is not a finite number")
+        return Fraction(f)
+    if isinstance(value, str):
+        try:
+            return Fraction(value.strip())
+        except (ValueError, ZeroDivisionError) as exc:
+            raise InputError(f"{name}: cannot read {value!r} as a rational number ({exc})") from None
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # torch / numpy 0-d
+        return to_fraction(value.item(), name)
+    raise InputError(f"{name}: expected a number, got {type(value).__name__}")
+
+
+def _as_numpy(value: Any) -> Any:
+    """Turn torch tensors into float64 numpy arrays (exact for float16/32/64), leave everything else."""
+    mod = type(value).__module__
+    if mod.startswith("torch"):
+        t = value.detach().cpu()
+        if t.is_floating_point():
+            t = t.double()
+        return t.numpy()
+    return value
+
+
+def to_fraction_array(values: Any, name: str = "array") -> ExactArray:
+    """Convert a scalar, (nested) list, numpy array or torch tensor exactly to an object array of Fractions.
+
+    The shape is preserved; ``np.asarray`` semantics decide it. A float64 array of shape (n,) becomes an
+    object array of shape (n,) whose entries equal the floats exactly.
+    """
+    values = _as_numpy(values)
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+            bad = np.argwhere(~np.isfinite(values))[0]
+            raise InputError(f"{name}: entry {tuple(int(i) for i in bad)} is {values[tuple(bad)]!r}, not finite")
+        if values.dtype.kind not in "fiub":
+            raise InputError(f"{name}: unsupported dtype {values.dtype}")
+        if values.dtype.kind == "b":
+            raise InputError(f"{name}: boolean array is not a number array")
+        flat = [Fraction(v) for v in values.ravel().tolist()]
+    else:
+        arr = np.asarray(values, dtype=object)
+        flat = [to_fraction(v, name) for v in arr.ravel().tolist()]
+        values = arr
+    out = np.empty(len(flat), dtype=object)
+    out[:] = flat
+    return out.reshape(np.shape(values))
+
+
+def to_float(values: Any) -> np.ndarray:
+    """Float64 view of an exact array (or anything array-like): each entry rounded to nearest."""
+    values = _as_numpy(values)
+    arr = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
+    if arr.dtype == object:
+        return np.array([float(v) for v in arr.ravel()], dtype=np.float64).reshape(arr.shape)
+    return arr.astype(np.float64)
+
+
+def fraction_to_str(value: Fraction) -> str:
+    """JSON form of a rational: "num/den", or "num" for integers."""
+    value = Fraction(value)
+    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+
+
+def array_to_json(values: ExactArray) -> Any:
+    """Nested lists of "num/den" strings (exact, replayable)."""
+    arr = np.asarray(values, dtype=object)
+    if arr.ndim == 0:
+        return fraction_to_str(arr.item())
+    return [array_to_json(v) for v in arr]
+
+
+def array_from_json(values: Any, name: str = "array") -> ExactArray:
+    """Inverse of :func:`array_to_json`; accepts strings "n/d", ints and floats (floats converted exactly)."""
+    return to_fraction_array(values, name)
+
+
+def zeros(shape: int | tuple[int, ...]) -> ExactArray:
+    """Exact zero array of the given shape."""
+    out = np.empty(shape, dtype=object)
+    out.fill(Fraction(0))
+    return out
+
+
+def sign(values: ExactArray) -> np.ndarray:
+    """Integer sign (+1, 0, -1) of each exact entry, as an int8 array."""
+    arr = np.asarray(values, dtype=object)
+    return np.array([(v > 0) - (v < 0) for v in arr.ravel()], dtype=np.int8).reshape(arr.shape)
+
+
+def common_denominator(values: ExactArray) -> tuple[np.ndarray, int]:
+    """Write an exact array as integer numerators over one common denominator.
+
+    Returns ``(N, d)`` with N an object array of Python ints and d > 0 an int such that ``values == N / d``
+    entrywise; d is the least common multiple of the entries' denominators (a power of two for float data).
+    """
+    arr = np.asarray(values, dtype=object)
+    d = 1
+    for v in arr.ravel():
+        d = math.lcm(d, Fraction(v).denominator)
+    nums = np.empty(arr.size, dtype=object)
+    nums[:] = [Fraction(v).numerator * (d // Fraction(v).denominator) for v in arr.ravel()]
+    return nums.reshape(arr.shape), d

@@ -1,0 +1,410 @@
+r"""Region verdicts for root points: does the root of neuron j leave the input's activation region?
+
+For a root :math:`\tilde a^{(j)}` of neuron j of layer l (a point in the input space of layer l), with the layer
+input :math:`a = a_{l-1}`:
+
+- ``leaves_pattern``: no closed activation region of the upper network :math:`f_L \circ \dots \circ f_l`
+  (``scope="upper"``, layers l..L) or of layer l alone (``scope="layer"``) contains both a and the root, where
+  neuron j's own constraint is dropped (its true root lies on its own hyperplane by design) and j is held on its
+  input phase (active). Exactly: some other neuron has strictly opposite signs at a and at the root
+  (``flipped`` lists those (layer, neuron) pairs; a zero on either side is in both closed half-spaces).
+- ``leaves_affine_map``: the piece of :math:`f_c` as a function of :math:`a_{l-1}` differs: the exact affine
+  maps (gradient and offset) of the two closest patterns differ, where a zero is resolved to the other point's
+  phase (inactive where both are zero) and j is active. Scope-independent (always the upper network).
+- ``own_preactivation``: :math:`z_j` at the root (0 for true roots; shows the paper-code overshoot).
+- ``root_in_domain``: the root lies in the rule's domain.
+
+The fast path is exact: roots are written as integer numerators over a common denominator and pushed through
+the integer form of the upper network (:attr:`Network.integer_layers`), so signs are decided without rounding;
+affine maps are compared exactly, cached per pattern. ``arithmetic="float64"`` decides signs in floats (for big
+batches; agrees with the exact path away from hyperplanes) and still compares affine maps exactly.
+:func:`classify_root_reference` is the slow textbook twin used by the tests.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Iterable, Literal
+
+import numpy as np
+
+from .dtd import Arithmetic, RootDefinition, lrp, roots
+from .errors import InputError
+from .exact import array_to_json, common_denominator, fraction_to_str, to_float
+from .network import Network
+from .rules.base import Rule
+
+Scope = Literal["layer", "upper"]
+
+
+@dataclass
+class RootRegionRecord:
+    """Region verdict for one root (fields as DESIGN.md lists them)."""
+
+    input_index: int
+    layer: int
+    neuron: int
+    root: np.ndarray
+    own_preactivation: Any
+    leaves_pattern: bool
+    leaves_affine_map: bool
+    flipped: list[tuple[int, int]]
+    root_in_domain: bool
+    step: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        exact = isinstance(self.own_preactivation, Fraction)
+        return {
+            "input_index": self.input_index,
+            "layer": self.layer,
+            "neuron": self.neuron,
+            "root": array_to_json(self.root) if exact else [float(v) for v in self.root],
+            "step": fraction_to_str(self.step) if exact else float(self.step),
+            "own_preactivation": fraction_to_str(self.own_preactivation) if exact else float(self.own_preactivation),
+            "leaves_pattern": self.leaves_pattern,
+            "leaves_affine_map": self.leaves_affine_map,
+            "flipped": [list(p) for p in self.flipped],
+            "root_in_domain": self.root_in_domain,
+        }
+
+
+@dataclass
+class RootRegionReport:
+    """All records of a :func:`root_regions` run and per-layer fractions (exact Fractions)."""
+
+    records: list[RootRegionRecord]
+    rule: Rule
+    scope: str
+    definition: str
+    output: int
+    layers: list[int]
+    n_inputs: int
+    skipped: dict[int, dict[str, int]] = field(default_factory=dict)  #: layer -> reason -> count
+    arithmetic: str = "exact"
+
+    @property
+    def summary(self) -> dict[int, dict[str, Any]]:
+        """Per layer: number of roots and the exact fractions leaving the pattern / affine map, in the domain."""
+        out: dict[int, dict[str, Any]] = {}
+        for l in self.layers:
+            recs = [r for r in self.records if r.layer == l]
+            n = len(recs)
+
+            def frac(attr: str) -> Fraction | None:
+                return Fraction(sum(bool(getattr(r, attr)) for r in recs), n) if n else None
+
+            out[l] = {
+                "roots": n,
+                "leaves_pattern": frac("leaves_pattern"),
+                "leaves_affine_map": frac("leaves_affine_map"),
+                "root_in_domain": frac("root_in_domain"),
+                "skipped": dict(self.skipped.get(l, {})),
+            }
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        def show(v: Any) -> Any:
+            return fraction_to_str(v) if isinstance(v, Fraction) else v
+
+        return {
+            "rule": self.rule.spec(),
+            "scope": self.scope,
+            "definition": self.definition,
+            "output": self.output,
+            "layers": self.layers,
+            "n_inputs": self.n_inputs,
+            "arithmetic": self.arithmetic,
+            "summary": {str(l): {k: show(v) for k, v in s.items()} for l, s in self.summary.items()},
+            "records": [r.to_json() for r in self.records],
+        }
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+def _upper_signs_exact(
+    net: Network, layer: int, points: np.ndarray, forced: np.ndarray
+) -> tuple[list[np.ndarray], list[Any], np.ndarray]:
+    """Signs of z_m (m = layer..L) at each row of ``points`` (exact), neuron ``forced[r]`` of ``layer`` kept linear.
+
+    Returns (signs per layer as int8 arrays (k, n_m), [numerators of z_layer, denominator], z_layer values of the
+    forced neurons as Fractions).
+    """
+    nums, den = common_denominator(points)
+    signs: list[np.ndarray] = []
+    rows = np.arange(len(points))
+    own: np.ndarray = np.empty(len(points), dtype=object)
+    for m in range(layer, net.n_layers + 1):
+        il = net.integer_layers[m - 1]
+        z = nums.dot(il.weight_num.T) + il.bias_num * den
+        den = den * il.den
+        s = (z > 0).astype(np.int8) - (z < 0).astype(np.int8)
+        signs.append(s)
+        if m == layer:
+            own[:] = [Fraction(int(v), den) for v in z[rows, forced]]
+        if net.has_relu(m):
+            keep = s > 0
+            if m == layer:
+                keep[rows, forced] = True
+            nums = np.where(keep, z, 0).astype(object)
+        else:
+            nums = z
+    return signs, [], own
+
+
+def _upper_signs_float(
+    net: Network, layer: int, points: np.ndarray, forced: np.ndarray
+) -> tuple[list[np.ndarray], list[Any], np.ndarray]:
+    """Float64 twin of :func:`_upper_signs_exact`."""
+    fnet = net.to_float()
+    a = np.asarray(points, dtype=np.float64)
+    rows = np.arange(len(a))
+    signs: list[np.ndarray] = []
+    own = np.zeros(len(a))
+    for m in range(layer, net.n_layers + 1):
+        z = a @ fnet.weights[m - 1].T + fnet.biases[m - 1]
+        signs.append(np.sign(z).astype(np.int8))
+        if m == layer:
+            own = z[rows, forced].copy()
+        if net.has_relu(m):
+            keep = z > 0
+            if m == layer:
+                keep[rows, forced] = True
+            a = np.where(keep, z, 0.0)
+        else:
+            a = z
+    return signs, [], own
+
+
+class _AffineMapCache:
+    """Exact affine map of f_c as a function of a_{layer-1}, per (resolved) pattern of layers layer..L; cached.
+
+    Integer arithmetic: every map over the same layers shares the denominator prod(den_m), so comparing the
+    integer numerators of (gradient, offset) decides equality exactly.
+    """
+
+    def __init__(self, net: Network, layer: int, output: int) -> None:
+        self.net, self.layer, self.output = net, layer, output
+        self.cache: dict[bytes, tuple[tuple[int, ...], int]] = {}
+
+    def key(self, pattern: list[np.ndarray]) -> tuple[tuple[int, ...], int]:
+        k = b"".join(np.asarray(p, dtype=np.int8).tobytes() for p in pattern)
+        hit = self.cache.get(k)
+        if hit is None:
+            hit = self.cache[k] = self._compute(pattern)
+        return hit
+
+    def _compute(self, pattern: list[np.ndarray]) -> tuple[tuple[int, ...], int]:
+        net, layer = self.net, self.layer
+        ilayers = net.integer_layers[layer - 1 :]
+        masks = [np.asarray(p) > 0 for p in pattern]  # one per layer layer..L that has a ReLU
+        # offset: forward of the bias path with fixed masks (numerator over running denominator)
+        c = np.zeros(net.weight(layer).shape[1], dtype=object)
+        den = 1
+        for idx, il in enumerate(ilayers):
+            c = il.weight_num.dot(c) + il.bias_num * den
+            den *= il.den
+            if idx < len(masks):
+                c = np.where(masks[idx], c, 0).astype(object)
+        offset = int(c[self.output])
+        # gradient: row vector e_c pulled back through masks and integer weights
+        g = np.zeros(ilayers[-1].weight_num.shape[0], dtype=object)
+        g[self.output] = 1
+        for idx in range(len(ilayers) - 1, -1, -1):
+            if idx < len(masks):
+                g = np.where(masks[idx], g, 0).astype(object)
+            g = g.dot(ilayers[idx].weight_num)
+        return tuple(int(v) for v in g), offset
+
+
+def _resolve(own: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Zeros of ``own`` take the other point's phase; zeros on both sides count inactive (-1)."""
+    out = np.where(own != 0, own, other)
+    return np.where(out == 0, -1, out).astype(np.int8)
+
+
+# ---------------------------------------------------------------------------------------------------- main API
+def root_regions(
+    net: Network,
+    xs: Any,
+    rule: Rule,
+    scope: Scope = "upper",
+    output: int = 0,
+    definition: RootDefinition = "true",
+    layers: int | Iterable[int] | None = None,
+    arithmetic: Arithmetic = "exact",
+    progress: bool = False,
+) -> RootRegionReport:
+    """Classify the root of every relevant neuron of the chosen layers, for one input (1-D) or a batch (2-D).
+
+    Parameters
+    ----------
+    net, rule : the network and a root-point rule
+    xs : one input or a batch (rows)
+    scope : "upper" (layers l..L) or "layer" (layer l only) for ``leaves_pattern`` / ``flipped``
+    output : explained output c
+    definition : "true" or "paper-code" root (see :func:`dtd_formal.dtd.roots`)
+    layers : layer(s) whose neurons' roots are classified (default: all layers 1..L)
+    arithmetic : "exact" (default) or "float64" sign decisions (affine maps are always compared exactly)
+    progress : show a progress bar over inputs
+    """
+    if scope not in ("layer", "upper"):
+        raise InputError(f"scope must be 'layer' or 'upper', got {scope!r}")
+    if arithmetic not in ("exact", "float64"):
+        raise InputError(f"arithmetic must be 'exact' or 'float64', got {arithmetic!r}")
+    net._check_output(output)
+    batch = net.as_batch(xs)
+    if layers is None:
+        layer_list = list(range(1, net.n_layers + 1))
+    elif isinstance(layers, (int, np.integer)):
+        layer_list = [int(layers)]
+    else:
+        layer_list = [int(l) for l in layers]
+    for l in layer_list:
+        net._check_layer(l)
+    caches = {l: _AffineMapCache(net, l, output) for l in layer_list}
+    records: list[RootRegionRecord] = []
+    skipped: dict[int, dict[str, int]] = {l: {} for l in layer_list}
+    iterator: Iterable[int] = range(len(batch))
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(iterator, desc="root regions", unit="input")
+    upper_signs = _upper_signs_exact if arithmetic == "exact" else _upper_signs_float
+    domain = rule.domain
+    for i in iterator:
+        x = batch[i]
+        zs = net.preactivations(x)
+        for l in layer_list:
+            rts = roots(net, x, rule, layer=l, output=output, definition=definition)
+            for reason in rts.skipped.values():
+                skipped[l][reason] = skipped[l].get(reason, 0) + 1
+            if not rts.points:
+                continue
+            neurons = np.array(list(rts.points))
+            points = np.array([rts.points[j] for j in neurons], dtype=object)
+            pts = points if arithmetic == "exact" else to_float(points)
+            root_signs, _, own = upper_signs(net, l, pts, neurons)
+            in_signs = [
+                (np.asarray(zs[m - 1], dtype=object) > 0).astype(np.int8) - (np.asarray(zs[m - 1], dtype=object) < 0)
+                for m in range(l, net.n_layers + 1)
+            ]
+            relu_idx = [m - l for m in range(l, net.n_layers + 1) if net.has_relu(m)]
+            scope_idx = relu_idx if scope == "upper" else [k for k in relu_idx if k == 0]
+            for r, j in enumerate(neurons):
+                flipped: list[tuple[int, int]] = []
+                for k in scope_idx:
+                    opp = np.flatnonzero(in_signs[k].astype(np.int64) * root_signs[k][r] < 0)
+                    flipped.extend((l + k, int(n)) for n in opp if not (k == 0 and n == j))
+                # affine map: closest patterns, j active (only needed if some upper neuron flips)
+                upper_flip = bool(flipped) if scope == "upper" else any(
+                    np.any(np.delete(in_signs[k].astype(np.int64) * root_signs[k][r] < 0, j if k == 0 else []))
+                    for k in relu_idx
+                )
+                leaves_map = False
+                if upper_flip:
+                    pat_in, pat_root = [], []
+                    for k in relu_idx:
+                        p_in, p_rt = _resolve(in_signs[k], root_signs[k][r]), _resolve(root_signs[k][r], in_signs[k])
+                        if k == 0:
+                            p_in[j] = p_rt[j] = 1
+                        pat_in.append(p_in)
+                        pat_root.append(p_rt)
+                    leaves_map = caches[l].key(pat_in) != caches[l].key(pat_root)
+                root = points[r]
+                records.append(
+                    RootRegionRecord(
+                        input_index=i,
+                        layer=l,
+                        neuron=int(j),
+                        root=root,
+                        own_preactivation=own[r],
+                        leaves_pattern=bool(flipped),
+                        leaves_affine_map=bool(leaves_map),
+                        flipped=flipped,
+                        root_in_domain=domain.contains(root),
+                        step=rts.steps[int(j)],
+                    )
+                )
+    return RootRegionReport(records, rule, scope, definition, output, layer_list, len(batch), skipped, arithmetic)
+
+
+# ---------------------------------------------------------------------------------------------------- textbook twin
+def classify_root_reference(
+    net: Network, x: Any, layer: int, neuron: int, root: Any, output: int = 0, scope: Scope = "upper"
+) -> tuple[bool, bool]:
+    """Slow, independent twin of :func:`root_regions` for one root: (leaves_pattern, leaves_affine_map).
+
+    ``leaves_pattern``: enumerate every closed region P(s) of the upper network (or of layer l) that contains the
+    layer input (zeros of its pattern split both ways), drop neuron j's rows from ``Network.region`` and test the
+    root against ``A root <= b`` in Fractions. ``leaves_affine_map`` compares ``Network.affine_map`` of the
+    closest patterns (module docstring) on ``net.upper(layer)``.
+    """
+    upper = net.upper(layer)
+    a = net.activations(x)[layer - 1]
+    root = np.asarray(root, dtype=object)
+    s_in = upper.pattern(a)
+    if scope == "layer":
+        sub = Network([upper.weights[0]], [upper.biases[0]], final_relu=True) if upper.has_relu(1) else None
+    else:
+        sub = upper if upper.relu_layers else None
+    s_scope = sub.pattern(a) if sub is not None else []
+    leaves = False
+    if sub is not None and s_scope:
+        choices = [[(v,) if v != 0 else (1, -1) for v in layer_s] for layer_s in s_scope]
+        flat_choices = [c for layer_s in choices for c in layer_s]
+        found = False
+        for combo in itertools.product(*flat_choices):
+            pattern, pos = [], 0
+            for layer_s in s_scope:
+                pattern.append(np.array(combo[pos : pos + len(layer_s)], dtype=np.int8))
+                pos += len(layer_s)
+            pattern[0][neuron] = 1
+            A, b = sub.region(pattern)
+            keep = [r for r in range(len(A)) if r != _row_of(pattern, 0, neuron)]
+            if all(A[r].dot(root) <= b[r] for r in keep):
+                found = True
+                break
+        leaves = not found
+    # affine map of the closest patterns
+    s_root = _forced_pattern(upper, root, neuron)
+    p_in = [_resolve(si, sr) for si, sr in zip(s_in, s_root)]
+    p_rt = [_resolve(sr, si) for si, sr in zip(s_in, s_root)]
+    if p_in:
+        p_in[0][neuron] = p_rt[0][neuron] = 1
+    g1, c1 = upper.affine_map(p_in, output)
+    g2, c2 = upper.affine_map(p_rt, output)
+    leaves_map = not (np.array_equal(g1, g2) and c1 == c2)
+    return leaves, leaves_map
+
+
+def _row_of(pattern: list[np.ndarray], layer_idx: int, neuron: int) -> int:
+    """Row index of neuron's (single, s=+1) constraint in ``Network.region`` ordering."""
+    row = 0
+    for k, s in enumerate(pattern):
+        for n, v in enumerate(s):
+            if k == layer_idx and n == neuron:
+                return row
+            row += 2 if v == 0 else 1
+    raise IndexError(neuron)
+
+
+def _forced_pattern(upper: Network, point: np.ndarray, neuron: int) -> list[np.ndarray]:
+    """Pattern of ``upper`` at ``point`` with neuron ``neuron`` of its first layer kept linear (Fraction forward)."""
+    a = point
+    pats = []
+    for m in range(1, upper.n_layers + 1):
+        z = upper.weight(m).dot(a) + upper.bias(m)
+        s = np.array([(v > 0) - (v < 0) for v in z], dtype=np.int8)
+        if upper.has_relu(m):
+            pats.append(s)
+            keep = s > 0
+            if m == 1:
+                keep[neuron] = True
+            a = np.where(keep, z, Fraction(0)).astype(object)
+        else:
+            a = z
+    return pats
+
+
+__all__ = ["RootRegionRecord", "RootRegionReport", "root_regions", "classify_root_reference", "lrp"]

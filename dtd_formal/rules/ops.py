@@ -1,0 +1,176 @@
+r"""The small arithmetic namespace a rule is written over, and its exact and float64 implementations.
+
+A rule body uses only these operations, so the same definition runs on every backend (exact Fractions here,
+float64 here, SymPy, Z3 and torch in their backends):
+
+- arithmetic on arrays (``+ - * /`` with numpy-style broadcasting),
+- ``positive_mask(w)`` = :math:`[w > 0]` (1/0), ``negative_mask(w)`` = :math:`[w < 0]`,
+- ``pos(w)`` = :math:`\max(w, 0)`, ``neg(w)`` = :math:`\min(w, 0)`,
+- ``where(cond, x, y)``, ``matmul(A, B)``, ``sum(x, axis)``, ``transpose(A)``,
+- ``const(v)``: a rule parameter (gamma, epsilon, box bounds) as a backend number (exact for floats),
+- ``ones_like(x)``, ``zeros_like(x)``,
+- ``stabilise(z, eps)`` = :math:`z + \varepsilon\,\mathrm{sign}_0(z)` with :math:`\mathrm{sign}_0(0) = +1` (zennit's),
+- ``safe_divide(n, d)`` = n / d where d != 0, else 0 (relevance with a zero normaliser is dropped and reported).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from ..exact import to_fraction, to_fraction_array
+
+
+class ExactOps:
+    """Exact backend: numpy object arrays of :class:`Fraction`."""
+
+    name = "exact"
+    zero = Fraction(0)
+    one = Fraction(1)
+
+    @staticmethod
+    def const(value: Any) -> Any:
+        if isinstance(value, np.ndarray) or isinstance(value, (list, tuple)):
+            return to_fraction_array(value, "rule parameter")
+        return to_fraction(value, "rule parameter")
+
+    @staticmethod
+    def positive_mask(w: Any) -> np.ndarray:
+        return (np.asarray(w, dtype=object) > 0).astype(int).astype(object)
+
+    @staticmethod
+    def negative_mask(w: Any) -> np.ndarray:
+        return (np.asarray(w, dtype=object) < 0).astype(int).astype(object)
+
+    @classmethod
+    def pos(cls, w: Any) -> np.ndarray:
+        w = np.asarray(w, dtype=object)
+        return np.where(w > 0, w, cls.zero).astype(object)
+
+    @classmethod
+    def neg(cls, w: Any) -> np.ndarray:
+        w = np.asarray(w, dtype=object)
+        return np.where(w < 0, w, cls.zero).astype(object)
+
+    @staticmethod
+    def where(cond: Any, x: Any, y: Any) -> np.ndarray:
+        return np.where(np.asarray(cond, dtype=bool), x, y).astype(object)
+
+    @staticmethod
+    def matmul(A: Any, B: Any) -> np.ndarray:
+        return np.asarray(A, dtype=object).dot(np.asarray(B, dtype=object))
+
+    @staticmethod
+    def sum(x: Any, axis: int | None = None) -> Any:
+        x = np.asarray(x, dtype=object)
+        if axis is None:
+            return sum(x.ravel().tolist(), Fraction(0))
+        return np.sum(x, axis=axis, initial=Fraction(0)).astype(object)
+
+    @staticmethod
+    def transpose(A: Any) -> np.ndarray:
+        return np.asarray(A, dtype=object).T
+
+    @classmethod
+    def ones_like(cls, x: Any) -> np.ndarray:
+        out = np.empty(np.shape(x), dtype=object)
+        out.fill(cls.one)
+        return out
+
+    @classmethod
+    def zeros_like(cls, x: Any) -> np.ndarray:
+        out = np.empty(np.shape(x), dtype=object)
+        out.fill(cls.zero)
+        return out
+
+    @classmethod
+    def stabilise(cls, z: Any, eps: Any) -> np.ndarray:
+        z = np.asarray(z, dtype=object)
+        return (z + np.where(z >= 0, eps, -eps)).astype(object)
+
+    @classmethod
+    def safe_divide(cls, n: Any, d: Any) -> np.ndarray:
+        n, d = np.broadcast_arrays(np.asarray(n, dtype=object), np.asarray(d, dtype=object))
+        out = np.empty(n.shape, dtype=object)
+        out[...] = [a / b if b != 0 else cls.zero for a, b in zip(n.ravel(), d.ravel())] if n.size else []
+        return out.reshape(n.shape)
+
+    @staticmethod
+    def is_zero(x: Any) -> np.ndarray:
+        return np.asarray(np.asarray(x, dtype=object) == 0, dtype=bool)
+
+
+class FloatOps:
+    """float64 backend (numpy): the same rule bodies, rounded arithmetic, for large batches."""
+
+    name = "float64"
+    zero = 0.0
+    one = 1.0
+
+    @staticmethod
+    def const(value: Any) -> Any:
+        if isinstance(value, (np.ndarray, list, tuple)):
+            return np.asarray([float(v) for v in np.ravel(np.asarray(value, dtype=object))]).reshape(np.shape(value))
+        return float(value)
+
+    @staticmethod
+    def positive_mask(w: Any) -> np.ndarray:
+        return (np.asarray(w) > 0).astype(np.float64)
+
+    @staticmethod
+    def negative_mask(w: Any) -> np.ndarray:
+        return (np.asarray(w) < 0).astype(np.float64)
+
+    @staticmethod
+    def pos(w: Any) -> np.ndarray:
+        return np.maximum(w, 0.0)
+
+    @staticmethod
+    def neg(w: Any) -> np.ndarray:
+        return np.minimum(w, 0.0)
+
+    @staticmethod
+    def where(cond: Any, x: Any, y: Any) -> np.ndarray:
+        return np.where(cond, x, y)
+
+    @staticmethod
+    def matmul(A: Any, B: Any) -> np.ndarray:
+        return np.asarray(A) @ np.asarray(B)
+
+    @staticmethod
+    def sum(x: Any, axis: int | None = None) -> Any:
+        return np.sum(x, axis=axis)
+
+    @staticmethod
+    def transpose(A: Any) -> np.ndarray:
+        return np.asarray(A).T
+
+    @staticmethod
+    def ones_like(x: Any) -> np.ndarray:
+        return np.ones(np.shape(x))
+
+    @staticmethod
+    def zeros_like(x: Any) -> np.ndarray:
+        return np.zeros(np.shape(x))
+
+    @staticmethod
+    def stabilise(z: Any, eps: Any) -> np.ndarray:
+        z = np.asarray(z, dtype=np.float64)
+        return z + np.where(z >= 0, eps, -eps)
+
+    @staticmethod
+    def safe_divide(n: Any, d: Any) -> np.ndarray:
+        n, d = np.broadcast_arrays(np.asarray(n, dtype=np.float64), np.asarray(d, dtype=np.float64))
+        out = np.zeros(n.shape)
+        np.divide(n, d, out=out, where=d != 0)
+        return out
+
+    @staticmethod
+    def is_zero(x: Any) -> np.ndarray:
+        return np.asarray(x) == 0
+
+
+EXACT = ExactOps()
+FLOAT64 = FloatOps()
