@@ -21,15 +21,11 @@ def load(path: str, **kwargs):  # type: ignore[no-untyped-def]
 
 
 def __getattr__(name: str):  # type: ignore[no-untyped-def]
-    # lazy submodules that import heavier dependencies
-    if name == "examples":
-        from . import examples
+    """Lazy submodules that import heavier dependencies (torch, onnx): ``dtd.examples``, ``dtd.io``."""
+    if name in ("examples", "io"):
+        import importlib
 
-        return examples
-    if name == "io":
-        from . import io
-
-        return io
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'dtd_formal' has no attribute {name!r}")
 
 

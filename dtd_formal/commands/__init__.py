@@ -1,0 +1,1 @@
+"""One module per ``dtd-formal`` subcommand (each exposes ``register(subparsers)``), plus shared helpers."""
