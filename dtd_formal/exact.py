@@ -21,6 +21,11 @@ from .errors import InputError
 
 ExactArray = np.ndarray  # object array of Fraction
 
+try:  # gmpy2's mpq: the same exact rationals, implemented in C (about 10x faster than Fraction)
+    from gmpy2 import mpq as FAST_RATIONAL
+except ImportError:  # pragma: no cover - gmpy2 is a dependency, Fraction keeps everything exact without it
+    FAST_RATIONAL = Fraction
+
 
 def to_fraction(value: Any, name: str = "value") -> Fraction:
     """Convert one scalar exactly to a :class:`Fraction`.
@@ -80,7 +85,7 @@ def to_fraction_array(values: Any, name: str = "array") -> ExactArray:
     if isinstance(values, np.ndarray) and values.dtype != object:
         if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
             bad = np.argwhere(~np.isfinite(values))[0]
-            raise InputError(f"{name}: entry {tuple(int(i) for i in bad)} is {values[tuple(bad)]!r}, not finite")
+            raise InputError(f"{name}: entry {tuple(int(i) for i in bad)} is {float(values[tuple(bad)])!r}, not finite")
         if values.dtype.kind not in "fiub":
             raise InputError(f"{name}: unsupported dtype {values.dtype}")
         if values.dtype.kind == "b":
@@ -149,3 +154,26 @@ def common_denominator(values: ExactArray) -> tuple[np.ndarray, int]:
     nums = np.empty(arr.size, dtype=object)
     nums[:] = [Fraction(v).numerator * (d // Fraction(v).denominator) for v in arr.ravel()]
     return nums.reshape(arr.shape), d
+
+
+def to_fast(values: ExactArray) -> np.ndarray:
+    """Exact array of Fractions -> object array of :data:`FAST_RATIONAL` (same values) for internal hot paths."""
+    arr = np.asarray(values, dtype=object)
+    if FAST_RATIONAL is Fraction:
+        return arr
+    out = np.empty(arr.shape, dtype=object)
+    out.ravel()[:] = [FAST_RATIONAL(v.numerator, v.denominator) for v in arr.ravel()]
+    return out
+
+
+def from_fast(values: np.ndarray) -> ExactArray:
+    """Inverse of :func:`to_fast`: back to the public exact type (Fraction)."""
+    arr = np.asarray(values, dtype=object)
+    out = np.empty(arr.shape, dtype=object)
+    out.ravel()[:] = [Fraction(int(v.numerator), int(v.denominator)) for v in arr.ravel()]
+    return out
+
+
+def fast_to_fraction(value: Any) -> Fraction:
+    """One FAST_RATIONAL (or int/Fraction) -> Fraction."""
+    return Fraction(int(value.numerator), int(value.denominator))

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import InputError
-from .exact import ExactArray, array_from_json, array_to_json, common_denominator, sign, to_fraction_array
+from .exact import ExactArray, array_from_json, array_to_json, common_denominator, sign, to_fast, to_fraction_array
 
 Pattern = list[np.ndarray]  # one int8 array per ReLU layer, entries in {+1, 0, -1}
 
@@ -91,7 +91,8 @@ class Network:
         self.final_relu = bool(final_relu)
         self.metadata: dict[str, Any] = dict(metadata or {})
         self._integer_layers: list[IntegerLayer] | None = None
-        self._float_layers: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self._fast_layers: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self._float_view: FloatNetwork | None = None
 
     # ------------------------------------------------------------------ shape
     @property
@@ -317,8 +318,18 @@ class Network:
         return self._integer_layers
 
     def to_float(self) -> "FloatNetwork":
-        """A float64 view of this network (each weight rounded to the nearest float) for fast batch work."""
-        return FloatNetwork(self)
+        """A float64 view of this network (each weight rounded to the nearest float) for fast batch work (cached)."""
+        if self._float_view is None:
+            self._float_view = FloatNetwork(self)
+        return self._float_view
+
+    @property
+    def fast_layers(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(W_l, b_l) as object arrays of :data:`dtd_formal.exact.FAST_RATIONAL` (gmpy2.mpq): same exact values,
+        for internal hot paths (cached)."""
+        if self._fast_layers is None:
+            self._fast_layers = [(to_fast(W), to_fast(b)) for W, b in zip(self.weights, self.biases)]
+        return self._fast_layers
 
     # ------------------------------------------------------------------ JSON
     def to_json(self) -> dict[str, Any]:

@@ -30,29 +30,42 @@ from typing import Any, Iterable, Literal
 
 import numpy as np
 
-from .dtd import Arithmetic, RootDefinition, lrp, roots
+from .dtd import Arithmetic, RootDefinition, candidate_neurons, lrp
 from .errors import InputError
-from .exact import array_to_json, common_denominator, fraction_to_str, to_float
+from .exact import array_to_json, fast_to_fraction, fraction_to_str, from_fast, to_fast, to_float
 from .network import Network
 from .rules.base import Rule
+from .rules.ops import FAST_EXACT, FLOAT64
 
 Scope = Literal["layer", "upper"]
 
 
 @dataclass
 class RootRegionRecord:
-    """Region verdict for one root (fields as DESIGN.md lists them)."""
+    """Region verdict for one root (fields as DESIGN.md lists them).
+
+    ``root`` is exact (Fractions) for exact runs, float64 for ``arithmetic="float64"``; internally the exact root
+    may be held as gmpy2 rationals and is converted to Fractions (the same values) on first access.
+    """
 
     input_index: int
     layer: int
     neuron: int
-    root: np.ndarray
+    root_value: np.ndarray = field(repr=False)
     own_preactivation: Any
     leaves_pattern: bool
     leaves_affine_map: bool
     flipped: list[tuple[int, int]]
     root_in_domain: bool
     step: Any = None
+
+    @property
+    def root(self) -> np.ndarray:
+        """The root point in the input space of ``layer`` (Fractions, or float64 for float runs)."""
+        v = self.root_value
+        if v.dtype == object and v.size and not isinstance(v.flat[0], Fraction):
+            self.root_value = v = from_fast(v)
+        return v
 
     def to_json(self) -> dict[str, Any]:
         exact = isinstance(self.own_preactivation, Fraction)
@@ -122,58 +135,101 @@ class RootRegionReport:
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
-def _upper_signs_exact(
-    net: Network, layer: int, points: np.ndarray, forced: np.ndarray
-) -> tuple[list[np.ndarray], list[Any], np.ndarray]:
-    """Signs of z_m (m = layer..L) at each row of ``points`` (exact), neuron ``forced[r]`` of ``layer`` kept linear.
+def _upper_signs(
+    layers: list[tuple[np.ndarray, np.ndarray]], net: Network, layer: int, points: np.ndarray, forced: np.ndarray
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Signs of z_m (m = layer..L) at each row of ``points``, neuron ``forced[r]`` of ``layer`` kept linear.
 
-    Returns (signs per layer as int8 arrays (k, n_m), [numerators of z_layer, denominator], z_layer values of the
-    forced neurons as Fractions).
+    ``layers`` are (W, b) arrays of one arithmetic (exact rationals, or float64), and so are the points; the code
+    is the same for both. Returns (signs per layer as int8 arrays (k, n_m), z_layer of each forced neuron).
     """
-    nums, den = common_denominator(points)
-    signs: list[np.ndarray] = []
+    a = points
     rows = np.arange(len(points))
-    own: np.ndarray = np.empty(len(points), dtype=object)
+    signs: list[np.ndarray] = []
+    own = None
     for m in range(layer, net.n_layers + 1):
-        il = net.integer_layers[m - 1]
-        z = nums.dot(il.weight_num.T) + il.bias_num * den
-        den = den * il.den
+        W, b = layers[m - 1]
+        z = a.dot(W.T) + b
         s = (z > 0).astype(np.int8) - (z < 0).astype(np.int8)
         signs.append(s)
         if m == layer:
-            own[:] = [Fraction(int(v), den) for v in z[rows, forced]]
+            own = z[rows, forced]
         if net.has_relu(m):
             keep = s > 0
             if m == layer:
                 keep[rows, forced] = True
-            nums = np.where(keep, z, 0).astype(object)
+            a = np.where(keep, z, 0 * z)
         else:
-            nums = z
-    return signs, [], own
+            a = z
+    return signs, own
 
 
-def _upper_signs_float(
-    net: Network, layer: int, points: np.ndarray, forced: np.ndarray
-) -> tuple[list[np.ndarray], list[Any], np.ndarray]:
-    """Float64 twin of :func:`_upper_signs_exact`."""
+_U = 2.0**-53  # unit roundoff of float64
+
+
+def _upper_signs_filtered(net: Network, layer: int, points: np.ndarray, forced: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    r"""Exact signs of :func:`_upper_signs` for exact ``points`` (gmpy2/Fraction rows), via a certified float filter.
+
+    Each row is pushed through the float64 view of layers layer..L together with a rigorous bound on the distance
+    between the float value and the exact one. With :math:`u = 2^{-53}`, :math:`\gamma_k = k u / (1 - k u)`:
+
+    - start: :math:`e_0 = 4u|\hat r| + 2^{-1070}` (rounding of the exact root to float, even by truncation);
+    - layer m: :math:`|z - \hat z| \le 2\,[(1+2u)|\hat W| e + (\gamma_{n+2} + u)(|\hat W||\hat a| + |\hat b|)]`,
+      covering the rounding of the weights to float (:math:`|W - \hat W| \le u|\hat W|`), of the dot product,
+      and (the factor 2) of the bound's own float evaluation; relu does not increase the error.
+
+    A sign is certain where :math:`|\hat z| > e`. Rows with an uncertain sign in some ReLU layer (other than the
+    forced neuron, whose sign is not used) are recomputed in exact arithmetic, so the result is exact. Neuron
+    ``forced[r]`` of ``layer`` is kept linear as in :func:`_upper_signs`; its exact pre-activation is returned.
+    """
     fnet = net.to_float()
-    a = np.asarray(points, dtype=np.float64)
-    rows = np.arange(len(a))
+    k = len(points)
+    rows = np.arange(k)
+    a = np.array([float(v) for v in points.ravel()], dtype=np.float64).reshape(points.shape)
+    e = 4 * _U * np.abs(a) + 2.0**-1070
     signs: list[np.ndarray] = []
-    own = np.zeros(len(a))
+    uncertain = np.zeros(k, dtype=bool)
     for m in range(layer, net.n_layers + 1):
-        z = a @ fnet.weights[m - 1].T + fnet.biases[m - 1]
-        signs.append(np.sign(z).astype(np.int8))
-        if m == layer:
-            own = z[rows, forced].copy()
+        W, b = fnet.weights[m - 1], fnet.biases[m - 1]
+        Wabs = np.abs(W)
+        n = W.shape[1]
+        gamma = (n + 2) * _U / (1 - (n + 2) * _U)
+        z = a @ W.T + b
+        err = 2.0 * ((1 + 2 * _U) * (e @ Wabs.T) + (gamma + _U) * (np.abs(a) @ Wabs.T + np.abs(b)))
+        s = np.sign(z).astype(np.int8)
+        signs.append(s)
         if net.has_relu(m):
+            unsure = np.abs(z) <= err
+            if m == layer:
+                unsure[rows, forced] = False
+            uncertain |= unsure.any(axis=1)
             keep = z > 0
             if m == layer:
                 keep[rows, forced] = True
             a = np.where(keep, z, 0.0)
+            e = np.where(keep, err, 0.0)
         else:
-            a = z
-    return signs, [], own
+            a, e = z, err
+    if uncertain.any():
+        idx = np.flatnonzero(uncertain)
+        exact_signs, _ = _upper_signs(net.fast_layers, net, layer, points[idx], forced[idx])
+        for s, s_exact in zip(signs, exact_signs):
+            s[idx] = s_exact
+    W_fast, b_fast = net.fast_layers[layer - 1]
+    own = (points * W_fast[forced]).sum(axis=1) + b_fast[forced]
+    return signs, own
+
+
+def _forward(layers: list[tuple[np.ndarray, np.ndarray]], net: Network, x: np.ndarray) -> tuple[list[Any], list[Any]]:
+    """(activations a_0..a_L, pre-activations z_1..z_L) of one input in the arithmetic of ``layers``."""
+    acts, zs = [x], []
+    a = x
+    for m, (W, b) in enumerate(layers, start=1):
+        z = W.dot(a) + b
+        zs.append(z)
+        a = np.where(z > 0, z, 0 * z) if net.has_relu(m) else z
+        acts.append(a)
+    return acts, zs
 
 
 class _AffineMapCache:
@@ -185,13 +241,16 @@ class _AffineMapCache:
 
     def __init__(self, net: Network, layer: int, output: int) -> None:
         self.net, self.layer, self.output = net, layer, output
+        self.sizes = [net.weight(m).shape[0] for m in range(layer, net.n_layers + 1) if net.has_relu(m)]
         self.cache: dict[bytes, tuple[tuple[int, ...], int]] = {}
 
-    def key(self, pattern: list[np.ndarray]) -> tuple[tuple[int, ...], int]:
-        k = b"".join(np.asarray(p, dtype=np.int8).tobytes() for p in pattern)
+    def key(self, pattern_row: np.ndarray) -> tuple[tuple[int, ...], int]:
+        """Exact (gradient numerators, offset numerator) for one pattern given as a concatenated int8 row."""
+        k = pattern_row.tobytes()
         hit = self.cache.get(k)
         if hit is None:
-            hit = self.cache[k] = self._compute(pattern)
+            parts = np.split(np.asarray(pattern_row, dtype=np.int8), np.cumsum(self.sizes)[:-1]) if self.sizes else []
+            hit = self.cache[k] = self._compute(list(parts))
         return hit
 
     def _compute(self, pattern: list[np.ndarray]) -> tuple[tuple[int, ...], int]:
@@ -270,60 +329,91 @@ def root_regions(
         from tqdm import tqdm
 
         iterator = tqdm(iterator, desc="root regions", unit="input")
-    upper_signs = _upper_signs_exact if arithmetic == "exact" else _upper_signs_float
+    if arithmetic == "exact":
+        ops, layers_arr = FAST_EXACT, net.fast_layers
+        to_input, to_scalar = to_fast, fast_to_fraction
+    else:
+        fnet = net.to_float()
+        ops, layers_arr = FLOAT64, list(zip(fnet.weights, fnet.biases))
+        to_input, to_scalar = to_float, float  # type: ignore[assignment]
     domain = rule.domain
+    if not rule.has_root:
+        raise InputError(f"{rule.spec()} is not a root-point rule: it has no root points")
     for i in iterator:
-        x = batch[i]
-        zs = net.preactivations(x)
+        acts, zs = _forward(layers_arr, net, to_input(batch[i]))
         for l in layer_list:
-            rts = roots(net, x, rule, layer=l, output=output, definition=definition)
-            for reason in rts.skipped.values():
+            z = zs[l - 1]
+            keep, skip = candidate_neurons(net, z, l, output)
+            R = None
+            if definition == "paper-code" and keep:
+                R_exact = lrp(net, batch[i], rule, output=output).per_layer[l]
+                R = (to_fast(R_exact) if arithmetic == "exact" else to_float(R_exact))[np.array(keep)]
+            neurons_list: list[int] = []
+            if keep:
+                idx = np.array(keep)
+                W, b = layers_arr[l - 1]
+                t, V, den = rule.root_step(ops, acts[l - 1], W[idx], b[idx], R, definition)
+                nonzero = ~np.asarray(ops.is_zero(den))
+                for k, j in enumerate(keep):
+                    if nonzero[k]:
+                        neurons_list.append(j)
+                    else:
+                        skip[j] = "zero denominator"
+                t, V = t[nonzero], V[nonzero]
+            for reason in skip.values():
                 skipped[l][reason] = skipped[l].get(reason, 0) + 1
-            if not rts.points:
+            if not neurons_list:
                 continue
-            neurons = np.array(list(rts.points))
-            points = np.array([rts.points[j] for j in neurons], dtype=object)
-            pts = points if arithmetic == "exact" else to_float(points)
-            root_signs, _, own = upper_signs(net, l, pts, neurons)
+            neurons = np.array(neurons_list)
+            points_fast = acts[l - 1] - t[:, None] * V
+            if arithmetic == "exact":
+                root_signs, own = _upper_signs_filtered(net, l, points_fast, neurons)
+            else:
+                root_signs, own = _upper_signs(layers_arr, net, l, points_fast, neurons)
             in_signs = [
-                (np.asarray(zs[m - 1], dtype=object) > 0).astype(np.int8) - (np.asarray(zs[m - 1], dtype=object) < 0)
+                (np.asarray(zs[m - 1]) > 0).astype(np.int8) - (np.asarray(zs[m - 1]) < 0).astype(np.int8)
                 for m in range(l, net.n_layers + 1)
             ]
             relu_idx = [m - l for m in range(l, net.n_layers + 1) if net.has_relu(m)]
+            rows = np.arange(len(neurons))
+            # opposite[k][r, n]: neuron n of layer l+k has strictly opposite signs at the input and at root r
+            opposite = {k: (in_signs[k].astype(np.int8)[None, :] * root_signs[k]) < 0 for k in relu_idx}
+            if 0 in opposite:
+                opposite[0][rows, neurons] = False  # neuron j itself is excluded
             scope_idx = relu_idx if scope == "upper" else [k for k in relu_idx if k == 0]
+            any_upper = np.zeros(len(neurons), dtype=bool)
+            for k in relu_idx:
+                any_upper |= opposite[k].any(axis=1)
+            flips: list[list[tuple[int, int]]] = [[] for _ in rows]
+            for k in scope_idx:
+                for r, n in zip(*np.nonzero(opposite[k])):
+                    flips[r].append((l + k, int(n)))
+            # closest patterns of input and root (zeros resolved toward the other point), j active
+            resolved_in = {k: _resolve(np.broadcast_to(in_signs[k], root_signs[k].shape), root_signs[k]) for k in relu_idx}
+            resolved_rt = {k: _resolve(root_signs[k], np.broadcast_to(in_signs[k], root_signs[k].shape)) for k in relu_idx}
+            if 0 in resolved_in:
+                resolved_in[0][rows, neurons] = 1
+                resolved_rt[0][rows, neurons] = 1
+            if relu_idx:
+                rows_in = np.concatenate([resolved_in[k] for k in relu_idx], axis=1).astype(np.int8)
+                rows_rt = np.concatenate([resolved_rt[k] for k in relu_idx], axis=1).astype(np.int8)
             for r, j in enumerate(neurons):
-                flipped: list[tuple[int, int]] = []
-                for k in scope_idx:
-                    opp = np.flatnonzero(in_signs[k].astype(np.int64) * root_signs[k][r] < 0)
-                    flipped.extend((l + k, int(n)) for n in opp if not (k == 0 and n == j))
-                # affine map: closest patterns, j active (only needed if some upper neuron flips)
-                upper_flip = bool(flipped) if scope == "upper" else any(
-                    np.any(np.delete(in_signs[k].astype(np.int64) * root_signs[k][r] < 0, j if k == 0 else []))
-                    for k in relu_idx
-                )
-                leaves_map = False
-                if upper_flip:
-                    pat_in, pat_root = [], []
-                    for k in relu_idx:
-                        p_in, p_rt = _resolve(in_signs[k], root_signs[k][r]), _resolve(root_signs[k][r], in_signs[k])
-                        if k == 0:
-                            p_in[j] = p_rt[j] = 1
-                        pat_in.append(p_in)
-                        pat_root.append(p_rt)
-                    leaves_map = caches[l].key(pat_in) != caches[l].key(pat_root)
-                root = points[r]
+                flipped = flips[r]
+                # the affine map can only change if some upper neuron flips
+                leaves_map = bool(any_upper[r]) and caches[l].key(rows_in[r]) != caches[l].key(rows_rt[r])
+                root = points_fast[r]
                 records.append(
                     RootRegionRecord(
                         input_index=i,
                         layer=l,
                         neuron=int(j),
-                        root=root,
-                        own_preactivation=own[r],
+                        root_value=root,
+                        own_preactivation=to_scalar(own[r]),
                         leaves_pattern=bool(flipped),
                         leaves_affine_map=bool(leaves_map),
                         flipped=flipped,
                         root_in_domain=domain.contains(root),
-                        step=rts.steps[int(j)],
+                        step=to_scalar(t[r]),
                     )
                 )
     return RootRegionReport(records, rule, scope, definition, output, layer_list, len(batch), skipped, arithmetic)

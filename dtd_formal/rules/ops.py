@@ -20,21 +20,27 @@ from typing import Any
 
 import numpy as np
 
-from ..exact import to_fraction, to_fraction_array
+from ..exact import FAST_RATIONAL, to_fraction, to_fraction_array
 
 
 class ExactOps:
-    """Exact backend: numpy object arrays of :class:`Fraction`."""
+    """Exact backend: numpy object arrays of rationals.
 
-    name = "exact"
-    zero = Fraction(0)
-    one = Fraction(1)
+    ``ExactOps()`` uses :class:`fractions.Fraction` (the public exact type); ``ExactOps(FAST_RATIONAL)`` uses
+    gmpy2's ``mpq`` when installed (the same exact values, about ten times faster), for internal hot paths.
+    """
 
-    @staticmethod
-    def const(value: Any) -> Any:
-        if isinstance(value, np.ndarray) or isinstance(value, (list, tuple)):
-            return to_fraction_array(value, "rule parameter")
-        return to_fraction(value, "rule parameter")
+    def __init__(self, rational: Any = Fraction) -> None:
+        self.rational = rational
+        self.name = "exact" if rational is Fraction else f"exact-{rational.__name__}"
+        self.zero = rational(0)
+        self.one = rational(1)
+
+    def const(self, value: Any) -> Any:
+        if isinstance(value, (np.ndarray, list, tuple)):
+            arr = to_fraction_array(value, "rule parameter")
+            return arr if self.rational is Fraction else np.vectorize(self.rational, otypes=[object])(arr)
+        return self.rational(to_fraction(value, "rule parameter"))
 
     @staticmethod
     def positive_mask(w: Any) -> np.ndarray:
@@ -44,15 +50,13 @@ class ExactOps:
     def negative_mask(w: Any) -> np.ndarray:
         return (np.asarray(w, dtype=object) < 0).astype(int).astype(object)
 
-    @classmethod
-    def pos(cls, w: Any) -> np.ndarray:
+    def pos(self, w: Any) -> np.ndarray:
         w = np.asarray(w, dtype=object)
-        return np.where(w > 0, w, cls.zero).astype(object)
+        return np.where(w > 0, w, self.zero).astype(object)
 
-    @classmethod
-    def neg(cls, w: Any) -> np.ndarray:
+    def neg(self, w: Any) -> np.ndarray:
         w = np.asarray(w, dtype=object)
-        return np.where(w < 0, w, cls.zero).astype(object)
+        return np.where(w < 0, w, self.zero).astype(object)
 
     @staticmethod
     def where(cond: Any, x: Any, y: Any) -> np.ndarray:
@@ -62,39 +66,35 @@ class ExactOps:
     def matmul(A: Any, B: Any) -> np.ndarray:
         return np.asarray(A, dtype=object).dot(np.asarray(B, dtype=object))
 
-    @staticmethod
-    def sum(x: Any, axis: int | None = None) -> Any:
+    def sum(self, x: Any, axis: int | None = None) -> Any:
         x = np.asarray(x, dtype=object)
         if axis is None:
-            return sum(x.ravel().tolist(), Fraction(0))
-        return np.sum(x, axis=axis, initial=Fraction(0)).astype(object)
+            return sum(x.ravel().tolist(), self.zero)
+        return np.sum(x, axis=axis, initial=self.zero).astype(object)
 
     @staticmethod
     def transpose(A: Any) -> np.ndarray:
         return np.asarray(A, dtype=object).T
 
-    @classmethod
-    def ones_like(cls, x: Any) -> np.ndarray:
+    def ones_like(self, x: Any) -> np.ndarray:
         out = np.empty(np.shape(x), dtype=object)
-        out.fill(cls.one)
+        out.fill(self.one)
         return out
 
-    @classmethod
-    def zeros_like(cls, x: Any) -> np.ndarray:
+    def zeros_like(self, x: Any) -> np.ndarray:
         out = np.empty(np.shape(x), dtype=object)
-        out.fill(cls.zero)
+        out.fill(self.zero)
         return out
 
-    @classmethod
-    def stabilise(cls, z: Any, eps: Any) -> np.ndarray:
+    @staticmethod
+    def stabilise(z: Any, eps: Any) -> np.ndarray:
         z = np.asarray(z, dtype=object)
         return (z + np.where(z >= 0, eps, -eps)).astype(object)
 
-    @classmethod
-    def safe_divide(cls, n: Any, d: Any) -> np.ndarray:
+    def safe_divide(self, n: Any, d: Any) -> np.ndarray:
         n, d = np.broadcast_arrays(np.asarray(n, dtype=object), np.asarray(d, dtype=object))
         out = np.empty(n.shape, dtype=object)
-        out[...] = [a / b if b != 0 else cls.zero for a, b in zip(n.ravel(), d.ravel())] if n.size else []
+        out[...] = [a / b if b != 0 else self.zero for a, b in zip(n.ravel(), d.ravel())] if n.size else []
         return out.reshape(n.shape)
 
     @staticmethod
@@ -173,4 +173,6 @@ class FloatOps:
 
 
 EXACT = ExactOps()
+#: exact ops over the fastest available rational type (gmpy2.mpq, else Fraction)
+FAST_EXACT = ExactOps(FAST_RATIONAL)
 FLOAT64 = FloatOps()
