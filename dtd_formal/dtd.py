@@ -1,8 +1,10 @@
 r"""Train-free DTD (LRP), root points, and the exact recursive DTD with pluggable root policies.
 
 Layers are numbered 1..L (layer l maps :math:`a_{l-1}` to :math:`z_l`). The explained output c starts with
-relevance :math:`R^L = f_c(x)\, e_c`; :math:`R^l` is the relevance of :math:`a_l` (ReLUs pass relevance through:
-an inactive neuron has :math:`a_j = 0` and so receives none).
+relevance :math:`R^L = f_c(x)\, e_c`; :math:`R^l` is the relevance of :math:`a_l`. A hidden ReLU passes the
+relevance of its active neurons and drops what a rule gave to inactive ones (zennit's convention, the ReLU's
+gradient; root rules give inactive neurons nothing anyway since their contributions carry the factor
+:math:`a_j = 0`); ``lrp`` reports the dropped amount per layer.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ class LayerConservation:
 
     layer: int
     upper_total: Any  #: sum of R^l
-    lower_total: Any  #: sum of R^{l-1}
+    lower_total: Any  #: sum of R^{l-1} (after the ReLU gate of layer l-1)
     dropped_neurons: list[int]  #: neurons whose normaliser was 0 (their relevance was dropped)
+    relu_dropped: Any = 0  #: relevance this layer's rule gave to inactive neurons of a_{l-1}, dropped at their ReLU
 
     @property
     def absorbed(self) -> Any:
@@ -107,8 +110,10 @@ def lrp(
 ) -> Relevance:
     r"""Layer-wise relevance propagation with one rule or a composite.
 
-    :math:`R^L = f_c(x) e_c`, then for l = L..1: :math:`R^{l-1} = \mathrm{rule}_l.\mathrm{redistribute}(a_{l-1},
-    W_l, b_l, R^l)`. Exact by default; ``arithmetic="float64"`` runs the same rule bodies in floats.
+    :math:`R^L = f_c(x) e_c`, then for l = L..1: :math:`R^{l-1} = [a_{l-1} > 0] \odot \mathrm{rule}_l.
+    \mathrm{redistribute}(a_{l-1}, W_l, b_l, R^l)`, where the ReLU gate :math:`[a_{l-1} > 0]` (zennit's: the
+    ReLU's gradient) applies below hidden ReLU layers, not at the input. Exact by default;
+    ``arithmetic="float64"`` runs the same rule bodies in floats.
     """
     net._check_output(output)
     weights, biases, ops = _layer_arrays(net, arithmetic)
@@ -127,7 +132,14 @@ def lrp(
         a, W, b = acts[l - 1], weights[l - 1], biases[l - 1]
         R_low = rule.redistribute(ops, a, W, b, R)
         dropped = _dropped_neurons(rule, ops, a, W, b, R)
-        conservation[l - 1] = LayerConservation(l, ops.sum(R), ops.sum(R_low), dropped)
+        relu_dropped = ops.zero
+        if l > 1 and net.has_relu(l - 1):
+            # ReLU gate (zennit's, the ReLU's gradient): only active neurons pass relevance on. Rules whose
+            # contributions do not vanish at a_i = 0 (Flat, WSquare, ZBox) can assign relevance to inactive ones.
+            active = np.asarray(acts[l - 1] > 0, dtype=bool)
+            relu_dropped = ops.sum(ops.where(active, ops.zero, R_low))
+            R_low = ops.where(active, R_low, ops.zero)
+        conservation[l - 1] = LayerConservation(l, ops.sum(R), ops.sum(R_low), dropped, relu_dropped)
         per_layer[l - 1] = R_low
         R = R_low
     return Relevance(per_layer[0], per_layer, conservation, rules, output, arithmetic)
