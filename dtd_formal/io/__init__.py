@@ -1,4 +1,5 @@
-"""Loaders: ``load(path)`` by extension (.onnx, .nnet, .json); torch ``nn.Sequential`` via ``Network.from_torch``.
+"""Loaders: ``load(path)`` by extension (.onnx, .nnet, .json, .pt/.pth state dicts); torch ``nn.Sequential`` via
+``Network.from_torch``.
 
 Every loader converts floats exactly and refuses what it cannot represent exactly (the error names the file and
 the layer or operator). Model files are read without executing code.
@@ -24,13 +25,22 @@ def load_json(path: str | Path) -> Network:
 
 
 def load(path: str | Path, **kwargs: Any) -> Network:
-    """Load a network by file extension: ``.onnx``, ``.nnet`` or ``.json``."""
+    """Load a network by file extension.
+
+    ``.onnx`` (:func:`~dtd_formal.io.onnx_io.load_onnx`), ``.nnet`` (:func:`~dtd_formal.io.nnet.load_nnet`;
+    keyword ``fold_normalization``), ``.json`` (:func:`load_json`), ``.pt``/``.pth`` (a state dict of Linear
+    layers, :func:`~dtd_formal.io.torch_io.network_from_torch`; keyword ``final_relu``). Keywords go to the
+    loader. Raises :class:`~dtd_formal.errors.InputError` naming the file for a missing file, an unknown
+    extension or a malformed file.
+    """
     p = Path(path)
-    if not p.exists():
+    if not p.is_file():
         raise InputError(f"{path}: no such file")
     suffix = p.suffix.lower()
     if suffix == ".json":
-        return load_json(p, **kwargs)
+        if kwargs:
+            raise InputError(f"{path}: the JSON loader takes no options (got {sorted(kwargs)})")
+        return load_json(p)
     if suffix == ".onnx":
         from .onnx_io import load_onnx
 
@@ -39,7 +49,28 @@ def load(path: str | Path, **kwargs: Any) -> Network:
         from .nnet import load_nnet
 
         return load_nnet(p, **kwargs)
-    raise InputError(f"{path}: unknown model format {suffix!r} (expected .onnx, .nnet or .json)")
+    if suffix in (".pt", ".pth"):
+        from .torch_io import network_from_torch
+
+        return network_from_torch(p, **kwargs)
+    raise InputError(f"{path}: unknown model format {suffix!r} (expected .onnx, .nnet, .json, .pt or .pth)")
 
 
-__all__ = ["load", "load_json"]
+_LAZY = {
+    "load_onnx": "onnx_io",
+    "load_nnet": "nnet",
+    "network_from_torch": "torch_io",
+    "network_to_torch": "torch_io",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The format loaders, imported on first use (onnx and torch are heavy): ``dtd_formal.io.load_onnx`` etc."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["load", "load_json", *_LAZY]

@@ -31,7 +31,7 @@ class Epsilon(Rule):
         super().__init__(bias=bias, stabilizer=epsilon)
         self.epsilon = epsilon
         if to_fraction(epsilon, "epsilon") < 0:
-            raise InputError(f"epsilon must be >= 0, got {epsilon!r}")
+            raise InputError(f"epsilon must be >= 0, got {epsilon}")
 
     @property
     def has_root(self) -> bool:  # type: ignore[override]
@@ -103,7 +103,7 @@ class Gamma(Rule):
     def __init__(self, gamma: float = 0.25, bias: BiasConvention = "dtd", stabilizer: float = ZENNIT_STABILIZER) -> None:
         super().__init__(bias=bias, stabilizer=stabilizer)
         if to_fraction(gamma, "gamma") < 0:
-            raise InputError(f"gamma must be >= 0, got {gamma!r}")
+            raise InputError(f"gamma must be >= 0, got {gamma}")
         self.gamma = gamma
 
     def direction(self, ops: Any, a: Any, W: Any, b: Any) -> Any:

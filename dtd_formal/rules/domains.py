@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
 from ..exact import to_fraction_array
 
 
@@ -66,7 +67,7 @@ class Box(Domain):
         self.low = to_fraction_array(low, "box low")
         self.high = to_fraction_array(high, "box high")
         if np.any(np.broadcast_to(self.low, np.broadcast(self.low, self.high).shape) > self.high):
-            raise ValueError(f"box: low {low!r} exceeds high {high!r}")
+            raise InputError(f"box: low {low} exceeds high {high}")
 
     def contains(self, a: Any) -> bool:
         a = np.asarray(a, dtype=object)
