@@ -17,11 +17,11 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 from .errors import InputError
-from .exact import ExactArray, sign, to_fraction_array
+from .exact import ExactArray, fast_to_fraction, from_fast, sign, to_fast, to_float, to_fraction_array
 from .network import Network, relu
 from .rules.base import Rule
 from .rules.composites import Composite, rule_for_layer
-from .rules.ops import EXACT, FLOAT64
+from .rules.ops import EXACT, FAST_EXACT, FLOAT64
 
 Arithmetic = Literal["exact", "float64"]
 RootDefinition = Literal["true", "paper-code"]
@@ -76,29 +76,35 @@ class Relevance:
         return sum((c.absorbed for c in self.conservation), Fraction(0) if self.arithmetic == "exact" else 0.0)
 
 
-def _layer_arrays(net: Network, arithmetic: Arithmetic) -> tuple[list[Any], list[Any], Any]:
+def _layer_arrays(net: Network, arithmetic: Arithmetic) -> tuple[list[tuple[Any, Any]], Any]:
+    """(W_l, b_l) pairs and the ops of one arithmetic: gmpy2 rationals for "exact" (converted back to Fractions
+    by the callers), float64 for "float64"."""
     if arithmetic == "exact":
-        return net.weights, net.biases, EXACT
+        return net.fast_layers, FAST_EXACT
     if arithmetic == "float64":
         fnet = net.to_float()
-        return fnet.weights, fnet.biases, FLOAT64
+        return list(zip(fnet.weights, fnet.biases)), FLOAT64
     raise InputError(f"arithmetic must be 'exact' or 'float64', got {arithmetic!r}")
 
 
-def _forward_acts(net: Network, x: Any, arithmetic: Arithmetic) -> list[Any]:
-    if arithmetic == "exact":
-        return net.activations(x)
-    xs = np.asarray(net.as_input(x, "input") if not isinstance(x, np.ndarray) else x, dtype=np.float64)
-    if xs.shape != (net.input_size,):
-        raise InputError(f"input: expected {net.input_size} values, got shape {xs.shape}")
-    fnet = net.to_float()
-    acts = [xs]
-    a = xs
-    for l, (W, b) in enumerate(zip(fnet.weights, fnet.biases), start=1):
-        z = W @ a + b
-        a = np.maximum(z, 0.0) if net.has_relu(l) else z
+def forward_arrays(layers: list[tuple[Any, Any]], net: Network, x: Any) -> tuple[list[Any], list[Any]]:
+    """(activations a_0..a_L, pre-activations z_1..z_L) of one input in the arithmetic of ``layers``.
+
+    The same code serves exact rationals (object arrays) and float64; ``0 * z`` keeps the zero's type.
+    """
+    acts, zs = [x], []
+    a = x
+    for m, (W, b) in enumerate(layers, start=1):
+        z = W.dot(a) + b
+        zs.append(z)
+        a = np.where(z > 0, z, 0 * z) if net.has_relu(m) else z
         acts.append(a)
-    return acts
+    return acts, zs
+
+
+def _input_array(net: Network, x: Any, arithmetic: Arithmetic) -> np.ndarray:
+    xa = net.as_input(x)
+    return to_fast(xa) if arithmetic == "exact" else to_float(xa)
 
 
 def lrp(
@@ -112,12 +118,26 @@ def lrp(
 
     :math:`R^L = f_c(x) e_c`, then for l = L..1: :math:`R^{l-1} = [a_{l-1} > 0] \odot \mathrm{rule}_l.
     \mathrm{redistribute}(a_{l-1}, W_l, b_l, R^l)`, where the ReLU gate :math:`[a_{l-1} > 0]` (zennit's: the
-    ReLU's gradient) applies below hidden ReLU layers, not at the input. Exact by default;
-    ``arithmetic="float64"`` runs the same rule bodies in floats.
+    ReLU's gradient) applies below hidden ReLU layers, not at the input. Exact by default (Fractions;
+    computed with gmpy2 rationals, the same values); ``arithmetic="float64"`` runs the same rule bodies in floats.
     """
     net._check_output(output)
-    weights, biases, ops = _layer_arrays(net, arithmetic)
-    acts = _forward_acts(net, x, arithmetic)
+    layers, ops = _layer_arrays(net, arithmetic)
+    acts, _ = forward_arrays(layers, net, _input_array(net, x, arithmetic))
+    per_layer, conservation, rules = propagate(net, acts, layers, ops, rule_or_composite, output)
+    if arithmetic == "exact":
+        per_layer = [from_fast(R) for R in per_layer]
+        for c in conservation:
+            c.upper_total, c.lower_total = fast_to_fraction(c.upper_total), fast_to_fraction(c.lower_total)
+            c.relu_dropped = fast_to_fraction(c.relu_dropped)
+    return Relevance(per_layer[0], per_layer, conservation, rules, output, arithmetic)
+
+
+def propagate(
+    net: Network, acts: list[Any], layers: list[tuple[Any, Any]], ops: Any, rule_or_composite: Rule | Composite,
+    output: int,
+) -> tuple[list[Any], list[LayerConservation], list[Rule]]:
+    """The LRP recursion of :func:`lrp` on given activations, in the arithmetic of ``ops`` / ``layers``."""
     L = net.n_layers
     top = ops.zeros_like(acts[-1])
     top[output] = acts[-1][output]
@@ -129,7 +149,7 @@ def lrp(
     for l in range(L, 0, -1):
         rule = rule_for_layer(rule_or_composite, l, L)
         rules[l - 1] = rule
-        a, W, b = acts[l - 1], weights[l - 1], biases[l - 1]
+        a, (W, b) = acts[l - 1], layers[l - 1]
         R_low = rule.redistribute(ops, a, W, b, R)
         dropped = _dropped_neurons(rule, ops, a, W, b, R)
         relu_dropped = ops.zero
@@ -142,7 +162,7 @@ def lrp(
         conservation[l - 1] = LayerConservation(l, ops.sum(R), ops.sum(R_low), dropped, relu_dropped)
         per_layer[l - 1] = R_low
         R = R_low
-    return Relevance(per_layer[0], per_layer, conservation, rules, output, arithmetic)
+    return per_layer, conservation, rules
 
 
 def _dropped_neurons(rule: Rule, ops: Any, a: Any, W: Any, b: Any, R: Any) -> list[int]:

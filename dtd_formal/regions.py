@@ -30,7 +30,7 @@ from typing import Any, Iterable, Literal
 
 import numpy as np
 
-from .dtd import Arithmetic, RootDefinition, candidate_neurons, lrp
+from .dtd import Arithmetic, RootDefinition, candidate_neurons, forward_arrays, lrp, propagate
 from .errors import InputError
 from .exact import array_to_json, fast_to_fraction, fraction_to_str, from_fast, to_fast, to_float
 from .network import Network
@@ -167,27 +167,41 @@ def _upper_signs(
 _U = 2.0**-53  # unit roundoff of float64
 
 
-def _upper_signs_filtered(net: Network, layer: int, points: np.ndarray, forced: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    r"""Exact signs of :func:`_upper_signs` for exact ``points`` (gmpy2/Fraction rows), via a certified float filter.
+@dataclass
+class CertifiedForward:
+    """Float64 pre-activations of layers layer..L at exact points, each with a rigorous error bound.
 
-    Each row is pushed through the float64 view of layers layer..L together with a rigorous bound on the distance
-    between the float value and the exact one. With :math:`u = 2^{-53}`, :math:`\gamma_k = k u / (1 - k u)`:
+    ``z[k]`` and ``err[k]`` (rows = points) belong to layer ``layer + k``: the exact value lies in
+    ``[z - err, z + err]``. ``uncertain[r]`` marks rows where some ReLU sign (other than a forced neuron's) is
+    not decided by the bound; for those rows the later layers' values are not covered by the bound.
+    """
 
-    - start: :math:`e_0 = 4u|\hat r| + 2^{-1070}` (rounding of the exact root to float, even by truncation);
+    z: list[np.ndarray]
+    err: list[np.ndarray]
+    uncertain: np.ndarray
+
+
+def certified_float_forward(
+    net: Network, layer: int, points: np.ndarray, forced: np.ndarray | None = None
+) -> CertifiedForward:
+    r"""Push exact points (rows; gmpy2 or Fraction) through layers layer..L in float64 with rigorous error bounds.
+
+    With :math:`u = 2^{-53}`, :math:`\gamma_k = k u / (1 - k u)`:
+
+    - start: :math:`e_0 = 4u|\hat r| + 2^{-1070}` (rounding of the exact point to float, even by truncation);
     - layer m: :math:`|z - \hat z| \le 2\,[(1+2u)|\hat W| e + (\gamma_{n+2} + u)(|\hat W||\hat a| + |\hat b|)]`,
       covering the rounding of the weights to float (:math:`|W - \hat W| \le u|\hat W|`), of the dot product,
       and (the factor 2) of the bound's own float evaluation; relu does not increase the error.
 
-    A sign is certain where :math:`|\hat z| > e`. Rows with an uncertain sign in some ReLU layer (other than the
-    forced neuron, whose sign is not used) are recomputed in exact arithmetic, so the result is exact. Neuron
-    ``forced[r]`` of ``layer`` is kept linear as in :func:`_upper_signs`; its exact pre-activation is returned.
+    A ReLU whose sign is certain (:math:`|\hat z| > e`) is applied as in exact arithmetic. Neuron ``forced[r]``
+    of ``layer`` (if given) is kept linear (a = z) and its sign is not required to be certain.
     """
     fnet = net.to_float()
     k = len(points)
     rows = np.arange(k)
     a = np.array([float(v) for v in points.ravel()], dtype=np.float64).reshape(points.shape)
     e = 4 * _U * np.abs(a) + 2.0**-1070
-    signs: list[np.ndarray] = []
+    zs, errs = [], []
     uncertain = np.zeros(k, dtype=bool)
     for m in range(layer, net.n_layers + 1):
         W, b = fnet.weights[m - 1], fnet.biases[m - 1]
@@ -196,40 +210,38 @@ def _upper_signs_filtered(net: Network, layer: int, points: np.ndarray, forced: 
         gamma = (n + 2) * _U / (1 - (n + 2) * _U)
         z = a @ W.T + b
         err = 2.0 * ((1 + 2 * _U) * (e @ Wabs.T) + (gamma + _U) * (np.abs(a) @ Wabs.T + np.abs(b)))
-        s = np.sign(z).astype(np.int8)
-        signs.append(s)
+        zs.append(z)
+        errs.append(err)
         if net.has_relu(m):
             unsure = np.abs(z) <= err
-            if m == layer:
-                unsure[rows, forced] = False
-            uncertain |= unsure.any(axis=1)
             keep = z > 0
-            if m == layer:
+            if m == layer and forced is not None:
+                unsure[rows, forced] = False
                 keep[rows, forced] = True
+            uncertain |= unsure.any(axis=1)
             a = np.where(keep, z, 0.0)
             e = np.where(keep, err, 0.0)
         else:
             a, e = z, err
-    if uncertain.any():
-        idx = np.flatnonzero(uncertain)
+    return CertifiedForward(zs, errs, uncertain)
+
+
+def _upper_signs_filtered(net: Network, layer: int, points: np.ndarray, forced: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Exact signs of :func:`_upper_signs` for exact ``points`` via :func:`certified_float_forward`.
+
+    Rows with an uncertain sign in some ReLU layer are recomputed in exact arithmetic, so the result is exact.
+    Returns the signs per layer and the exact pre-activation of each forced neuron.
+    """
+    cf = certified_float_forward(net, layer, points, forced)
+    signs = [np.sign(z).astype(np.int8) for z in cf.z]
+    if cf.uncertain.any():
+        idx = np.flatnonzero(cf.uncertain)
         exact_signs, _ = _upper_signs(net.fast_layers, net, layer, points[idx], forced[idx])
         for s, s_exact in zip(signs, exact_signs):
             s[idx] = s_exact
     W_fast, b_fast = net.fast_layers[layer - 1]
     own = (points * W_fast[forced]).sum(axis=1) + b_fast[forced]
     return signs, own
-
-
-def _forward(layers: list[tuple[np.ndarray, np.ndarray]], net: Network, x: np.ndarray) -> tuple[list[Any], list[Any]]:
-    """(activations a_0..a_L, pre-activations z_1..z_L) of one input in the arithmetic of ``layers``."""
-    acts, zs = [x], []
-    a = x
-    for m, (W, b) in enumerate(layers, start=1):
-        z = W.dot(a) + b
-        zs.append(z)
-        a = np.where(z > 0, z, 0 * z) if net.has_relu(m) else z
-        acts.append(a)
-    return acts, zs
 
 
 class _AffineMapCache:
@@ -340,14 +352,16 @@ def root_regions(
     if not rule.has_root:
         raise InputError(f"{rule.spec()} is not a root-point rule: it has no root points")
     for i in iterator:
-        acts, zs = _forward(layers_arr, net, to_input(batch[i]))
+        acts, zs = forward_arrays(layers_arr, net, to_input(batch[i]))
+        relevance = None  # per-layer LRP relevance, computed once per input when paper-code roots need it
         for l in layer_list:
             z = zs[l - 1]
             keep, skip = candidate_neurons(net, z, l, output)
             R = None
             if definition == "paper-code" and keep:
-                R_exact = lrp(net, batch[i], rule, output=output).per_layer[l]
-                R = (to_fast(R_exact) if arithmetic == "exact" else to_float(R_exact))[np.array(keep)]
+                if relevance is None:
+                    relevance = propagate(net, acts, layers_arr, ops, rule, output)[0]
+                R = relevance[l][np.array(keep)]
             neurons_list: list[int] = []
             if keep:
                 idx = np.array(keep)

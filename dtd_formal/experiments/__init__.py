@@ -1,0 +1,1 @@
+"""The paper's studies as functions (used by ``dtd-formal reproduce``)."""
