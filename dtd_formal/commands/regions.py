@@ -1,0 +1,70 @@
+"""``dtd-formal regions MODEL --plot out.png [--input X | --inputs FILE] [--rule R] [--extent x0:x1,y0:y1]``:
+the 2-D picture of a 2-input network's linear regions, inputs, layer-1 roots and segments (exact verdicts)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..rules.parse import parse_rule
+from .common import load_inputs, load_model, parse_input_text, print_json
+
+
+def _extent(text: str) -> tuple[float, float, float, float]:
+    try:
+        xr, yr = text.split(",")
+        x0, x1 = (float(v) for v in xr.split(":"))
+        y0, y1 = (float(v) for v in yr.split(":"))
+    except ValueError:
+        raise InputError(f"--extent {text!r}: expected x0:x1,y0:y1") from None
+    if not (x0 < x1 and y0 < y1):
+        raise InputError(f"--extent {text!r}: empty box")
+    return x0, x1, y0, y1
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("regions", help="plot a 2-input network's regions, inputs, roots and segments")
+    p.add_argument("model", help="network file (.onnx, .nnet, .json) with 2 inputs, or example:toy-2d[:SEED]")
+    p.add_argument("--plot", required=True, help="output PNG path")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--input", help="one input x1,x2 (read exactly)")
+    src.add_argument("--inputs", help="inputs file (.npy/.csv/.json)")
+    p.add_argument("--samples", type=int, default=12, help="without inputs: this many seeded inputs with f_c > 0")
+    p.add_argument("--rule", default="zplus")
+    p.add_argument("--output", type=int, default=0)
+    p.add_argument("--extent", default="-2:2,-2:2", help="x0:x1,y0:y1")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..experiments.figures import plot_regions, toy_2d_network
+
+    if args.model.startswith("example:toy-2d"):
+        parts = args.model.split(":")
+        net = toy_2d_network(int(parts[2]) if len(parts) > 2 and parts[2] else 0)
+    else:
+        net = load_model(args.model)
+    extent = _extent(args.extent)
+    if args.input:
+        xs = parse_input_text(args.input).reshape(1, -1)
+    elif args.inputs:
+        xs = load_inputs(args.inputs)
+    else:
+        rng = np.random.default_rng(0)
+        cand = rng.uniform([extent[0], extent[2]], [extent[1], extent[3]], size=(50 * args.samples, 2))
+        if net.input_size == 2:
+            cand = cand[net.to_float().forward(cand)[:, args.output] > 0][: args.samples]
+        xs = cand
+    report = plot_regions(net, args.plot, xs, parse_rule(args.rule), extent, output=args.output)
+    summary = report.summary[1] if report else {}
+    if args.json:
+        print_json({"plot": args.plot, "model": args.model, "summary": summary,
+                    "records": [r.to_json() for r in report.records] if report else []})
+    else:
+        print(f"wrote {args.plot}; layer-1 roots: {summary.get('roots', 0)}, leaving the region: "
+              f"{summary.get('leaves_pattern')}")
+    return 0
