@@ -385,6 +385,15 @@ class Network:
 
         return network_to_torch(self, dtype=dtype)
 
+    def to_sympy(self, pattern: Pattern | None = None, output: int | None = None, **kwargs: Any) -> Any:
+        """Exact SymPy form: global nested Max (pattern None, budgeted) or the affine form on P(pattern).
+
+        See :func:`dtd_formal.symbolic.translate.to_sympy` (imported lazily).
+        """
+        from .symbolic.translate import to_sympy
+
+        return to_sympy(self, pattern, output=output, **kwargs)
+
 
 def relu(z: ExactArray) -> ExactArray:
     """Entrywise max(z, 0) of an exact array."""

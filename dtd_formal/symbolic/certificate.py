@@ -1,0 +1,235 @@
+r"""Evidence collected by a proof, certificates on disk, and their exact replay.
+
+A proof records two kinds of evidence in an :class:`Evidence`:
+
+- *identities*: a residual expression that must simplify to exactly 0: for a rational function, r is the zero
+  element of the rational-function field QQ(symbols) (SymPy's exact polynomial arithmetic), or the numerator of
+  ``sympy.together(r)`` expands to the zero polynomial (so r = 0 wherever its denominators are non-zero); else
+  ``sympy.cancel(sympy.expand(r)) == 0``, falling back to ``sympy.simplify`` for Max/Piecewise/exp/log. Each is stored as readable text (``str``), as exact ``srepr`` text (which
+  keeps every symbol's sign assumptions and every Rational), with the case it covers, the side conditions it was
+  derived under (non-vanishing denominators, stabiliser branch) and what it simplified to.
+- *witnesses*: explicit exact data (networks as exact JSON, inputs, roots as "num/den" strings) that a claim's
+  own checker re-verifies in rational arithmetic.
+
+Replay (:func:`replay_identity`) parses the stored ``srepr`` text with a token allow-list (only SymPy constructor
+names, integers and quoted names: no floats, no attribute access, no other code) and re-simplifies it exactly.
+When an identity does not simplify to 0, :func:`find_counterexample` substitutes seeded small rationals that
+respect the symbols' declared signs and returns an assignment at which the residual is an exact non-zero
+rational (denominators non-zero), so a wrong statement is refuted with a replayable counterexample.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import re
+import time
+import tokenize
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import sympy as sp
+
+from ..errors import InputError
+from .ops import assert_exact
+
+CERTIFICATE_FORMAT = "dtd_formal.certificate/1"
+
+#: names allowed in stored srepr text (SymPy constructors only)
+_ALLOWED_NAMES = frozenset({
+    "Symbol", "Dummy", "Integer", "Rational", "Add", "Mul", "Pow", "Max", "Min", "Piecewise", "Heaviside", "exp",
+    "log", "Abs", "sign", "ExprCondPair", "StrictGreaterThan", "GreaterThan", "StrictLessThan", "LessThan",
+    "Equality", "Unequality", "And", "Or", "Not", "true", "false", "True", "False", "Half", "One", "Zero",
+    "NegativeOne", "Infinity", "NegativeInfinity", "oo", "BooleanTrue", "BooleanFalse",
+    "real", "positive", "negative", "nonnegative", "nonpositive", "integer", "zero", "nonzero", "finite",
+    "extended_real", "commutative",
+})
+
+
+def simplify_to_zero(expr: sp.Expr) -> tuple[bool, str, sp.Expr]:
+    """Whether ``expr`` simplifies to exactly 0: (holds, method used, simplified expression)."""
+    assert_exact(expr)
+    if expr == 0:
+        return True, "literal 0", sp.Integer(0)
+    if not expr.has(sp.Piecewise, sp.Max, sp.Min, sp.Heaviside, sp.exp, sp.log):
+        # a rational function is 0 iff it is the zero element of the field QQ(symbols) (SymPy's exact polys
+        # arithmetic: numerator and denominator as polynomials, reduced by their gcd)
+        gens = sorted(expr.free_symbols, key=lambda v: v.name)
+        try:
+            field = sp.QQ.frac_field(*gens) if gens else None
+            if field is not None and field.from_sympy(expr) == field.zero:
+                return True, "zero in QQ(symbols)", sp.Integer(0)
+        except (sp.polys.polyerrors.PolificationFailed, sp.polys.polyerrors.CoercionFailed, ValueError):
+            pass
+        numerator, _ = sp.fraction(sp.together(expr))
+        if sp.expand(numerator) == 0:
+            return True, "together; expand(numerator)", sp.Integer(0)
+    s = sp.cancel(sp.expand(expr))
+    if s == 0:
+        return True, "cancel(expand)", s
+    if expr.has(sp.Piecewise, sp.Max, sp.Min, sp.Heaviside, sp.exp, sp.log):
+        s2 = sp.simplify(expr)
+        if s2 == 0:
+            return True, "simplify", s2
+    return False, "cancel(expand)", s
+
+
+@dataclass
+class Evidence:
+    """What a proof established, in a form that can be written to JSON and replayed."""
+
+    identities: list[dict[str, Any]] = field(default_factory=list)
+    witnesses: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    store_text: bool = True
+
+    def identity(self, case: str, residual: sp.Expr, conditions: list[str] | tuple[str, ...] = ()) -> bool:
+        """Record that ``residual`` (for ``case``) simplifies to 0; returns whether it does."""
+        residual = sp.sympify(residual)
+        holds, method, simplified = simplify_to_zero(residual)
+        self.identities.append({
+            "case": case,
+            "residual": str(residual) if self.store_text else "",
+            "srepr": sp.srepr(residual),
+            "simplify": method,
+            "simplified": str(simplified),
+            "conditions": list(conditions),
+            "holds": holds,
+        })
+        return holds
+
+    def witness(self, kind: str, **data: Any) -> None:
+        """Record an explicit, exactly checked witness (``kind`` names the claim's checker)."""
+        self.witnesses.append({"kind": kind, **data})
+
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.identities if not r["holds"]]
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+    def to_certificate(self, **extra: Any) -> dict[str, Any]:
+        return {"identities": self.identities, "witnesses": self.witnesses, "notes": self.notes,
+                "n_identities": len(self.identities), "seconds": round(self.seconds(), 4), **extra}
+
+
+# ------------------------------------------------------------------------------------------------ safe parsing
+def parse_srepr(text: str) -> sp.Expr:
+    """Parse stored ``srepr`` text exactly, refusing anything but SymPy constructors, integers and strings.
+
+    Raises
+    ------
+    InputError
+        Text with a float literal, an unknown name, attribute access or other code.
+    """
+    if not isinstance(text, str):
+        raise InputError("expression text must be a string")
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError) as exc:
+        raise InputError(f"cannot tokenise expression text ({exc})") from None
+    significant = [t for t in tokens if t.type in (tokenize.NAME, tokenize.NUMBER, tokenize.STRING, tokenize.OP)]
+    for k, tok in enumerate(significant):
+        if tok.type == tokenize.STRING:
+            # quoted text only as the name argument of Symbol(...) / Dummy(...), and only an identifier: other
+            # constructors would sympify (evaluate) a string
+            prev = significant[k - 2:k] if k >= 2 else []
+            if not (len(prev) == 2 and prev[0].string in ("Symbol", "Dummy") and prev[1].string == "("
+                    and re.fullmatch(r"['\"][A-Za-z_][A-Za-z0-9_]*['\"]", tok.string)):
+                raise InputError(f"expression text contains the string {tok.string!r} outside a symbol name")
+    for tok in tokens:
+        if tok.type == tokenize.NAME and tok.string not in _ALLOWED_NAMES:
+            raise InputError(f"expression text uses the name {tok.string!r}, which is not an allowed SymPy constructor")
+        if tok.type == tokenize.NUMBER and not tok.string.isdigit():
+            raise InputError(f"expression text contains the non-integer literal {tok.string!r} (exact text only)")
+        if tok.type == tokenize.OP and tok.string not in ("(", ")", ",", "=", "-"):
+            raise InputError(f"expression text contains the operator {tok.string!r}")
+    namespace = {name: getattr(sp, name) for name in _ALLOWED_NAMES if hasattr(sp, name)}
+    namespace.update({"Half": sp.S.Half, "One": sp.S.One, "Zero": sp.S.Zero, "NegativeOne": sp.S.NegativeOne,
+                      "true": sp.true, "false": sp.false, "True": True, "False": False})
+    try:
+        expr = eval(compile(text, "<certificate>", "eval"), {"__builtins__": {}}, namespace)  # noqa: S307 - allow-listed
+    except Exception as exc:  # noqa: BLE001 - any failure is a malformed expression
+        raise InputError(f"cannot rebuild expression from its text ({type(exc).__name__}: {exc})") from None
+    if not isinstance(expr, sp.Basic):
+        raise InputError("expression text does not describe a SymPy expression")
+    return expr
+
+
+def replay_identity(record: dict[str, Any]) -> bool:
+    """Re-simplify one stored identity exactly; True when the residual is exactly 0."""
+    if not isinstance(record, dict) or "srepr" not in record:
+        raise InputError("identity record without 'srepr' text")
+    expr = parse_srepr(record["srepr"])
+    return simplify_to_zero(expr)[0]
+
+
+# ------------------------------------------------------------------------------------------------ counterexamples
+def _sample(symbol: sp.Symbol, rng: random.Random) -> sp.Rational:
+    v = sp.Rational(rng.randint(1, 9), rng.randint(1, 4))
+    if symbol.is_negative:
+        return -v
+    if symbol.is_positive:
+        return v
+    if symbol.is_nonnegative:
+        return v if rng.random() < 0.9 else sp.Integer(0)
+    if symbol.is_nonpositive:
+        return -v if rng.random() < 0.9 else sp.Integer(0)
+    return v if rng.random() < 0.5 else -v
+
+
+def find_counterexample(residual: sp.Expr, seed: int = 0, tries: int = 200) -> dict[str, str] | None:
+    """Seeded search for an exact assignment (respecting declared signs) where ``residual`` is a non-zero rational.
+
+    Returns {symbol name: "num/den"} plus the value under the key ``"residual"``, or None.
+    """
+    rng = random.Random(seed)
+    syms = sorted(residual.free_symbols, key=lambda s: s.name)
+    for _ in range(tries):
+        vals = {s: _sample(s, rng) for s in syms}
+        try:
+            v = residual.xreplace(vals)
+            if not v.is_Rational:
+                v = sp.cancel(v)
+        except (ZeroDivisionError, TypeError):
+            continue
+        if v.is_Rational and v != 0:
+            out = {s.name: str(Fraction(int(val.p), int(val.q))) for s, val in vals.items()}
+            out["residual"] = str(Fraction(int(v.p), int(v.q)))
+            return out
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ files
+def write_certificate(path: str | Path, claim: str, verdict_json: dict[str, Any], seconds: float,
+                      **extra: Any) -> Path:
+    """Write ``verdict_json`` (from ``Verdict.to_json()``) with the claim name, format tag and ``extra`` fields."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"format": CERTIFICATE_FORMAT, "claim": claim, "seconds": round(seconds, 4), **extra, **verdict_json}
+    path.write_text(json.dumps(data, indent=1))
+    return path
+
+
+def read_certificate(path: str | Path) -> dict[str, Any]:
+    """Read and validate a certificate file; :class:`InputError` for a missing or malformed file."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{path}: no such file")
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a JSON file ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != CERTIFICATE_FORMAT:
+        raise InputError(f"{path}: not a dtd_formal certificate (expected \"format\": \"{CERTIFICATE_FORMAT}\")")
+    if "claim" not in data or "status" not in data:
+        raise InputError(f"{path}: certificate without \"claim\" or \"status\"")
+    return data
+
+
+__all__ = ["CERTIFICATE_FORMAT", "Evidence", "simplify_to_zero", "parse_srepr", "replay_identity",
+           "find_counterexample", "write_certificate", "read_certificate"]
