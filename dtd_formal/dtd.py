@@ -151,7 +151,7 @@ def propagate(
         rules[l - 1] = rule
         a, (W, b) = acts[l - 1], layers[l - 1]
         R_low = rule.redistribute(ops, a, W, b, R)
-        dropped = _dropped_neurons(rule, ops, a, W, b, R)
+        dropped = rule.dropped_neurons(ops, a, W, b, R)
         relu_dropped = ops.zero
         if l > 1 and net.has_relu(l - 1):
             # ReLU gate (zennit's, the ReLU's gradient): only active neurons pass relevance on. Rules whose
@@ -163,14 +163,6 @@ def propagate(
         per_layer[l - 1] = R_low
         R = R_low
     return per_layer, conservation, rules
-
-
-def _dropped_neurons(rule: Rule, ops: Any, a: Any, W: Any, b: Any, R: Any) -> list[int]:
-    """Neurons with relevance whose (single) normaliser is zero, so their relevance is lost."""
-    if type(rule).redistribute is not Rule.redistribute:
-        return []
-    n = rule.normaliser(ops, a, W, b)
-    return [int(j) for j in np.flatnonzero(np.asarray(ops.is_zero(n)) & ~np.asarray(ops.is_zero(R)))]
 
 
 # ---------------------------------------------------------------------------------------------------- roots

@@ -94,6 +94,10 @@ class Rule:
         C = self.contributions(ops, a, W, b) if self.bias == "dtd" else self.zennit_contributions(ops, a, W, b)
         return ops.matmul(ops.transpose(C), ops.safe_divide(R, self.normaliser(ops, a, W, b)))
 
+    def dropped_neurons(self, ops: Any, a: Any, W: Any, b: Any, R: Any) -> list[int]:
+        """Neurons whose relevance (or part of it) is dropped because their normaliser is zero."""
+        return _zero_where_relevant(ops, R, self.normaliser(ops, a, W, b))
+
     def root_step(self, ops: Any, a: Any, W: Any, b: Any, R: Any = None, definition: str = "true") -> tuple[Any, Any, Any]:
         r"""(t, V, den): step sizes, directions and :math:`w_j \cdot v_j`; the roots are :math:`a - t_j v_j`.
 
@@ -137,6 +141,16 @@ class Rule:
 
     def __hash__(self) -> int:
         return hash(repr(self))
+
+
+def _zero_where_relevant(ops: Any, R: Any, *normalisers: Any) -> list[int]:
+    """Indices j with R_j != 0 and some normaliser n_j = 0."""
+    import numpy as np
+
+    zero = np.zeros(np.shape(R), dtype=bool)
+    for n in normalisers:
+        zero |= np.asarray(ops.is_zero(n), dtype=bool)
+    return [int(j) for j in np.flatnonzero(zero & ~np.asarray(ops.is_zero(R), dtype=bool))]
 
 
 def _fmt(value: Any) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..exact import to_fraction
-from .base import ZENNIT_STABILIZER, BiasConvention, Rule
+from .base import ZENNIT_STABILIZER, BiasConvention, Rule, _zero_where_relevant
 from .domains import Box, Domain, Unbounded
 
 
@@ -109,9 +109,8 @@ class Gamma(Rule):
     def direction(self, ops: Any, a: Any, W: Any, b: Any) -> Any:
         return a * (ops.one + ops.const(self.gamma) * ops.positive_mask(W))
 
-    def redistribute(self, ops: Any, a: Any, W: Any, b: Any, R: Any) -> Any:
-        if self.bias == "dtd":
-            return super().redistribute(ops, a, W, b, R)
+    def _zennit_parts(self, ops: Any, a: Any, W: Any, b: Any) -> tuple[Any, Any, Any, Any, Any]:
+        """zennit's two branches: (z, C_pos, n_pos, C_neg, n_neg) for z_j > 0 and z_j < 0."""
         g = ops.const(self.gamma)
         eps = ops.const(self.stabilizer)
         z = ops.matmul(W, a) + b
@@ -121,9 +120,23 @@ class Gamma(Rule):
         C_neg = ops.pos(a) * down + ops.neg(a) * up
         n_pos = ops.stabilise(ops.sum(C_pos, axis=1) + b + g * ops.pos(b), eps)
         n_neg = ops.stabilise(ops.sum(C_neg, axis=1) + b + g * ops.neg(b), eps)
+        return z, C_pos, n_pos, C_neg, n_neg
+
+    def redistribute(self, ops: Any, a: Any, W: Any, b: Any, R: Any) -> Any:
+        if self.bias == "dtd":
+            return super().redistribute(ops, a, W, b, R)
+        z, C_pos, n_pos, C_neg, n_neg = self._zennit_parts(ops, a, W, b)
         s_pos = ops.where(z > 0, ops.safe_divide(R, n_pos), ops.zero)
         s_neg = ops.where(z < 0, ops.safe_divide(R, n_neg), ops.zero)
         return ops.matmul(ops.transpose(C_pos), s_pos) + ops.matmul(ops.transpose(C_neg), s_neg)
+
+    def dropped_neurons(self, ops: Any, a: Any, W: Any, b: Any, R: Any) -> list[int]:
+        if self.bias == "dtd":
+            return super().dropped_neurons(ops, a, W, b, R)
+        z, _, n_pos, _, n_neg = self._zennit_parts(ops, a, W, b)
+        # zennit passes nothing for z_j = 0, and a zero normaliser of the taken branch drops R_j
+        lost = ops.where(z > 0, n_pos, ops.where(z < 0, n_neg, ops.zero))
+        return _zero_where_relevant(ops, R, lost)
 
     def params(self) -> dict[str, Any]:
         return {"gamma": self.gamma}
@@ -152,7 +165,8 @@ class AlphaBeta(Rule):
             raise InputError(f"alpha-beta needs alpha, beta >= 0 and alpha - beta = 1, got alpha={alpha}, beta={beta}")
         self.alpha, self.beta = alpha, beta
 
-    def redistribute(self, ops: Any, a: Any, W: Any, b: Any, R: Any) -> Any:
+    def _parts(self, ops: Any, a: Any, W: Any, b: Any) -> tuple[Any, Any, Any, Any]:
+        """(C_pos, n_pos, C_neg, n_neg) of the positive and negative parts."""
         C_pos = ops.pos(a) * ops.pos(W) + ops.neg(a) * ops.neg(W)
         C_neg = ops.pos(a) * ops.neg(W) + ops.neg(a) * ops.pos(W)
         n_pos, n_neg = ops.sum(C_pos, axis=1), ops.sum(C_neg, axis=1)
@@ -160,9 +174,19 @@ class AlphaBeta(Rule):
             eps = ops.const(self.stabilizer)
             n_pos = ops.stabilise(n_pos + ops.pos(b), eps)
             n_neg = ops.stabilise(n_neg + ops.neg(b), eps)
+        return C_pos, n_pos, C_neg, n_neg
+
+    def redistribute(self, ops: Any, a: Any, W: Any, b: Any, R: Any) -> Any:
+        C_pos, n_pos, C_neg, n_neg = self._parts(ops, a, W, b)
         part_pos = ops.matmul(ops.transpose(C_pos), ops.safe_divide(R, n_pos))
         part_neg = ops.matmul(ops.transpose(C_neg), ops.safe_divide(R, n_neg))
         return ops.const(self.alpha) * part_pos - ops.const(self.beta) * part_neg
+
+    def dropped_neurons(self, ops: Any, a: Any, W: Any, b: Any, R: Any) -> list[int]:
+        """Neurons where a part with a non-zero weight (alpha, beta) has a zero normaliser."""
+        _, n_pos, _, n_neg = self._parts(ops, a, W, b)
+        parts = [n for n, w in ((n_pos, self.alpha), (n_neg, self.beta)) if to_fraction(w) != 0]
+        return _zero_where_relevant(ops, R, *parts)
 
     def params(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "beta": self.beta}
