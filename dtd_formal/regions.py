@@ -14,10 +14,11 @@ input :math:`a = a_{l-1}`:
 - ``own_preactivation``: :math:`z_j` at the root (0 for true roots; shows the paper-code overshoot).
 - ``root_in_domain``: the root lies in the rule's domain.
 
-The fast path is exact: roots are written as integer numerators over a common denominator and pushed through
-the integer form of the upper network (:attr:`Network.integer_layers`), so signs are decided without rounding;
-affine maps are compared exactly, cached per pattern. ``arithmetic="float64"`` decides signs in floats (for big
-batches; agrees with the exact path away from hyperplanes) and still compares affine maps exactly.
+The fast path is exact: roots are computed with gmpy2 rationals (the rule's own ``root_step``), then pushed
+through the upper network in float64 together with a rigorous error bound (:func:`certified_float_forward`);
+every sign the bound cannot decide is recomputed exactly. Affine maps are compared exactly in integer form
+(:attr:`Network.integer_layers`), cached per pattern. ``arithmetic="float64"`` computes roots and signs in floats
+(for big batches; agrees with the exact path away from hyperplanes) and still compares affine maps exactly.
 :func:`classify_root_reference` is the slow textbook twin used by the tests.
 """
 
@@ -316,7 +317,8 @@ def root_regions(
     output : explained output c
     definition : "true" or "paper-code" root (see :func:`dtd_formal.dtd.roots`)
     layers : layer(s) whose neurons' roots are classified (default: all layers 1..L)
-    arithmetic : "exact" (default) or "float64" sign decisions (affine maps are always compared exactly)
+    arithmetic : "exact" (default) or "float64": roots and signs in floats (for big batches; records then hold
+        float roots; affine maps are still compared exactly, per sign pattern)
     progress : show a progress bar over inputs
     """
     if scope not in ("layer", "upper"):
