@@ -1,0 +1,122 @@
+"""``dtd-formal check-rule RULE [--properties ...] [--max-examples N] [--seed S] [--bias B] [--domain D] [--json]``.
+
+Runs :func:`dtd_formal.testing.check_rule` and prints a table (or JSON). RULE is ``module:Class`` (the module is
+imported, also from the current directory, and the class instantiated without arguments) or a catalogue rule
+string (``zplus``, ``gamma:0.25``, ``lrp0@zennit``, ``zbox:-1,1``). ``--export DIR`` writes every counterexample as
+JSON and as a pytest regression test. Exit codes: 0 every property passed or proved, 1 a property refuted, 2 bad
+input (module not importable, not a Rule, unknown property), 3 a solver left a property unknown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..rules.base import Rule
+from ..rules.catalogue import CATALOGUE
+from ..rules.domains import Box, Domain, NonNegative, Unbounded
+from ..rules.parse import parse_rule
+from .common import print_json
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("check-rule", help="property-test a relevance rule (hypothesis + Z3), with counterexamples")
+    p.add_argument("rule", help="module:RuleClass (imported, instantiated without arguments) or a rule string "
+                                "(zplus, gamma:0.25, lrp0@zennit, ...)")
+    p.add_argument("--properties", nargs="+", metavar="NAME", help="properties to check (default: the catalogue)")
+    p.add_argument("--max-examples", type=int, default=100, help="cases per property (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
+    p.add_argument("--bias", choices=("any", "nonpositive", "nonnegative", "zero"), default="any",
+                   help="bias sign constraint of the drawn networks (default any)")
+    p.add_argument("--domain", help="input domain of layer 1: nonnegative, unbounded or LOW:HIGH (write --domain=-1:1 "
+                        "for a negative LOW; default: the rule's)")
+    p.add_argument("--no-solver", action="store_true", help="hypothesis only (no Z3 decision on a small network)")
+    p.add_argument("--solver-timeout", type=int, default=2000, metavar="MS", help="Z3 timeout per property")
+    p.add_argument("--export", metavar="DIR", help="write each counterexample as DIR/<property>.json and "
+                                                    "DIR/test_<property>_regression.py")
+    p.add_argument("--json", action="store_true", help="machine-readable report (exact rationals as strings)")
+    p.set_defaults(func=run)
+
+
+def load_rule(text: str) -> Rule:
+    """``module:Class`` (imported from the current directory too) or a catalogue rule string."""
+    module, sep, name = text.partition(":")
+    catalogue_name = module.strip().lower().replace("-", "").replace("_", "").split("@")[0]
+    is_catalogue = catalogue_name in set(CATALOGUE) | {"z", "zb", "w2", "alpha1beta0"}
+    if sep and not is_catalogue and re.fullmatch(r"[A-Za-z_][\w.]*", module) and re.fullmatch(r"[A-Za-z_]\w*", name):
+        if str(Path.cwd()) not in sys.path:
+            sys.path.insert(0, str(Path.cwd()))
+        try:
+            mod = importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - any import failure is bad input
+            raise InputError(f"cannot import module {module!r}: {type(exc).__name__}: {exc}") from None
+        obj = getattr(mod, name, None)
+        if obj is None:
+            raise InputError(f"module {module!r} has no attribute {name!r}")
+        if isinstance(obj, type):
+            if not issubclass(obj, Rule):
+                raise InputError(f"{text}: {name} is not a dtd_formal.rules.Rule subclass")
+            try:
+                obj = obj()
+            except TypeError as exc:
+                raise InputError(f"{text}: cannot instantiate {name} without arguments ({exc})") from None
+        if not isinstance(obj, Rule):
+            raise InputError(f"{text}: {name} is not a dtd_formal.rules.Rule (got {type(obj).__name__})")
+        return obj
+    return parse_rule(text)
+
+
+def parse_domain(text: str | None) -> Domain | None:
+    if text is None:
+        return None
+    t = text.strip().lower()
+    if t in ("nonnegative", "a>=0"):
+        return NonNegative()
+    if t == "unbounded":
+        return Unbounded()
+    low, sep, high = t.partition(":")
+    if not sep:
+        raise InputError(f"--domain: expected nonnegative, unbounded or LOW:HIGH, got {text!r}")
+    try:
+        return Box(low, high)
+    except ValueError as exc:
+        raise InputError(f"--domain {text!r}: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..testing import check_rule
+    from ..testing.properties import get_property
+
+    rule = load_rule(args.rule)
+    for name in args.properties or []:
+        get_property(name)
+    if args.max_examples < 1:
+        raise InputError(f"--max-examples must be >= 1, got {args.max_examples}")
+    report = check_rule(rule, args.properties, max_examples=args.max_examples, domain=parse_domain(args.domain),
+                        seed=args.seed, bias=args.bias, solver=not args.no_solver,
+                        solver_timeout_ms=args.solver_timeout)
+    if args.export:
+        out = Path(args.export)
+        out.mkdir(parents=True, exist_ok=True)
+        for p in report.properties:
+            if p.counterexample is not None:
+                stem = p.name.replace(":", "_")
+                p.counterexample.save(out / f"{stem}.json")
+                try:
+                    (out / f"test_{stem}_regression.py").write_text(p.counterexample.to_pytest())
+                except InputError as exc:
+                    print(f"note: {exc}", file=sys.stderr)
+    if args.json:
+        print_json(report.to_json())
+    else:
+        print(report.table())
+    if report.refuted:
+        return 1
+    if report.unknown:
+        return 3
+    return 0

@@ -1,0 +1,98 @@
+"""``dtd-formal check-rule``: table, JSON, exit codes 0/1/2/3, module:Class and catalogue strings, export."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+
+import pytest
+import z3
+
+from dtd_formal.cli import main
+
+RULE_MODULE = textwrap.dedent('''
+    from dtd_formal.rules import Rule, ZPlus
+
+    class FlatPositives(Rule):
+        """z+ that spreads each neuron's relevance evenly over its positive-weight inputs (ignores a)."""
+        name = "flat_positives"
+        def direction(self, ops, a, W, b):
+            return ops.positive_mask(W) * ops.ones_like(W)
+
+    class ZPlusNoNorm(ZPlus):
+        def redistribute(self, ops, a, W, b, R):
+            return ops.matmul(ops.transpose(self.contributions(ops, a, W, b)), R)
+
+    NOT_A_RULE = 3
+''')
+
+
+@pytest.fixture
+def rule_module(tmp_path, monkeypatch):
+    (tmp_path / "my_rules.py").write_text(RULE_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    yield "my_rules"
+    sys.modules.pop("my_rules", None)
+
+
+def test_catalogue_rule_passes_with_table(capsys):
+    rc = main(["check-rule", "zplus", "--bias", "nonpositive", "--max-examples", "15",
+               "--properties", "conservation", "positivity", "root_in_domain"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "conservation" in out and "proved" in out and "PASSED" in out
+
+
+def test_refuted_property_exits_1_and_exports(rule_module, capsys, tmp_path):
+    rc = main(["check-rule", f"{rule_module}:ZPlusNoNorm", "--bias", "nonpositive", "--max-examples", "15",
+               "--properties", "conservation", "--export", str(tmp_path / "cex")])
+    out = capsys.readouterr().out
+    assert rc == 1 and "refuted" in out and "input x =" in out and "REFUTED: conservation" in out
+    data = json.loads((tmp_path / "cex" / "conservation.json").read_text())
+    assert data["format"] == "dtd_formal.counterexample/1" and data["rule"]["class"] == "my_rules:ZPlusNoNorm"
+    text = (tmp_path / "cex" / "test_conservation_regression.py").read_text()
+    ns: dict = {}
+    exec(compile(text, "regression.py", "exec"), ns)
+    with pytest.raises(AssertionError):
+        next(v for k, v in ns.items() if k.startswith("test_"))()
+
+
+def test_json_output_is_machine_readable(rule_module, capsys):
+    rc = main(["check-rule", f"{rule_module}:FlatPositives", "--max-examples", "10", "--json",
+               "--properties", "conservation", "positivity", "root_on_hyperplane"])
+    data = json.loads(capsys.readouterr().out)
+    assert data["rule"]["spec"] == "flat_positives"
+    st = {p["name"]: p["status"] for p in data["properties"]}
+    # v = [w > 0]: contributions w+ >= 0, normaliser sum w+ -> positive; a neuron with no positive weight drops
+    assert st["positivity"] in ("proved", "passed") and st["root_on_hyperplane"] in ("proved", "passed")
+    assert rc == (1 if "refuted" in st.values() else 0)
+
+
+@pytest.mark.parametrize("arg, msg", [("nosuch_module_xyz:Rule", "cannot import module"),
+                                      ("my_rules:NOT_A_RULE", "not a dtd_formal.rules.Rule"),
+                                      ("my_rules:Missing", "has no attribute"),
+                                      ("gamma:x", "not a number")])
+def test_bad_input_exits_2(rule_module, capsys, arg, msg):
+    assert main(["check-rule", arg, "--max-examples", "5"]) == 2
+    assert msg in capsys.readouterr().err
+
+
+def test_unknown_property_name_exits_2(capsys):
+    assert main(["check-rule", "zplus", "--properties", "conservashun"]) == 2
+    assert "unknown property" in capsys.readouterr().err
+
+
+def test_solver_unknown_exits_3(capsys, monkeypatch):
+    monkeypatch.setattr(z3.Solver, "check", lambda self, *a: z3.unknown)
+    rc = main(["check-rule", "zplus", "--bias", "nonpositive", "--max-examples", "5", "--properties", "positivity"])
+    assert rc == 3 and "unknown" in capsys.readouterr().out
+
+
+def test_domain_option_and_catalogue_rule_with_parameters(capsys):
+    rc = main(["check-rule", "zbox:-1,1", "--domain=-1:1", "--bias", "nonpositive", "--max-examples", "10",
+               "--properties", "positivity", "root_in_domain"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "-1 <= a <= 1" in out, out
+    assert main(["check-rule", "zplus", "--domain", "1:0"]) == 2
