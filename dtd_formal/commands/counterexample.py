@@ -1,0 +1,86 @@
+"""``dtd-formal counterexample MODEL --rule zplus --layer 1 --domain 0:1 [--neuron j] [--timeout S] [--json]
+[--executor local|dask://HOST:PORT]``.
+
+For every neuron of the layer (or the given ones): search the input box for an input whose root leaves the linear
+region (Refuted, with an exact counterexample), prove that none exists (Proved), or say Unknown. Exit codes:
+0 = every neuron got a definite answer (refuted and proved are both answers), 3 = unknowns remain, 2 = bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..exact import to_float
+from ..rules.parse import parse_rule
+from .common import load_model, print_json
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("counterexample", help="search a box for inputs whose DTD roots leave their linear region")
+    p.add_argument("model", help="network file (.onnx, .nnet, .json) or example:paper-mlp[:SEED[:INIT]]")
+    p.add_argument("--rule", default="zplus", help="root-point rule (zplus, lrp0, gamma:0.25, zbox:0,1, wsquare)")
+    p.add_argument("--layer", type=int, default=1, help="layer whose neurons' roots are examined (default 1)")
+    p.add_argument("--neuron", type=int, action="append", help="neuron(s) of the layer (default: all)")
+    p.add_argument("--domain", default=None,
+                   help="input box LOW:HIGH, scalars or comma lists (e.g. 0:1); default: the model's own input "
+                        "domain when its file records one")
+    p.add_argument("--scope", choices=("upper", "layer"), default="upper")
+    p.add_argument("--variant", choices=("pattern", "affine_map"), default="pattern")
+    p.add_argument("--output", type=int, default=0, help="explained output (default 0)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per neuron (default 60)")
+    p.add_argument("--executor", default=None, help="local (process pool) or dask://HOST:PORT (default: serial)")
+    p.add_argument("--save-tests", default=None, metavar="FILE",
+                   help="write a pytest regression test for every counterexample to FILE")
+    p.add_argument("--json", action="store_true", help="machine-readable output (exact rationals as strings)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _domain(args: argparse.Namespace, net: Any) -> Any:
+    if args.domain is not None:
+        return args.domain
+    dom = net.metadata.get("input_domain")
+    if dom is None:
+        raise InputError(f"{args.model}: no input domain recorded in the model; pass --domain LOW:HIGH")
+    return tuple(dom)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..smt.root_exit import find_root_exit
+
+    net = load_model(args.model)
+    rule = parse_rule(args.rule)
+    net._check_layer(args.layer)
+    verdict = find_root_exit(
+        net, rule, layer=args.layer, neuron=args.neuron if args.neuron else None, domain=_domain(args, net),
+        scope=args.scope, timeout=args.timeout, variant=args.variant, output=args.output,
+        executor=args.executor, progress=not (args.json or args.no_progress),
+    )
+    per = getattr(verdict, "per_neuron", None) or {args.neuron[0]: verdict}
+    counts = {s: sum(v.status == s for v in per.values()) for s in ("refuted", "proved", "unknown")}
+    if args.save_tests:
+        tests = [v.counterexample.to_pytest(net, f"test_root_exit_layer{args.layer}_neuron{j}")
+                 for j, v in per.items() if v.status == "refuted"]
+        Path(args.save_tests).write_text("\n\n".join(tests) if tests else "# no counterexamples\n")
+    if args.json:
+        print_json({"model": args.model, "rule": rule.spec(), "layer": args.layer, "scope": args.scope,
+                    "variant": args.variant, "counts": counts,
+                    "neurons": {str(j): v.to_json() for j, v in per.items()}})
+    else:
+        print(f"model {args.model}: {net!r}; rule {rule.spec()}; layer {args.layer}; scope {args.scope}; "
+              f"variant {args.variant}")
+        for j, v in per.items():
+            if v.status == "refuted":
+                c = v.counterexample
+                flips = ", ".join(f"{l}:{n}" for l, n in c.flipped[:6]) + (" ..." if len(c.flipped) > 6 else "")
+                print(f"  neuron {j:>3}: refuted ({v.method}); t = {float(c.step):.6g}; flipped {flips}")
+                print(f"               x = [{', '.join(f'{u:.6g}' for u in to_float(c.input))}]")
+            elif v.status == "proved":
+                print(f"  neuron {j:>3}: proved ({v.method})")
+            else:
+                print(f"  neuron {j:>3}: unknown ({v.reason})")
+        print(f"summary: {counts['refuted']} refuted, {counts['proved']} proved, {counts['unknown']} unknown")
+    return 3 if counts["unknown"] else 0

@@ -1,0 +1,142 @@
+r"""Falsification: sampling and local search in float64, every candidate then checked exactly.
+
+The float score of an input x for (layer l, neuron j) is
+
+.. math::  s(x) = \max_{m \ne j \in \text{scope}} \min\big(\sigma_m z_m(a),\; -\sigma_m \tilde z_m(\tilde a)\big),
+           \qquad \sigma_m = \mathrm{sign}\, z_m(a),
+
+positive exactly when (in floats) some neuron has strictly opposite signs at a and at the root; :math:`-\infty`
+where neuron j gives no root (inactive, zero denominator). Floats only steer the search: a candidate becomes a
+counterexample only after :meth:`RootExitCounterexample.build` confirms it in exact arithmetic.
+"""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+
+
+import numpy as np
+
+from .counterexample import RootExitCounterexample
+from .problem import RootExitProblem
+
+
+class FloatModel:
+    """float64 view of a :class:`RootExitProblem` for batch scoring (needs a diagonal-affine direction)."""
+
+    def __init__(self, P: RootExitProblem) -> None:
+        if P.direction is None:
+            raise ValueError("the rule's search direction is not diagonal-affine")
+        self.P = P
+        fnet = P.net.to_float()
+        self.W, self.b = fnet.weights, fnet.biases
+        D, e = P.direction
+        self.D = np.array([float(v) for v in D])
+        self.e = np.array([float(v) for v in e])
+        self.lo = np.array([float(v) for v in P.low])
+        self.hi = np.array([float(v) for v in P.high])
+        self.scope = P.proof_scope if P.variant == "affine_map" else P.scope
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        """s(x) for each row of X (module docstring)."""
+        P, net = self.P, self.P.net
+        l, j = P.layer, P.neuron
+        a = X
+        for k in range(1, l):
+            a = a @ self.W[k - 1].T + self.b[k - 1]
+            if net.has_relu(k):
+                a = np.maximum(a, 0.0)
+        z = a @ self.W[l - 1].T + self.b[l - 1]
+        v = a * self.D + self.e
+        den = v @ self.W[l - 1][j]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            t = z[:, j] / den
+        valid = (den != 0) & np.isfinite(t)
+        if P.relu:
+            valid &= z[:, j] > 0
+        t = np.where(valid, t, 0.0)
+        r = a - t[:, None] * v
+        zr = r @ self.W[l - 1].T + self.b[l - 1]
+        best = np.full(len(X), -np.inf)
+        if P.relu:
+            zz, rr = z.copy(), zr.copy()
+            zz[:, j] = 0.0
+            rr[:, j] = 0.0
+            best = np.maximum(best, np.max(np.minimum(np.sign(zz) * zz, -np.sign(zz) * rr), axis=1))
+            ah, ar = np.maximum(z, 0.0), np.maximum(zr, 0.0)
+            ar[:, j] = zr[:, j]
+            for k in range(l + 1, net.n_layers + 1):
+                zk = ah @ self.W[k - 1].T + self.b[k - 1]
+                zrk = ar @ self.W[k - 1].T + self.b[k - 1]
+                if not net.has_relu(k):
+                    break
+                if self.scope == "upper":
+                    best = np.maximum(best, np.max(np.minimum(np.sign(zk) * zk, -np.sign(zk) * zrk), axis=1))
+                ah, ar = np.maximum(zk, 0.0), np.maximum(zrk, 0.0)
+        return np.where(valid, best, -np.inf)
+
+
+def confirm(P: RootExitProblem, x: np.ndarray, found_by: str) -> RootExitCounterexample | None:
+    """Exact check of a float candidate (converted exactly, Fraction(float))."""
+    xs = np.array([Fraction(float(v)) for v in x], dtype=object)
+    if any(v < lo or v > hi for v, lo, hi in zip(xs, P.low, P.high)):
+        return None
+    return RootExitCounterexample.build(P.net, P.rule, xs, P.layer, P.neuron, P.scope, P.variant, P.output, found_by)
+
+
+def falsify(P: RootExitProblem, deadline: float, n_samples: int = 4096, seed: int = 0, max_confirm: int = 8,
+            local_rounds: int = 30) -> tuple[RootExitCounterexample | None, np.ndarray, np.ndarray]:
+    """Sampling (box corners, uniform, near-face points) plus hill-climbing local search on s(x).
+
+    Returns (counterexample or None, the best float points, their scores) — the points seed t-slicing.
+    """
+    fm = FloatModel(P)
+    rng = np.random.default_rng(seed)
+    lo, hi = fm.lo, fm.hi
+    n = len(lo)
+    width = hi - lo
+    X = lo + width * rng.random((n_samples, n))
+    faces = lo + width * rng.random((n_samples // 4, n))
+    mask = rng.random(faces.shape) < 0.3
+    faces = np.where(mask, np.where(rng.random(faces.shape) < 0.5, lo, hi), faces)
+    X = np.vstack([X, faces, (lo + hi)[None, :] / 2])
+    s = fm.score(X)
+    tried = 0
+    order = np.argsort(-s)
+    for idx in order[: max_confirm]:
+        if s[idx] <= 0 or time.monotonic() > deadline:
+            break
+        tried += 1
+        cex = confirm(P, X[idx], "sampling")
+        if cex is not None:
+            return cex, X[order[:16]], s[order[:16]]
+    # local search from the best finite starts
+    starts = X[order[:8]][np.isfinite(s[order[:8]])]
+    if len(starts) == 0:
+        return None, X[order[:16]], s[order[:16]]
+    cur, cur_s = starts.copy(), fm.score(starts)
+    scale = 0.25 * width
+    for _ in range(local_rounds):
+        if time.monotonic() > deadline:
+            break
+        k = 32
+        cand = cur[:, None, :] + scale * rng.standard_normal((len(cur), k, n))
+        cand = np.clip(cand, lo, hi).reshape(-1, n)
+        cs = fm.score(cand).reshape(len(cur), k)
+        best = np.argmax(cs, axis=1)
+        improved = cs[np.arange(len(cur)), best] > cur_s
+        cur[improved] = cand.reshape(len(cur), k, n)[np.arange(len(cur)), best][improved]
+        cur_s[improved] = cs[np.arange(len(cur)), best][improved]
+        for i in np.flatnonzero(cur_s > 0)[:2]:
+            cex = confirm(P, cur[i], "local search")
+            if cex is not None:
+                return cex, cur, cur_s
+        scale = scale * (0.8 if not improved.any() else 1.0)
+    allX = np.vstack([X[order[:16]], cur])
+    allS = np.concatenate([s[order[:16]], cur_s])
+    o = np.argsort(-allS)
+    return None, allX[o], allS[o]
+
+
+__all__ = ["FloatModel", "falsify", "confirm"]

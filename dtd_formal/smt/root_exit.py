@@ -1,0 +1,286 @@
+r"""``find_root_exit``: Refuted (exact counterexample) / Proved (certificate) / Unknown for root exits over a box.
+
+Engines, in the order the default pipeline runs them within one neuron's time budget:
+
+- ``"falsify"``: sampling + local search in floats (:mod:`.falsify`), each candidate confirmed exactly;
+- ``"relax"``: the exact interval relaxation plus the McCormick LP relaxation (Farkas-certified), with branching on
+  the input box (:mod:`.relax`, :mod:`.mccormick`); proves absence (its split tree is the certificate, re-checked by
+  :func:`dtd_formal.smt.relax.check_certificate` before Proved is returned) and probes unsafe boxes;
+- ``"slice"``: t-slicing: t fixed to rationals taken from the best float points; each slice is a linear Z3 query
+  (:mod:`.encode`), and a SAT slice is a genuine counterexample;
+- ``"lp"``: the region-fixed LP path: at a float candidate, fix the activation patterns (at x and at the root) and t,
+  and solve the resulting LP with HiGHS; its witness is replayed exactly (:mod:`.lp`);
+- ``"z3"``: the whole-net nonlinear query (t free) with Z3's nlsat, the complete fallback on small nets.
+
+A Refuted always holds a :class:`RootExitCounterexample` rebuilt from the exact input by
+:meth:`RootExitCounterexample.build` (which uses :func:`dtd_formal.roots` and the textbook region twin); a Proved
+holds the relaxation's split tree (re-checked exactly before it is returned) or Z3's unsat answer.
+"""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from ..network import Network
+from ..rules.base import Rule
+from ..verdict import Proved, Refuted, Unknown, Verdict
+from .counterexample import RootExitCounterexample
+from .problem import RootExitProblem, parse_box
+
+DEFAULT_ENGINES = ("falsify", "relax", "lp", "slice", "z3")
+#: Z3 nlsat is only tried on networks with at most this many ReLUs (THEORY.md section 4: ~24 in seconds)
+Z3_MAX_RELUS = 40
+
+
+def _refuted(P: RootExitProblem, cex: RootExitCounterexample, method: str) -> Refuted:
+    cex.found_by = cex.found_by or method
+    if not cex.replay(P.net, P.rule):  # pragma: no cover - build() already checked; replay is the independent re-check
+        raise AssertionError("counterexample did not replay")
+    return Refuted(P.statement(), cex, method=method)
+
+
+def _trivial(P: RootExitProblem) -> Verdict | None:
+    scope = P.proof_scope
+    relu_in_scope = [k for k in range(P.layer, P.net.n_layers + 1) if P.net.has_relu(k) and (scope == "upper" or k == P.layer)]
+    n_others = sum(P.net.weight(k).shape[0] for k in relu_in_scope) - (1 if P.relu else 0)
+    if not P.candidate:
+        return Proved(P.statement(), "trivial", {"reason": "the neuron carries no relevance (not the explained output)"})
+    if n_others <= 0:
+        return Proved(P.statement(), "trivial", {"reason": "no other ReLU neuron in the scope"})
+    return None
+
+
+def _slice_values(P: RootExitProblem, points: np.ndarray, scores: np.ndarray, k: int = 6
+                  ) -> list[tuple[Fraction, dict[tuple[int, int], bool]]]:
+    """Slices to try: (rational t at a good float point, that point's activation patterns at x and at its root as
+    Z3 assumptions: the slice is then a region-fixed linear query, decided exactly by Z3's simplex)."""
+    from .falsify import FloatModel
+
+    out: list[tuple[Fraction, dict[tuple[int, int], bool]]] = []
+    if len(points) == 0:
+        return out
+    fm = FloatModel(P)
+    net = P.net
+    for x in points[: 3 * k]:
+        a, pattern, zl = x, {}, None
+        for m in range(1, net.n_layers + 1):
+            z = fm.W[m - 1] @ a + fm.b[m - 1]
+            if m == P.layer:
+                zl, al = z, a
+            if net.has_relu(m):
+                pattern.update({(m, i): bool(v > 0) for i, v in enumerate(z)})
+                a = np.maximum(z, 0.0)
+            else:
+                a = z
+        den = fm.W[P.layer - 1][P.neuron] @ (al * fm.D + fm.e)
+        if den == 0 or not np.isfinite(zl[P.neuron] / den):
+            continue
+        tau = Fraction(float(zl[P.neuron] / den)).limit_denominator(1 << 16)
+        h = al - float(tau) * (al * fm.D + fm.e)
+        for m in range(P.layer, net.n_layers + 1):
+            z = fm.W[m - 1] @ h + fm.b[m - 1]
+            if not net.has_relu(m):
+                break
+            pattern.update({("root", m, i): bool(v > 0) for i, v in enumerate(z) if not (m == P.layer and i == P.neuron)})
+            h = np.maximum(z, 0.0)
+            if m == P.layer:
+                h[P.neuron] = z[P.neuron]
+        out.append((tau, pattern))
+        if len(out) >= k:
+            break
+    return out
+
+
+def _best_points(P: RootExitProblem, seed: int, n: int = 2048, k: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """The k best-scoring float samples (no exact confirmation): seeds for the LP path and t-slicing."""
+    from .falsify import FloatModel
+
+    fm = FloatModel(P)
+    rng = np.random.default_rng(seed + 2)
+    X = fm.lo + (fm.hi - fm.lo) * rng.random((n, len(fm.lo)))
+    s = fm.score(X)
+    o = np.argsort(-s)[:k]
+    keep = np.isfinite(s[o])
+    return X[o][keep], s[o][keep]
+
+
+def solve_problem(P: RootExitProblem, timeout: float = 60.0, engines: Sequence[str] = DEFAULT_ENGINES,
+                  seed: int = 0) -> Verdict:
+    """Run the engines on one (layer, neuron) within ``timeout`` seconds (module docstring)."""
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    unknown = [e for e in engines if e not in DEFAULT_ENGINES]
+    if unknown:
+        raise InputError(f"unknown engine(s) {unknown}; known: {', '.join(DEFAULT_ENGINES)}")
+    trivial = _trivial(P)
+    if trivial is not None:
+        return trivial
+    notes: list[str] = []
+    affine = P.direction is not None
+    points = np.empty((0, P.net.input_size))
+    scores = np.empty(0)
+    if "falsify" in engines and affine:
+        from .falsify import falsify
+
+        cex, points, scores = falsify(P, min(deadline, t0 + 0.15 * timeout + 0.2), seed=seed)
+        if cex is not None:
+            return _refuted(P, cex, "falsify")
+    if "relax" in engines and affine:
+        from .falsify import FloatModel, confirm
+        from .relax import check_certificate, prove_by_relaxation
+
+        fm = FloatModel(P)
+        rng = np.random.default_rng(seed + 1)
+
+        def probe(lo: np.ndarray, hi: np.ndarray) -> Any:
+            flo = np.array([float(v) for v in lo])
+            fhi = np.array([float(v) for v in hi])
+            X = np.vstack([(flo + fhi) / 2, flo + (fhi - flo) * rng.random((8, len(flo)))])
+            s = fm.score(X)
+            i = int(np.argmax(s))
+            return confirm(P, X[i], "relax probe") if s[i] > 0 else None
+
+        budget = 0.6 if "z3" in engines and P.net.n_relus <= Z3_MAX_RELUS else 0.8
+        res = prove_by_relaxation(P, min(deadline, time.monotonic() + budget * (deadline - time.monotonic())), probe=probe)
+        if res.status == "refuted":
+            return _refuted(P, res.counterexample, "relax probe")
+        if res.status == "proved":
+            if not check_certificate(P, res.tree):  # pragma: no cover - the same exact test, replayed
+                raise AssertionError("relaxation certificate did not re-check")
+            return Proved(P.statement(), "interval/McCormick relaxation + input-box branching (exact)",
+                          {"split_tree": res.tree, "boxes": res.boxes, "low": P.low, "high": P.high,
+                           "scope": P.proof_scope})
+        notes.append(f"relax: {res.reason}")
+    if affine and not len(points) and ("lp" in engines or "slice" in engines):
+        points, scores = _best_points(P, seed)
+    if "lp" in engines and affine and len(points) and time.monotonic() < deadline:
+        from .lp import lp_slice_search
+
+        cex = lp_slice_search(P, points[:4], deadline)
+        if cex is not None:
+            return _refuted(P, cex, "lp")
+        notes.append("lp: no certified witness at the best points")
+    if "slice" in engines and affine and time.monotonic() < deadline:
+        from .encode import solve_root_exit
+
+        taus = _slice_values(P, points, scores)
+        last = 0.05
+        for tau, pattern in taus:
+            left = deadline - time.monotonic()
+            if left <= 1.5 * last:  # building the encoding is not covered by Z3's own timeout
+                break
+            started = time.monotonic()
+            st, x = solve_root_exit(P, min(left - last, max(1.0, 0.1 * timeout)), t_value=tau, assume=pattern)
+            last = time.monotonic() - started
+            if st == "sat":
+                cex = RootExitCounterexample.build(P.net, P.rule, x, P.layer, P.neuron, P.scope, P.variant, P.output,
+                                                   f"t-slice t={tau}")
+                if cex is not None:
+                    return _refuted(P, cex, "slice")
+        notes.append(f"slice: {len(taus)} slices without counterexample")
+    if "z3" in engines and (P.net.n_relus <= Z3_MAX_RELUS or not affine) and time.monotonic() < deadline - 0.05:
+        from .encode import solve_root_exit
+
+        st, x = solve_root_exit(P, deadline - time.monotonic())
+        if st == "unsat":
+            return Proved(P.statement(), "z3 nlsat (exact, t free)", {"solver": "z3", "logic": "QF_NRA"})
+        if st == "sat":
+            cex = RootExitCounterexample.build(P.net, P.rule, x, P.layer, P.neuron, P.scope, P.variant, P.output, "z3")
+            if cex is not None:
+                return _refuted(P, cex, "z3")
+            notes.append("z3: model did not replay exactly (algebraic/affine-map variant)")
+        else:
+            notes.append("z3: timeout")
+    if not affine:
+        notes.append("rule direction is not diagonal-affine: only the Z3 engine applies")
+    return Unknown(P.statement(), "; ".join(notes) or "no engine answered within the time budget")
+
+
+def _solve_task(args: tuple) -> Verdict:
+    """Top-level (picklable) task for executors: (net, rule, layer, neuron, low, high, scope, variant, output,
+    timeout, engines, seed)."""
+    net, rule, layer, neuron, low, high, scope, variant, output, timeout, engines, seed = args
+    P = RootExitProblem(net, rule, layer, neuron, low, high, scope, variant, output)
+    return solve_problem(P, timeout, engines, seed)
+
+
+def find_root_exit(
+    net: Network,
+    rule: Rule,
+    layer: int = 1,
+    neuron: int | Iterable[int] | None = None,
+    domain: Any = (0, 1),
+    scope: str = "upper",
+    timeout: float = 60.0,
+    variant: str = "pattern",
+    output: int = 0,
+    engines: Sequence[str] = DEFAULT_ENGINES,
+    executor: Any = None,
+    progress: bool = False,
+    seed: int = 0,
+) -> Verdict:
+    r"""Search the input box for an input whose root of (layer, neuron) leaves the linear region.
+
+    Roots are the true roots :math:`a - t v_j(a)`, :math:`t = z_j / (w_j \cdot v_j)` (the paper-code step is not
+    searched); region semantics as in :mod:`dtd_formal.regions` (another neuron of the scope with strictly opposite
+    signs at a and at the root, neuron j held linear).
+
+    Parameters
+    ----------
+    net, rule : the network and a root-point rule
+    layer : layer l (1..L); the root lives in the input space of layer l
+    neuron : one neuron, several, or None for every neuron of the layer
+    domain : the input box, ``(low, high)`` with scalars or per-input arrays (exact), a Box, or ``"lo:hi"``
+    scope : "upper" (layers l..L) or "layer" (layer l only); neuron j itself is excluded
+    timeout : seconds per neuron (an exhausted budget gives Unknown)
+    variant : "pattern" (some neuron flips) or "affine_map" (the exact affine map of the closest patterns changes)
+    engines : subset of ("falsify", "relax", "lp", "slice", "z3")
+    executor : None (run in this process), "local" (process pool), "dask://HOST:PORT", or an Executor
+
+    Returns
+    -------
+    Refuted(counterexample) if some neuron's root exits (``.counterexample`` has ``.input``, ``.neuron``,
+    ``.layer``, ``.root``), Proved if no neuron's can, Unknown otherwise. With several neurons the verdict also has
+    ``.per_neuron`` = {neuron: verdict}.
+    """
+    net._check_layer(layer)
+    low, high = parse_box(domain, net.input_size)
+    n_l = net.weight(layer).shape[0]
+    if neuron is None:
+        neurons = list(range(n_l)) if layer < net.n_layers else [output]
+        single = False
+    elif isinstance(neuron, (int, np.integer)):
+        neurons, single = [int(neuron)], True
+    else:
+        neurons, single = [int(j) for j in neuron], False
+    for j in neurons:
+        if not 0 <= j < n_l:
+            raise InputError(f"layer {layer} has neurons 0..{n_l - 1}, got neuron {j}")
+    # validate once here (errors in the caller's process)
+    RootExitProblem(net, rule, layer, neurons[0], low, high, scope, variant, output)
+    tasks = [(net, rule, layer, j, low, high, scope, variant, output, timeout, tuple(engines), seed) for j in neurons]
+    if single:
+        return _solve_task(tasks[0])
+    from .executor import map_tasks
+
+    results = map_tasks(_solve_task, tasks, executor, progress=progress, desc=f"layer {layer} neurons")
+    per = dict(zip(neurons, results))
+    statement = (f"no input in the box has a {rule.spec()} root of layer {layer} (neurons {neurons}) that "
+                 f"{'leaves the linear region' if variant == 'pattern' else 'changes the affine map'} (scope {scope})")
+    refuted = [v for v in results if v.status == "refuted"]
+    if refuted:
+        out: Verdict = Refuted(statement, refuted[0].counterexample, method=refuted[0].method)  # type: ignore[attr-defined]
+    elif all(v.status == "proved" for v in results):
+        out = Proved(statement, "per-neuron proofs", {str(j): v.to_json() for j, v in per.items()})
+    else:
+        out = Unknown(statement, f"{sum(v.status == 'unknown' for v in results)} of {len(results)} neurons unknown")
+    out.per_neuron = per  # type: ignore[attr-defined]
+    return out
+
+
+__all__ = ["find_root_exit", "solve_problem", "DEFAULT_ENGINES"]
