@@ -80,3 +80,19 @@ def paper_inputs(net: Network, n: int, seed: int = 0, threshold: float = 0.1, ou
         if tries > 1_000 * n + 100_000:
             raise InputError(f"could not find {n} inputs with f_{output}(x) > {threshold} after {tries} draws")
     return to_fraction_array(np.array(rows), "inputs")
+
+
+def no_exit_network() -> Network:
+    r"""A 3-3-2-1 network where no z+ root of layer 1 can leave the upper region, by construction.
+
+    Layer-1 neurons read disjoint inputs (a root of one neuron changes no other layer-1 neuron), and layer 2 has
+    non-negative weights and biases large enough to stay active at every input of the box [0, 1]^3 and at every
+    root (its pre-activations are at least its bias). Used by ``reproduce`` to show a Proved verdict.
+    """
+    from fractions import Fraction as F
+
+    W1 = [[F(2), 0, 0], [0, F(3, 2), 0], [0, 0, F(1)]]
+    b1 = [F(-1, 2), F(-1, 4), F(-1, 3)]
+    W2 = [[F(1), F(1, 2), F(2)], [F(1, 3), F(1), F(1, 4)]]
+    b2 = [F(1), F(1, 2)]
+    return Network([W1, W2, [[F(1), F(-1, 2)]]], [b1, b2, [F(0)]], metadata={"name": "no_exit_network"})

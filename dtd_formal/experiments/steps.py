@@ -203,6 +203,59 @@ def to_float_list(values: Any) -> list[float]:
     return [float(v) for v in to_float(values)]
 
 
+# ----------------------------------------------------------------------------------------------- domain search
+
+
+def step_root_exit_search(ctx: Context) -> StepResult:
+    """For each layer-1 neuron of the study network: Refuted / Proved / Unknown over the whole input box."""
+    import json
+
+    from ..examples import no_exit_network, paper_mlp
+    from ..rules import ZPlus
+    from ..smt.root_exit import find_root_exit
+
+    net = paper_mlp(ctx.seed, "paper-text")
+    n_neurons = net.weight(1).shape[0]
+    per_neuron_timeout = max(1.0, ctx.budgets["root_exit_search"] / n_neurons)
+    verdict = find_root_exit(net, ZPlus(), layer=1, domain=(0, 1), scope="upper", timeout=per_neuron_timeout)
+    rows, counts = [], {"refuted": 0, "proved": 0, "unknown": 0}
+    cex_dir = ctx.out / "counterexamples"
+    cex_dir.mkdir(exist_ok=True)
+    for j, v in sorted(verdict.per_neuron.items()):  # type: ignore[attr-defined]
+        counts[v.status] += 1
+        row: dict[str, Any] = {"neuron": j, "status": v.status, "method": getattr(v, "method", "")}
+        if v.status == "refuted":
+            path = cex_dir / f"layer1_neuron{j}.json"
+            path.write_text(json.dumps(v.to_json(), indent=1))
+            row["counterexample"] = str(path.relative_to(ctx.out))
+            row["flipped"] = [list(f) for f in getattr(v.counterexample, "flipped", [])][:8]
+        if v.status == "unknown":
+            row["reason"] = v.reason
+        rows.append(row)
+    md = [
+        f"`dtd.find_root_exit` on the study network, rule z+, layer 1, input box [0, 1]^10, scope upper, "
+        f"{per_neuron_timeout:.1f} s per neuron: {counts['refuted']} refuted, {counts['proved']} proved, "
+        f"{counts['unknown']} unknown. Every refutation carries an exact input whose root leaves the region, "
+        "replayed in exact arithmetic independently of the encoding, saved under `counterexamples/` "
+        "(`dtd-formal replay FILE`).", "", "| neuron | verdict | method | first flipped (layer, neuron) |",
+        "|---|---|---|---|",
+    ]
+    md += [f"| {r['neuron']} | {r['status']} | {r['method']} | {r.get('flipped', '')} |" for r in rows]
+    safe = find_root_exit(no_exit_network(), ZPlus(), layer=1, domain=(0, 1), scope="upper",
+                          timeout=per_neuron_timeout)
+    safe_counts = {s: sum(v.status == s for v in safe.per_neuron.values()) for s in ("refuted", "proved", "unknown")}  # type: ignore[attr-defined]
+    md += ["", f"Control: on `examples.no_exit_network()` (3-3-2-1, disjoint layer-1 supports, an always-active "
+               f"layer 2) the same search answers {safe_counts['proved']} proved, {safe_counts['refuted']} refuted, "
+               f"{safe_counts['unknown']} unknown: absence of exits is proved, not just not found."]
+    if safe_counts["refuted"]:
+        raise AssertionError("a root exit was reported on a network where none exists by construction")
+    counts_safe = {"no_exit_network": safe_counts}
+    return StepResult("root_exit_search", "Domain-wide root-exit search (exact counterexamples)", "done",
+                      data={"per_neuron_timeout": per_neuron_timeout, "counts": counts, "neurons": rows,
+                            "control": counts_safe},
+                      report_md="\n".join(md), unknowns=counts["unknown"] + safe_counts["unknown"])
+
+
 # ----------------------------------------------------------------------------------------------- in-region roots
 
 
@@ -243,6 +296,7 @@ def step_in_region(ctx: Context) -> StepResult:
 ALL_STEPS = [
     ("claims", "Claims (exact proofs)", step_claims),
     ("c6_study", "C6: train-free DTD roots leave the region (exact study)", step_c6),
+    ("root_exit_search", "Domain-wide root-exit search (exact counterexamples)", step_root_exit_search),
     ("demos", "C2 / C3 demonstrations (exact recursive DTD)", step_demos),
     ("in_region_roots", "In-region roots (exact LP over the closed upper region)", step_in_region),
     ("figures_2d", "2-D illustrations", step_figures_2d),
