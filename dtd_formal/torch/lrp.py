@@ -1,0 +1,290 @@
+r"""LRP on torch models as modified gradients: one forward pass, one backward pass.
+
+Relevance travels as the gradient (zennit's convention): the explained output c starts with
+:math:`R^L = f_c(x)\, e_c` (``grad_outputs = one-hot * output``), and each node's backward maps the relevance of its
+output to the relevance of its input:
+
+- a layer (Linear/Conv, BatchNorm folded) runs its rule's own ``redistribute`` body over
+  :class:`~dtd_formal.torch.ops.LazyOps` (the modified-gradient form: one modified convolution and one modified
+  transposed convolution per term of the rule; the plain forward output is reused for the unmodified term);
+- a ReLU's gradient is the gate :math:`[z > 0]`, a max-pool's gradient sends relevance to the winner, reshapes
+  move it along (their own gradients);
+- average pools and residual sums redistribute proportionally,
+  :math:`R_i = a_i \sum_j T_{ji} R_j / n_j` with :math:`n = \mathcal{T}(a)`, stabilised as zennit's ``Norm``
+  (``norm="zennit"``, :math:`\mathrm{stab}(n) = n + 10^{-6} \mathrm{sign}_0(n)`) or exact (``norm="dtd"``,
+  a zero normaliser drops its relevance). The default follows the rule's ``bias`` convention.
+
+:func:`modified_gradients` is the context manager that makes ``model(x)`` build this graph; on exit, also after an
+exception, the model's ``forward`` is what it was before (nothing else is touched: parameters, hooks, modes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..rules.base import ZENNIT_STABILIZER, Rule
+from ..rules.composites import Composite, rule_for_layer
+from .graph import Handlers, LayerInfo, Plan, build_plan, run
+from .ops import LazyOps, TorchOps, safe_divide, stabilise, uses_plain_term
+
+_MISSING = object()
+
+
+@dataclass
+class LRPState:
+    """What one modified-gradient run uses and records.
+
+    ``relevances[l]`` (when ``record`` is true) is :math:`R^l`, the relevance of layer l's output as it enters
+    the layer's backward (after the ReLU gate above it), for l = 1..L.
+    """
+
+    plan: Plan
+    rules: dict[int, Rule]
+    norm: str
+    dense_linear: bool = False
+    record: bool = False
+    relevances: dict[int, torch.Tensor] = field(default_factory=dict)
+    outputs: dict[int, torch.Tensor] = field(default_factory=dict)
+
+
+def redistribute_layer(rule: Rule, info: LayerInfo, a: torch.Tensor, y: torch.Tensor | None, R: torch.Tensor,
+                       dense: bool = False) -> torch.Tensor:
+    r"""The rule's ``redistribute`` for one layer and a batch: LazyOps, or the dense body per sample (Linear).
+
+    ``y`` is the layer's output :math:`\mathcal{L}(a; W) + b` from the forward pass, if at hand.
+    """
+    if dense and info.kind == "linear" and a.dim() == 2:
+        ops = TorchOps(a.dtype, a.device)
+        return torch.stack([rule.redistribute(ops, a[i], info.weight, info.bias, R[i]) for i in range(a.shape[0])])
+    ops = LazyOps(info.op, a, info.weight, info.bias, y, nonneg=True if info.input_nonneg else None)
+    return rule.redistribute(ops, ops.a, ops.W, ops.b, ops.out(R)).t
+
+
+class _LayerFunction(torch.autograd.Function):
+    r"""One layer's forward and its rule as the backward; with ``fuse_relu`` also the ReLU after it.
+
+    Fused, the forward returns :math:`\mathrm{relu}(y)` and the backward first applies the ReLU gate
+    :math:`[y > 0]`. The rule then reads :math:`\mathrm{relu}(y)` where its body uses the layer output: the same
+    values wherever the gated relevance is non-zero, and the result is linear in that relevance, so nothing changes
+    except that the output kept for the backward is the tensor the next layer keeps anyway (no extra memory).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, a: torch.Tensor, info: LayerInfo, state: LRPState, fuse_relu: bool) -> torch.Tensor:  # type: ignore[override]
+        y = info.op.forward(a, info.weight, info.bias)
+        if fuse_relu:
+            y.clamp_(min=0)
+        # the output is kept only if the rule's body uses the unmodified term (then it is read, not recomputed)
+        keep = fuse_relu or uses_plain_term(state.rules[info.index])
+        ctx.save_for_backward(a, y if keep else None)
+        ctx.info, ctx.state, ctx.fuse_relu = info, state, fuse_relu
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, R: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        a, y = ctx.saved_tensors
+        info, state = ctx.info, ctx.state
+        if ctx.fuse_relu:
+            R = R.masked_fill(y <= 0, 0.0)  # the ReLU gate (its gradient)
+        if state.record:
+            state.relevances[info.index] = R.detach()
+        return redistribute_layer(state.rules[info.index], info, a, y, R, state.dense_linear), None, None, None
+
+
+def _normalise(n: torch.Tensor, norm: str) -> torch.Tensor:
+    return stabilise(n, ZENNIT_STABILIZER) if norm == "zennit" else n
+
+
+class _AvgPoolFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, a: torch.Tensor, module: nn.Module, norm: str) -> torch.Tensor:  # type: ignore[override]
+        y = module(a)
+        ctx.save_for_backward(a, y)
+        ctx.module, ctx.norm = module, norm
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, R: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        a, y = ctx.saved_tensors
+        s = safe_divide(R, _normalise(y, ctx.norm))
+        with torch.enable_grad():
+            a_ = a.detach().requires_grad_(True)
+            (g,) = torch.autograd.grad(ctx.module(a_), a_, s)
+        return a * g, None, None
+
+
+class _AddFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, p: torch.Tensor, q: torch.Tensor, norm: str) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(p, q)
+        ctx.norm = norm
+        return p + q
+
+    @staticmethod
+    def backward(ctx: Any, R: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        p, q = ctx.saved_tensors
+        s = safe_divide(R, _normalise(p + q, ctx.norm))
+        return p * s, q * s, None
+
+
+def _add(name: str, p: torch.Tensor, q: torch.Tensor, norm: str) -> torch.Tensor:
+    if not (isinstance(p, torch.Tensor) and isinstance(q, torch.Tensor)) or p.shape != q.shape:
+        from ..errors import UnsupportedLayerError
+
+        raise UnsupportedLayerError(
+            f"addition {name!r}: only the sum of two tensors of the same shape is attributed "
+            f"(got {tuple(getattr(p, 'shape', ()))} and {tuple(getattr(q, 'shape', ()))})"
+        )
+    return _AddFunction.apply(p, q, norm)
+
+
+def default_norm(rule_or_composite: Rule | Composite, plan: Plan) -> str:
+    """The proportional-node convention: "zennit" if the rules use ``bias="zennit"``, else "dtd"."""
+    rules = [rule_for_layer(rule_or_composite, i.index, plan.n_layers, i.kind) for i in plan.layers]
+    return "zennit" if any(r.bias == "zennit" for r in rules) else "dtd"
+
+
+def make_state(plan: Plan, rule_or_composite: Rule | Composite, norm: str | None = None,
+               dense_linear: bool = False) -> LRPState:
+    if not isinstance(rule_or_composite, (Rule, Composite)):
+        raise InputError(f"expected a Rule or a Composite, got {type(rule_or_composite).__name__}")
+    rules = {i.index: rule_for_layer(rule_or_composite, i.index, plan.n_layers, i.kind) for i in plan.layers}
+    norm = norm or default_norm(rule_or_composite, plan)
+    if norm not in ("dtd", "zennit"):
+        raise InputError(f"norm must be 'dtd' or 'zennit', got {norm!r}")
+    return LRPState(plan, rules, norm, dense_linear)
+
+
+def lrp_handlers(state: LRPState) -> Handlers:
+    # a ReLU that alone reads a layer's output runs inside the layer's function (see _LayerFunction); when
+    # recording, layers stay unfused so that ``outputs[l]`` is the pre-activation z_l
+    # (only for rules that keep the output anyway: measured on VGG16, fusing the others costs memory and time)
+    fused = set() if state.record else {
+        i.relu_node for i in state.plan.layers if i.relu_after and uses_plain_term(state.rules[i.index])}
+
+    def layer(info: LayerInfo, a: torch.Tensor) -> torch.Tensor:
+        y = _LayerFunction.apply(a, info, state, info.relu_node in fused)
+        if state.record:
+            state.outputs[info.index] = y
+        return y
+
+    def relu(name: str, z: torch.Tensor) -> torch.Tensor:
+        return z if name in fused else torch.relu(z)
+
+    return Handlers(
+        layer=layer,
+        relu=relu,
+        avgpool=lambda name, m, a: _AvgPoolFunction.apply(a, m, state.norm),
+        add=lambda name, p, q: _add(name, p, q, state.norm),
+    )
+
+
+@contextmanager
+def modified_gradients(
+    model: nn.Module, rule_or_composite: Rule | Composite, norm: str | None = None, dense_linear: bool = False,
+    record: bool = False,
+) -> Iterator[LRPState]:
+    """Within the block, ``model(x)`` computes the same outputs and its gradient is the LRP relevance.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Traced and checked by :func:`dtd_formal.torch.graph.build_plan` (refusals raise before anything changes).
+    rule_or_composite : Rule or Composite
+        The catalogue's rule for every layer, or a composite (``rule_for(layer, L, kind)``).
+    norm : {"dtd", "zennit"}, optional
+        Convention of the proportional nodes (average pools, residual sums); default from the rules' ``bias``.
+    dense_linear : bool
+        Run Linear layers through the dense rule body (:class:`TorchOps`, per sample) instead of LazyOps.
+    record : bool
+        Record each layer's upper relevance and output in the yielded state.
+
+    Yields
+    ------
+    LRPState
+    """
+    plan = build_plan(model)
+    state = make_state(plan, rule_or_composite, norm, dense_linear)
+    state.record = record
+    handlers = lrp_handlers(state)
+    previous = model.__dict__.get("forward", _MISSING)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return run(plan, x, handlers)
+
+    model.forward = forward  # type: ignore[method-assign]
+    try:
+        yield state
+    finally:
+        if previous is _MISSING:
+            del model.forward
+        else:
+            model.forward = previous  # type: ignore[method-assign]
+
+
+def output_selector(y: torch.Tensor, output: Any) -> torch.Tensor:
+    """The explained class per batch row: an int, a sequence/tensor of ints, or None (the argmax)."""
+    if y.dim() != 2:
+        raise InputError(f"the model output has shape {tuple(y.shape)}; expected (batch, outputs)")
+    B, n = y.shape
+    if output is None:
+        c = y.detach().argmax(dim=1)
+    elif isinstance(output, int):
+        c = torch.full((B,), output, dtype=torch.long, device=y.device)
+    else:
+        c = torch.as_tensor(output, dtype=torch.long, device=y.device).reshape(-1)
+        if c.numel() != B:
+            raise InputError(f"output: {c.numel()} classes for a batch of {B}")
+    if bool(((c < 0) | (c >= n)).any()):
+        raise InputError(f"output {output!r} out of range: the model has {n} outputs")
+    return c
+
+
+def lrp(
+    model: nn.Module,
+    x: torch.Tensor,
+    rule_or_composite: Rule | Composite,
+    output: Any = None,
+    norm: str | None = None,
+    dense_linear: bool = False,
+    per_layer: dict[int, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    r"""Input relevance of ``model`` at the batch ``x`` (shaped like x), explaining ``output``.
+
+    :math:`R^L = f_c(x) e_c` per row (c = ``output``: an int, one int per row, or None for the argmax), then one
+    backward pass of the modified gradients (:func:`modified_gradients`). ``per_layer``, if given, receives
+    :math:`R^l` for l = 1..L (the relevance of layer l's output entering its rule).
+    """
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"x must be a torch tensor, got {type(x).__name__}")
+    xg = x.detach().clone().requires_grad_(True)
+    with modified_gradients(model, rule_or_composite, norm, dense_linear, record=per_layer is not None) as state:
+        y = model(xg)
+        c = output_selector(y, output)
+        rows = torch.arange(y.shape[0], device=y.device)
+        grad = torch.zeros_like(y)
+        grad[rows, c] = y.detach()[rows, c]
+        (R,) = torch.autograd.grad(y, xg, grad)
+    if per_layer is not None:
+        per_layer.update(state.relevances)
+    return R
+
+
+def gradient_times_input(model: nn.Module, x: torch.Tensor, output: Any = None) -> torch.Tensor:
+    """Plain :math:`\\nabla f_c(x) \\odot x` (the baseline the benchmarks compare against)."""
+    xg = x.detach().clone().requires_grad_(True)
+    y = model(xg)
+    c = output_selector(y, output)
+    rows = torch.arange(y.shape[0], device=y.device)
+    (g,) = torch.autograd.grad(y[rows, c].sum(), xg)
+    return g * xg.detach()
+
+
+__all__ = ["LRPState", "gradient_times_input", "lrp", "modified_gradients", "output_selector", "redistribute_layer"]

@@ -1,0 +1,334 @@
+r"""ONNX conv nets as torch modules the backend can explain: :func:`from_onnx`.
+
+The graph is read node by node. Values that do not depend on the input are constant-folded in numpy (initialisers,
+``Constant``, ``Shape``, ``Gather``, ``Unsqueeze``, ``Squeeze``, ``Concat``, ``Cast``, ``Reshape`` and
+``Transpose`` of constants, as exporters emit them around ``x.view(x.size(0), -1)``); to tell the batch dimension
+apart, every value is carried for two probe batches (sizes 1 and 2): a shape entry that differs between them is
+the batch size. Operations on the input become modules:
+
+- ``Conv`` (symmetric pads, 1-D/2-D) -> ``nn.Conv1d/2d``; ``Gemm`` (constant B, C) -> ``nn.Linear`` with
+  :math:`W = \alpha B'^\top`, :math:`b = \beta C`; ``MatMul`` by a constant matrix -> ``nn.Linear`` (a following
+  ``Add`` of a constant vector, its only use, becomes the bias);
+- ``Relu`` -> ``nn.ReLU``; ``MaxPool`` -> ``nn.MaxPool1d/2d``; ``AveragePool`` -> ``nn.AvgPool1d/2d``;
+  ``GlobalAveragePool`` -> ``nn.AdaptiveAvgPool1d/2d(1)``; ``BatchNormalization`` -> ``nn.BatchNorm1d/2d`` (eval);
+- ``Add`` of two computed tensors -> a residual sum; ``Flatten`` (axis 1) -> ``nn.Flatten``; ``Reshape`` keeping
+  the batch dimension first -> a reshape module; ``Transpose`` keeping axis 0 -> a permute module;
+  ``Identity``/``Dropout`` -> nothing.
+
+Any other operation, or one of these in a form not listed, raises
+:class:`~dtd_formal.errors.UnsupportedLayerError` naming the node and its op type.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import InputError, UnsupportedLayerError
+from .graph import ShapeModule
+
+
+class Reshape(ShapeModule):
+    """``x.reshape(batch, *shape)``."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = tuple(int(v) for v in shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+    def extra_repr(self) -> str:
+        return f"batch, {self.shape}"
+
+
+class Permute(ShapeModule):
+    """``x.permute(*perm)`` with ``perm[0] == 0``."""
+
+    def __init__(self, perm: tuple[int, ...]) -> None:
+        super().__init__()
+        self.perm = tuple(int(v) for v in perm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(*self.perm)
+
+
+class OnnxModule(nn.Module):
+    """The module :func:`from_onnx` returns: a list of steps over named values (traceable by torch.fx)."""
+
+    def __init__(self, input_name: str, output_name: str, steps: list[tuple[str, str, tuple[str, ...], str]],
+                 modules: dict[str, nn.Module]) -> None:
+        super().__init__()
+        self.input_name, self.output_name, self.steps = input_name, output_name, steps
+        for name, m in modules.items():
+            self.add_module(name, m)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        env = {self.input_name: x}
+        for kind, mod, ins, out in self.steps:
+            if kind == "module":
+                env[out] = getattr(self, mod)(env[ins[0]])
+            elif kind == "add":
+                env[out] = env[ins[0]] + env[ins[1]]
+            else:  # alias
+                env[out] = env[ins[0]]
+        return env[self.output_name]
+
+
+def _attrs(node: Any) -> dict[str, Any]:
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _sym_pads(pads: list[int], what: str) -> tuple[int, ...]:
+    n = len(pads) // 2
+    if list(pads[:n]) != list(pads[n:]):
+        raise UnsupportedLayerError(f"{what}: asymmetric pads {pads} are not supported")
+    return tuple(int(p) for p in pads[:n])
+
+
+def _fold(op: str, node: Any, vals: list[np.ndarray], attrs: dict[str, Any]) -> np.ndarray:
+    """numpy evaluation of a constant-only node."""
+    from onnx import numpy_helper
+
+    if op == "Constant":
+        if "value" in attrs:
+            return numpy_helper.to_array(attrs["value"])
+        for key in ("value_float", "value_int"):
+            if key in attrs:
+                return np.array(attrs[key])
+        for key in ("value_floats", "value_ints"):
+            if key in attrs:
+                return np.array(list(attrs[key]))
+        raise UnsupportedLayerError(f"node {node.name!r} (Constant): unsupported value attribute")
+    if op == "Gather":
+        return np.take(vals[0], vals[1], axis=int(attrs.get("axis", 0)))
+    if op == "Unsqueeze":
+        axes = list(attrs["axes"]) if "axes" in attrs else [int(v) for v in vals[1]]
+        out = vals[0]
+        for ax in sorted(a % (out.ndim + len(axes)) for a in axes):
+            out = np.expand_dims(out, ax)
+        return out
+    if op == "Squeeze":
+        axes = list(attrs["axes"]) if "axes" in attrs else ([int(v) for v in vals[1]] if len(vals) > 1 else None)
+        return np.squeeze(vals[0], axis=tuple(axes) if axes is not None else None)
+    if op == "Concat":
+        return np.concatenate([np.atleast_1d(v) for v in vals], axis=int(attrs.get("axis", 0)))
+    if op == "Cast":
+        from onnx import helper
+
+        return vals[0].astype(helper.tensor_dtype_to_np_dtype(attrs["to"]))
+    if op == "Reshape":
+        return vals[0].reshape([d if s == 0 else s for s, d in zip(vals[1], list(vals[0].shape) + [0] * 8)])
+    if op == "Transpose":
+        return np.transpose(vals[0], attrs.get("perm"))
+    if op == "Identity":
+        return vals[0]
+    if op == "Shape":
+        return np.array(vals[0].shape, dtype=np.int64)
+    raise UnsupportedLayerError(f"node {node.name!r}: constant {op} is not supported")
+
+
+FOLDABLE = {"Constant", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Reshape", "Transpose", "Identity", "Shape"}
+
+
+def from_onnx(path: str | Path) -> nn.Module:
+    """An ``nn.Module`` (float32, eval mode) computing the ONNX model at ``path`` (module docstring)."""
+    import onnx
+    from onnx import numpy_helper
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"{path}: not an ONNX model ({type(exc).__name__}: {exc})") from None
+    g = model.graph
+    const: dict[str, tuple[np.ndarray, np.ndarray]] = {i.name: (numpy_helper.to_array(i),) * 2 for i in g.initializer}
+    inputs = [i for i in g.input if i.name not in const]
+    if len(inputs) != 1 or len(g.output) != 1:
+        raise UnsupportedLayerError(f"{path}: exactly one input and one output are supported")
+    dims = []
+    for k, d in enumerate(inputs[0].type.tensor_type.shape.dim):
+        if d.HasField("dim_value") and not (k == 0 and d.dim_value in (0, 1)):
+            dims.append(int(d.dim_value))
+        elif k == 0:
+            dims.append(-1)
+        else:
+            raise UnsupportedLayerError(f"{path}: input dimension {k} is symbolic; only the batch may be")
+    in_name = inputs[0].name
+    probe = {in_name: (torch.zeros([1] + dims[1:]), torch.zeros([2] + dims[1:]))}  # dynamic values, batch 1 and 2
+    steps: list[tuple[str, str, tuple[str, ...], str]] = []
+    modules: dict[str, nn.Module] = {}
+    users: dict[str, int] = {}
+    for node in g.node:
+        for i in node.input:
+            users[i] = users.get(i, 0) + 1
+    linear_of: dict[str, str] = {}  # output value of a MatMul-built Linear -> module name
+
+    def add_module(m: nn.Module, src: str, out: str) -> str:
+        name = f"m{len(modules)}"
+        modules[name] = m.eval()
+        steps.append(("module", name, (src,), out))
+        with torch.no_grad():
+            probe[out] = (m(probe[src][0]), m(probe[src][1]))
+        return name
+
+    def c(name: str, what: str) -> np.ndarray:
+        if name not in const:
+            raise UnsupportedLayerError(f"{what}: input {name!r} must be a constant")
+        return const[name][0]
+
+    def t(arr: np.ndarray) -> torch.Tensor:
+        return torch.tensor(np.asarray(arr, dtype=np.float32))
+
+    for node in g.node:
+        op, ins, out = node.op_type, [i for i in node.input], node.output[0]
+        what = f"node {node.name or out!r} ({op})"
+        attrs = _attrs(node)
+        present = [i for i in ins if i]
+        if op in FOLDABLE and all(i in const or (op == "Shape" and i in probe) for i in present):
+            if op == "Shape":
+                src = present[0]
+                if src in probe:
+                    const[out] = tuple(np.array(v.shape, dtype=np.int64) for v in probe[src])  # type: ignore[assignment]
+                else:
+                    const[out] = (np.array(const[src][0].shape, dtype=np.int64),) * 2
+            else:
+                const[out] = tuple(_fold(op, node, [const[i][k] for i in present], attrs) for k in (0, 1))  # type: ignore[assignment]
+            continue
+        if not present or present[0] not in probe:
+            raise UnsupportedLayerError(f"{what} is not supported")
+        src = present[0]
+        if op == "Conv":
+            W = c(ins[1], what)
+            dim = W.ndim - 2
+            if dim not in (1, 2) or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+                raise UnsupportedLayerError(f"{what}: only 1-D/2-D convolutions with explicit pads are supported")
+            cls = nn.Conv1d if dim == 1 else nn.Conv2d
+            groups = int(attrs.get("group", 1))
+            conv = cls(W.shape[1] * groups, W.shape[0], tuple(W.shape[2:]), stride=tuple(attrs.get("strides", [1] * dim)),
+                       padding=_sym_pads(list(attrs.get("pads", [0] * 2 * dim)), what),
+                       dilation=tuple(attrs.get("dilations", [1] * dim)), groups=groups, bias=len(present) > 2)
+            with torch.no_grad():
+                conv.weight.copy_(t(W))
+                if len(present) > 2:
+                    conv.bias.copy_(t(c(ins[2], what)))
+            add_module(conv, src, out)
+        elif op == "Gemm":
+            if int(attrs.get("transA", 0)):
+                raise UnsupportedLayerError(f"{what}: transA=1 is not supported")
+            B = c(ins[1], what)
+            Bp = B.T if int(attrs.get("transB", 0)) else B  # (in, out)
+            alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
+            lin = nn.Linear(Bp.shape[0], Bp.shape[1], bias=True)
+            bias = np.broadcast_to(beta * c(ins[2], what), (Bp.shape[1],)) if len(present) > 2 else np.zeros(Bp.shape[1])
+            with torch.no_grad():
+                lin.weight.copy_(t(alpha * Bp.T))
+                lin.bias.copy_(t(bias))
+            add_module(lin, src, out)
+        elif op == "MatMul":
+            B = c(ins[1], what)
+            if B.ndim != 2:
+                raise UnsupportedLayerError(f"{what}: only a product with a constant matrix is supported")
+            lin = nn.Linear(B.shape[0], B.shape[1], bias=True)
+            with torch.no_grad():
+                lin.weight.copy_(t(B.T))
+                lin.bias.zero_()
+            linear_of[out] = add_module(lin, src, out)
+        elif op == "Add":
+            if all(i in probe for i in present):
+                steps.append(("add", "", (present[0], present[1]), out))
+                probe[out] = tuple(p + q for p, q in zip(probe[present[0]], probe[present[1]]))  # type: ignore[assignment]
+                continue
+            cst = next(i for i in present if i in const)
+            dyn = next(i for i in present if i in probe)
+            name = linear_of.get(dyn)
+            if name is None or users.get(dyn, 0) != 1:
+                raise UnsupportedLayerError(f"{what}: adding a constant is supported only as the bias of a MatMul")
+            lin = modules[name]
+            with torch.no_grad():
+                lin.bias.copy_(lin.bias + t(np.broadcast_to(const[cst][0], lin.bias.shape)))
+            steps.append(("alias", "", (dyn,), out))
+            with torch.no_grad():
+                probe[dyn] = tuple(lin(probe[s][k]) for k, s in enumerate([steps_src(steps, name)] * 2))  # type: ignore[assignment]
+            probe[out] = probe[dyn]
+        elif op == "Relu":
+            add_module(nn.ReLU(), src, out)
+        elif op in ("MaxPool", "AveragePool"):
+            ks = tuple(attrs["kernel_shape"])
+            dim = len(ks)
+            if dim not in (1, 2) or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+                raise UnsupportedLayerError(f"{what}: only 1-D/2-D pooling with explicit pads is supported")
+            pads = _sym_pads(list(attrs.get("pads", [0] * 2 * dim)), what)
+            strides = tuple(attrs.get("strides", [1] * dim))
+            ceil = bool(attrs.get("ceil_mode", 0))
+            if op == "MaxPool":
+                if len(node.output) > 1 and node.output[1]:
+                    raise UnsupportedLayerError(f"{what}: the indices output is not supported")
+                cls = nn.MaxPool1d if dim == 1 else nn.MaxPool2d
+                m = cls(ks, strides, pads, dilation=tuple(attrs.get("dilations", [1] * dim)), ceil_mode=ceil)
+            else:
+                cls = nn.AvgPool1d if dim == 1 else nn.AvgPool2d
+                m = cls(ks, strides, pads, ceil_mode=ceil, count_include_pad=bool(attrs.get("count_include_pad", 0)))
+            add_module(m, src, out)
+        elif op == "GlobalAveragePool":
+            dim = probe[src][0].dim() - 2
+            add_module(nn.AdaptiveAvgPool1d(1) if dim == 1 else nn.AdaptiveAvgPool2d(1), src, out)
+        elif op == "BatchNormalization":
+            scale, bias, mean, var = (c(ins[k], what) for k in (1, 2, 3, 4))
+            dim = probe[src][0].dim()
+            bn = (nn.BatchNorm1d if dim in (2, 3) else nn.BatchNorm2d)(len(scale), eps=float(attrs.get("epsilon", 1e-5)))
+            with torch.no_grad():
+                bn.weight.copy_(t(scale))
+                bn.bias.copy_(t(bias))
+                bn.running_mean.copy_(t(mean))
+                bn.running_var.copy_(t(var))
+            add_module(bn, src, out)
+        elif op == "Flatten":
+            if int(attrs.get("axis", 1)) != 1:
+                raise UnsupportedLayerError(f"{what}: only axis=1 is supported")
+            add_module(nn.Flatten(1), src, out)
+        elif op == "Reshape":
+            s1, s2 = (np.asarray(v, dtype=np.int64) for v in const.get(ins[1], (None, None)))  # type: ignore[misc]
+            if s1 is None:
+                raise UnsupportedLayerError(f"{what}: the target shape must be computable without the input values")
+            first = {int(s1[0]), int(s2[0])}
+            batch_first = (int(s1[0]), int(s2[0])) in ((1, 2), (0, 0), (-1, -1))
+            if not batch_first or not np.array_equal(s1[1:], s2[1:]):
+                raise UnsupportedLayerError(f"{what}: only reshapes that keep the batch dimension first are supported ({first})")
+            rest = [int(v) if v != 0 else int(probe[src][0].shape[k + 1]) for k, v in enumerate(s1[1:])]
+            if int(s1[0]) == -1 and -1 in rest:
+                raise UnsupportedLayerError(f"{what}: two inferred dimensions")
+            add_module(Reshape(tuple(rest)), src, out)
+        elif op == "Transpose":
+            perm = tuple(attrs.get("perm", []))
+            if not perm or perm[0] != 0:
+                raise UnsupportedLayerError(f"{what}: only permutations that keep the batch axis first are supported")
+            add_module(Permute(perm), src, out)
+        elif op in ("Identity", "Dropout"):
+            steps.append(("alias", "", (src,), out))
+            probe[out] = probe[src]
+        else:
+            raise UnsupportedLayerError(f"{what} is not supported by from_onnx")
+    out_name = g.output[0].name
+    if out_name not in probe:
+        raise UnsupportedLayerError(f"{path}: the output {out_name!r} does not depend on the input")
+    return OnnxModule(in_name, out_name, steps, modules).eval()
+
+
+def steps_src(steps: list[tuple[str, str, tuple[str, ...], str]], module: str) -> str:
+    """The input value of the step that runs ``module``."""
+    for kind, mod, ins, _ in steps:
+        if kind == "module" and mod == module:
+            return ins[0]
+    raise KeyError(module)  # pragma: no cover
+
+
+__all__ = ["OnnxModule", "Permute", "Reshape", "from_onnx"]

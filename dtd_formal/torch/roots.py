@@ -1,0 +1,473 @@
+r"""Batched train-free root points and their region verdicts on torch models (float32/float64, CPU or GPU).
+
+Semantics are the exact engine's (:mod:`dtd_formal.dtd`, :mod:`dtd_formal.regions`), in floats:
+
+- Layer l (1..L, the explained Linear/Conv layers in execution order, BatchNorm folded) has input
+  :math:`a = a_{l-1}` and output :math:`z`; a neuron is an output index: an int for Linear, (channel, y, x) for
+  Conv2d, (channel, x) for Conv1d. Relevant neurons: :math:`z_j > 0` when the layer's output feeds a ReLU
+  ("inactive" otherwise); in the model's last layer only the explained output ("not explained").
+- Root: :math:`\tilde a^{(j)} = a - t_j v_j` from the rule's own ``root_step`` (run over
+  :class:`~dtd_formal.torch.ops.LazyOps`; row j of the separable direction matrix is one transposed operator on a
+  one-hot), :math:`t_j = z_j / (w_j \cdot v_j)` ("true") or :math:`R^l_j / (w_j \cdot v_j)` ("paper-code", with
+  :math:`R^l` from :func:`dtd_formal.torch.lrp` with the same rule). Zero denominators are skipped.
+- The upper network is the model as a function of :math:`a_{l-1}` (every node that depends on it is recomputed,
+  the others are held at their values for the input), with neuron j held linear. ``leaves_pattern``: some ReLU
+  pre-activation downstream has strictly opposite signs at the input and at the root (neuron j excluded), or a
+  max-pool's winner is strictly beaten on both sides (each point's winner loses strictly at the other point);
+  ``scope="layer"`` looks only at the ReLU right after layer l. ``flipped`` lists (label, neuron): the label is the
+  layer number for a ReLU right after a layer, else the fx node name.
+- ``leaves_affine_map``: the closest patterns (zeros and ties resolved to the other point's phase, zeros on both
+  sides inactive, j active) define two affine maps of :math:`f_c`; they differ when the gradients w.r.t.
+  :math:`a_{l-1}` or the values at the root differ by more than ``tol`` relative to their size (default
+  :math:`10^{-9}` in float64, :math:`10^{-4}` in float32). This is a float decision: it can only be wrong when two
+  maps differ by less than the tolerance. Checked only when some neuron flips (otherwise the maps are equal).
+- ``root_in_domain``: the rule's domain, checked on the float root (NonNegative: root >= 0, Box: bounds).
+
+Signs are decided in floats: they agree with the exact engine away from hyperplanes (the tests compare on random
+nets in float64).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import InputError
+from ..regions import RootRegionRecord, RootRegionReport
+from ..rules.base import Rule
+from ..rules.domains import Box, NonNegative, Unbounded
+from .graph import Handlers, LayerInfo, Plan, build_plan, run
+from .lrp import lrp, output_selector
+from .ops import LazyOps
+
+NeuronId = Any  # int (Linear) or tuple (Conv)
+
+
+@dataclass
+class TorchRoots:
+    """Roots of one layer for a batch: row r is the root of ``neurons[r]`` for input ``input_index[r]``."""
+
+    layer: int
+    layer_input: torch.Tensor
+    input_index: torch.Tensor
+    neurons: list[NeuronId]
+    points: torch.Tensor
+    steps: torch.Tensor
+    own_preactivation: torch.Tensor
+    skipped: dict[str, int]
+    rule: Rule
+    definition: str
+    output: torch.Tensor
+    flat_neurons: torch.Tensor = field(repr=False, default=None)  # type: ignore[assignment]
+
+    def __len__(self) -> int:
+        return len(self.neurons)
+
+    def point(self, input_index: int, neuron: NeuronId) -> torch.Tensor:
+        """The root of ``neuron`` for input ``input_index``."""
+        for r, (i, j) in enumerate(zip(self.input_index.tolist(), self.neurons)):
+            if i == input_index and j == neuron:
+                return self.points[r]
+        raise KeyError((input_index, neuron))
+
+
+class TorchRootRegionRecord(RootRegionRecord):
+    """A :class:`~dtd_formal.regions.RootRegionRecord` with float values and conv-shaped roots."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "input_index": self.input_index,
+            "layer": self.layer,
+            "neuron": list(self.neuron) if isinstance(self.neuron, tuple) else self.neuron,
+            "root": np.asarray(self.root_value).tolist(),
+            "step": float(self.step),
+            "own_preactivation": float(self.own_preactivation),
+            "leaves_pattern": self.leaves_pattern,
+            "leaves_affine_map": self.leaves_affine_map,
+            "flipped": [[p[0], list(p[1]) if isinstance(p[1], tuple) else p[1]] for p in self.flipped],
+            "root_in_domain": self.root_in_domain,
+        }
+
+
+def _neuron_id(flat: int, shape: tuple[int, ...]) -> NeuronId:
+    if len(shape) == 1:
+        return int(flat)
+    return tuple(int(v) for v in np.unravel_index(int(flat), shape))
+
+
+def _neuron_flat(neuron: NeuronId, shape: tuple[int, ...], what: str) -> int:
+    idx = (neuron,) if isinstance(neuron, (int, np.integer)) else tuple(neuron)
+    if len(idx) != len(shape) or any(not 0 <= v < s for v, s in zip(idx, shape)):
+        raise InputError(f"{what}: neuron {neuron!r} does not exist in an output of shape {shape}")
+    return int(np.ravel_multi_index(idx, shape))
+
+
+def _input_node(plan: Plan, info: LayerInfo) -> str:
+    node = next(n for n in plan.nodes if n.name == info.node)
+    return node.args[0].name
+
+
+def _slice_env(env: dict[str, Any], i: int, B: int) -> dict[str, Any]:
+    return {k: (v[i : i + 1] if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == B else v) for k, v in env.items()}
+
+
+def _candidates(info: LayerInfo, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Boolean (B, n_out) mask of relevant neurons and masks of the skip reasons."""
+    B = z.shape[0]
+    zf = z.reshape(B, -1)
+    keep = torch.ones_like(zf, dtype=torch.bool)
+    reasons: dict[str, torch.Tensor] = {}
+    if info.is_last:
+        explained = torch.zeros_like(keep)
+        explained[torch.arange(B, device=z.device), c] = True
+        reasons["not explained"] = ~explained
+        keep &= explained
+    if info.relu_after:
+        inactive = keep & ~(zf > 0)
+        reasons["inactive"] = inactive
+        keep &= zf > 0
+    return keep, reasons
+
+
+def roots(
+    model: nn.Module,
+    x: torch.Tensor,
+    rule: Rule,
+    layer: int | str = 1,
+    neurons: Iterable[NeuronId] | None = None,
+    output: Any = None,
+    definition: str = "true",
+    sample: int | None = None,
+    seed: int = 0,
+    chunk: int = 256,
+    _plan: Plan | None = None,
+    _env: dict[str, Any] | None = None,
+) -> TorchRoots:
+    r"""Train-free root points of the relevant neurons of ``layer`` for every input of the batch ``x``.
+
+    Parameters
+    ----------
+    neurons : iterable, optional
+        Neuron ids to consider (default: all relevant neurons); ids that are not relevant are skipped with a reason.
+    sample : int, optional
+        Keep at most this many relevant neurons per input, drawn uniformly (``seed``).
+    chunk : int
+        Roots built per transposed-operator call.
+    """
+    if not isinstance(rule, Rule):
+        raise InputError(f"roots need a single Rule, got {type(rule).__name__}")
+    if not rule.has_root:
+        raise InputError(f"{rule.spec()} is not a root-point rule: it has no root points")
+    if definition not in ("true", "paper-code"):
+        raise InputError(f"root definition must be 'true' or 'paper-code', got {definition!r}")
+    plan = _plan or build_plan(model)
+    info = plan.layer(layer)
+    if _env is None:
+        env: dict[str, Any] = {}
+        with torch.no_grad():
+            y = run(plan, x.detach(), env_out=env)
+    else:
+        env = _env
+        y = env[next(n for n in plan.nodes if n.op == "output").args[0].name]
+    c = output_selector(y, output)
+    a = env[_input_node(plan, info)]
+    z = env[info.out_node]
+    B = x.shape[0]
+    out_shape = tuple(z.shape[1:])
+    keep, reasons = _candidates(info, z, c)
+    skipped: dict[str, int] = {}
+    if neurons is not None:
+        chosen = torch.zeros_like(keep)
+        flat = [_neuron_flat(j, out_shape, f"layer {info.index}") for j in neurons]
+        chosen[:, flat] = True
+        for name, mask in reasons.items():
+            skipped[name] = int((mask & chosen).sum())
+        keep &= chosen
+    else:
+        for name, mask in reasons.items():
+            skipped[name] = int(mask.sum())
+    R = None
+    if definition == "paper-code":
+        per_layer: dict[int, torch.Tensor] = {}
+        lrp(model, x, rule, output=c, per_layer=per_layer)
+        R = per_layer[info.index]
+    with torch.no_grad():
+        ops = LazyOps(info.op, a, info.weight, info.bias)
+        t, V, den = rule.root_step(ops, ops.a, ops.W, ops.b, None if R is None else ops.out(R), definition)
+        den_f = den.t.reshape(B, -1)
+        zero_den = keep & (den_f == 0)
+        skipped["zero denominator"] = int(zero_den.sum())
+        keep &= den_f != 0
+        if sample is not None:
+            gen = torch.Generator().manual_seed(seed)
+            scores = torch.rand(keep.shape, generator=gen).to(keep.device)
+            scores = torch.where(keep, scores, torch.full_like(scores, 2.0))
+            order = scores.argsort(dim=1)[:, :sample]
+            sampled = torch.zeros_like(keep)
+            sampled.scatter_(1, order, True)
+            keep &= sampled
+        rows_i, rows_j = torch.nonzero(keep, as_tuple=True)
+        n = len(rows_i)
+        points = torch.empty((n,) + tuple(a.shape[1:]), dtype=a.dtype, device=a.device)
+        own = torch.empty(n, dtype=a.dtype, device=a.device)
+        t_f = t.t.reshape(B, -1)
+        steps = t_f[rows_i, rows_j]
+        b_flat = info.bias
+        for s in range(0, n, chunk):
+            ii, jj = rows_i[s : s + chunk], rows_j[s : s + chunk]
+            onehot = torch.zeros((len(ii), int(np.prod(out_shape))), dtype=a.dtype, device=a.device)
+            onehot[torch.arange(len(ii), device=a.device), jj] = 1
+            onehot = onehot.reshape((len(ii),) + out_shape)
+            Vrows = ops.rows(V, onehot, ii)
+            pts = a[ii] - steps[s : s + chunk].reshape((-1,) + (1,) * (a.dim() - 1)) * Vrows
+            Wrows = ops.rows(ops.W, onehot, ii)
+            channel = jj // int(np.prod(out_shape[1:])) if len(out_shape) > 1 else jj
+            own[s : s + chunk] = (Wrows * pts).reshape(len(ii), -1).sum(dim=1) + b_flat[channel]
+            points[s : s + chunk] = pts
+    ids = [_neuron_id(j, out_shape) for j in rows_j.tolist()]
+    return TorchRoots(info.index, a, rows_i, ids, points, steps, own, skipped, rule, definition, c, rows_j)
+
+
+# ---------------------------------------------------------------------------------------------------- regions
+class _Recorder:
+    """Region-run handlers: record ReLU signs and max-pool winners; optionally hold neuron j linear or fix masks."""
+
+    def __init__(self, forced_node: str | None = None, forced: torch.Tensor | None = None,
+                 masks: dict[str, torch.Tensor] | None = None, winners: dict[str, torch.Tensor] | None = None) -> None:
+        self.forced_node, self.forced = forced_node, forced
+        self.masks, self.winners = masks, winners
+        self.signs: dict[str, torch.Tensor] = {}
+        self.pools: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}  # node -> (input, winners, max)
+
+    def relu(self, name: str, z: torch.Tensor) -> torch.Tensor:
+        if self.masks is not None:
+            return z * self.masks[name] if name in self.masks else F.relu(z)
+        self.signs[name] = torch.sign(z).to(torch.int8)
+        keep = z > 0
+        if name == self.forced_node and self.forced is not None:
+            flat = keep.reshape(keep.shape[0], -1).clone()
+            flat[torch.arange(flat.shape[0], device=flat.device), self.forced] = True
+            keep = flat.reshape(keep.shape)
+        return torch.where(keep, z, torch.zeros_like(z))
+
+    def maxpool(self, name: str, m: nn.Module, a: torch.Tensor) -> torch.Tensor:
+        pool = F.max_pool1d if isinstance(m, nn.MaxPool1d) else F.max_pool2d
+        if self.winners is not None and name in self.winners:
+            idx = self.winners[name]
+            return a.flatten(2).gather(2, idx.flatten(2)).reshape(idx.shape)
+        out, idx = pool(a, m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=m.ceil_mode, return_indices=True)
+        self.pools[name] = (a, idx, out)
+        return out
+
+    def handlers(self) -> Handlers:
+        return Handlers(relu=self.relu, maxpool=self.maxpool)
+
+
+def _gather(a: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    return a.flatten(2).gather(2, idx.flatten(2)).reshape(idx.shape)
+
+
+def _in_domain(rule: Rule, pts: torch.Tensor) -> list[bool]:
+    dom = rule.domain
+    if len(pts) == 0:
+        return []
+    flat = pts.reshape(pts.shape[0], -1)
+    if isinstance(dom, Unbounded):
+        return [True] * len(pts)
+    if isinstance(dom, NonNegative):
+        return (flat >= 0).all(dim=1).tolist()
+    if isinstance(dom, Box):
+        def bound(v: np.ndarray) -> torch.Tensor:
+            t = torch.tensor([float(e) for e in np.ravel(v)], dtype=pts.dtype, device=pts.device)
+            return t.reshape(v.shape) if v.ndim else t.reshape(())
+
+        low, high = bound(dom.low), bound(dom.high)
+        return ((pts >= low) & (pts <= high)).reshape(len(pts), -1).all(dim=1).tolist()
+    return [bool(dom.contains(p.detach().cpu().numpy())) for p in pts]
+
+
+def root_regions(
+    model: nn.Module,
+    x: torch.Tensor,
+    rule: Rule,
+    layers: int | str | Iterable[int | str] | None = None,
+    neurons: Iterable[NeuronId] | None = None,
+    output: Any = None,
+    definition: str = "true",
+    scope: str = "upper",
+    sample: int | None = None,
+    seed: int = 0,
+    affine_map: bool = True,
+    tol: float | None = None,
+    keep_roots: bool = True,
+    chunk: int = 256,
+) -> RootRegionReport:
+    """Region verdict of the root of every relevant (or chosen, or sampled) neuron of ``layers`` for the batch x.
+
+    Returns a :class:`~dtd_formal.regions.RootRegionReport` of :class:`TorchRootRegionRecord` (module docstring
+    for the semantics). ``affine_map=False`` skips the affine-map decision (reported False); ``keep_roots=False``
+    stores no root values (for throughput runs).
+    """
+    if scope not in ("layer", "upper"):
+        raise InputError(f"scope must be 'layer' or 'upper', got {scope!r}")
+    plan = build_plan(model)
+    if layers is None:
+        layer_list = [i.index for i in plan.layers]
+    elif isinstance(layers, (int, str)):
+        layer_list = [plan.layer(layers).index]
+    else:
+        layer_list = [plan.layer(v).index for v in layers]
+    dtype = x.dtype
+    tol = tol if tol is not None else (1e-9 if dtype == torch.float64 else 1e-4)
+    B = x.shape[0]
+    xd = x.detach()
+    base_env: dict[str, Any] = {}
+    base_rec = _Recorder()
+    with torch.no_grad():
+        run(plan, xd, base_rec.handlers(), env_out=base_env)
+    records: list[RootRegionRecord] = []
+    skipped: dict[int, dict[str, int]] = {}
+    c_all: torch.Tensor | None = None
+    for l in layer_list:
+        info = plan.layer(l)
+        rts = roots(model, xd, rule, l, neurons, output, definition, sample, seed, chunk, _plan=plan, _env=base_env)
+        c_all = rts.output
+        skipped[l] = {k: v for k, v in rts.skipped.items() if v}
+        start = _input_node(plan, info)
+        down = plan.downstream(start) - {start}
+        relus = [n.name for n in plan.nodes if plan.handler[n.name] == "relu" and n.name in down]
+        pools = [n.name for n in plan.nodes if plan.handler[n.name] == "maxpool" and n.name in down]
+        in_domain = _in_domain(rule, rts.points)
+        for s0 in range(0, len(rts), chunk):
+            rows = torch.arange(s0, min(s0 + chunk, len(rts)), device=rts.points.device)
+            records.extend(
+                _classify(plan, info, rts, rows, base_env, base_rec, start, relus, pools, scope, affine_map, tol,
+                          keep_roots, in_domain)
+            )
+    out_label: Any = int(c_all[0]) if c_all is not None and bool((c_all == c_all[0]).all()) else (
+        c_all.tolist() if c_all is not None else output)
+    return RootRegionReport(records, rule, scope, definition, out_label, layer_list, B, skipped,
+                            arithmetic=f"torch-{str(dtype).replace('torch.', '')}")
+
+
+def _classify(plan: Plan, info: LayerInfo, rts: TorchRoots, rows: torch.Tensor, base_env: dict[str, Any],
+              base_rec: _Recorder, start: str, relus: list[str], pools: list[str], scope: str,
+              affine_map: bool, tol: float, keep_roots: bool, in_domain: list[bool]) -> list[RootRegionRecord]:
+    """Verdicts for the roots ``rows`` of ``rts`` (any inputs of the batch: row r reads input ``input_index[r]``)."""
+    pts = rts.points[rows]
+    samp = rts.input_index[rows]
+    N = len(rows)
+    forced = rts.flat_neurons[rows]
+    rec = _Recorder(info.relu_node, forced)
+    with torch.no_grad():
+        run(plan, pts, rec.handlers(), start=(start, pts), base_env=base_env, base_rows=samp)
+    opposite: dict[str, torch.Tensor] = {}
+    res_in: dict[str, torch.Tensor] = {}
+    res_rt: dict[str, torch.Tensor] = {}
+    ar = torch.arange(N, device=pts.device)
+    for name in relus:
+        s_in = base_rec.signs[name][samp].reshape(N, -1)
+        s_rt = rec.signs[name].reshape(N, -1)
+        opp = (s_in * s_rt) < 0
+        r_in = torch.where(s_in != 0, s_in, s_rt)
+        r_rt = torch.where(s_rt != 0, s_rt, s_in)
+        r_in, r_rt = torch.where(r_in == 0, -1, r_in), torch.where(r_rt == 0, -1, r_rt)
+        if name == info.relu_node:
+            opp[ar, forced] = False
+            r_in[ar, forced] = 1
+            r_rt[ar, forced] = 1
+        opposite[name], res_in[name], res_rt[name] = opp, r_in, r_rt
+    win_in: dict[str, torch.Tensor] = {}
+    win_rt: dict[str, torch.Tensor] = {}
+    for name in pools:
+        a_in, idx_in, max_in = (v[samp] for v in base_rec.pools[name])
+        a_rt, idx_rt, max_rt = rec.pools[name]
+        in_beaten = _gather(a_rt, idx_in) < max_rt  # the input's winner loses strictly at the root
+        rt_beaten = _gather(a_in, idx_rt) < max_in  # and the root's winner strictly at the input
+        strict = in_beaten & rt_beaten
+        opposite[name] = strict.reshape(N, -1)
+        common = torch.where(in_beaten, idx_rt, idx_in)  # a winner valid at both points when not strict
+        win_in[name] = torch.where(strict, idx_in, common)
+        win_rt[name] = torch.where(strict, idx_rt, common)
+    any_flip = torch.zeros(N, dtype=torch.bool, device=pts.device)
+    for opp in opposite.values():
+        any_flip |= opp.any(dim=1)
+    scope_nodes = [info.relu_node] if scope == "layer" else relus + pools
+    scope_nodes = [n for n in scope_nodes if n is not None and n in opposite]
+    leaves_map = torch.zeros(N, dtype=torch.bool, device=pts.device)
+    if affine_map and bool(any_flip.any()):
+        differ = torch.zeros(N, dtype=torch.bool, device=pts.device)
+        for name in relus:
+            differ |= (res_in[name] != res_rt[name]).any(dim=1)
+        for name in pools:
+            differ |= (win_in[name] != win_rt[name]).reshape(N, -1).any(dim=1)
+        todo = torch.nonzero(any_flip & differ, as_tuple=True)[0]
+        if len(todo):
+            leaves_map[todo] = _maps_differ(
+                plan, pts[todo], samp[todo], start, base_env, rts.output[samp[todo]], relus,
+                {k: v[todo] for k, v in res_in.items()}, {k: v[todo] for k, v in res_rt.items()},
+                {k: v[todo] for k, v in win_in.items()}, {k: v[todo] for k, v in win_rt.items()}, base_rec, tol)
+    out: list[RootRegionRecord] = []
+    shapes = {name: tuple(base_rec.signs[name].shape[1:]) for name in relus}
+    shapes.update({name: tuple(base_rec.pools[name][2].shape[1:]) for name in pools})
+    flips: list[list[tuple[Any, Any]]] = [[] for _ in range(N)]
+    for name in scope_nodes:
+        label = plan.relu_label.get(name, name)
+        for r, k in torch.nonzero(opposite[name], as_tuple=False).tolist():
+            flips[r].append((label, _neuron_id(k, shapes[name])))
+    samp_l, own_l, step_l = samp.tolist(), rts.own_preactivation[rows].tolist(), rts.steps[rows].tolist()
+    pattern_l, map_l = [bool(f) for f in flips], leaves_map.tolist()
+    for r in range(N):
+        row = int(rows[r])
+        out.append(TorchRootRegionRecord(
+            input_index=samp_l[r],
+            layer=info.index,
+            neuron=rts.neurons[row],
+            root_value=pts[r].detach().cpu().numpy() if keep_roots else np.empty(0),
+            own_preactivation=own_l[r],
+            leaves_pattern=pattern_l[r],
+            leaves_affine_map=bool(map_l[r]),
+            flipped=flips[r],
+            root_in_domain=bool(in_domain[row]),
+            step=step_l[r],
+        ))
+    return out
+
+
+def _maps_differ(plan: Plan, pts: torch.Tensor, samp: torch.Tensor, start: str, base_env: dict[str, Any],
+                 c: torch.Tensor, relus: list[str], res_in: dict[str, torch.Tensor], res_rt: dict[str, torch.Tensor],
+                 win_in: dict[str, torch.Tensor], win_rt: dict[str, torch.Tensor], base_rec: _Recorder,
+                 tol: float) -> torch.Tensor:
+    """Whether the affine maps of f_c under the two resolved patterns differ (gradient and value at the root).
+
+    Both patterns run in one batch of 2N rows (the first N with the input's resolved pattern).
+    """
+    N = len(pts)
+    masks = {name: torch.cat([res_in[name], res_rt[name]]).gt(0).to(pts.dtype).reshape(
+        (2 * N,) + tuple(base_rec.signs[name].shape[1:])) for name in relus}
+    winners = {name: torch.cat([win_in[name], win_rt[name]]) for name in win_in}
+    rec = _Recorder(masks=masks, winners=winners)
+    p = torch.cat([pts, pts]).detach().requires_grad_(True)
+    rows2 = torch.cat([samp, samp])
+    c2 = torch.cat([c, c])
+    with torch.enable_grad():
+        y = run(plan, p, rec.handlers(), start=(start, p), base_env=base_env, base_rows=rows2)
+        f = y[torch.arange(2 * N, device=y.device), c2]
+        (g,) = torch.autograd.grad(f.sum(), p)
+    g = g.reshape(2 * N, -1).detach()
+    f = f.detach()
+    g1, g2, v1, v2 = g[:N], g[N:], f[:N], f[N:]
+    gscale = torch.maximum(g1.abs().amax(dim=1), g2.abs().amax(dim=1))
+    vscale = torch.maximum(v1.abs(), v2.abs()) + gscale * pts.reshape(N, -1).abs().amax(dim=1)
+    gdiff = (g1 - g2).abs().amax(dim=1) > tol * gscale
+    vdiff = (v1 - v2).abs() > tol * vscale
+    return gdiff | vdiff
+
+
+__all__ = ["TorchRootRegionRecord", "TorchRoots", "root_regions", "roots"]
