@@ -96,3 +96,27 @@ def no_exit_network() -> Network:
     W2 = [[F(1), F(1, 2), F(2)], [F(1, 3), F(1), F(1, 4)]]
     b2 = [F(1), F(1, 2)]
     return Network([W1, W2, [[F(1), F(-1, 2)]]], [b1, b2, [F(0)]], metadata={"name": "no_exit_network"})
+
+
+def vgg_like(seed: int = 0, depth: int = 8, width: int = 16, num_classes: int = 10) -> "torch.nn.Module":  # noqa: F821
+    """A small VGG-style convnet (``depth`` 3x3 conv + ReLU layers, max-pool every second one, a 2-layer head),
+    seeded PyTorch default init, float64, eval mode; input 3x32x32. For CSC figures and backend tests."""
+    import torch
+    from torch import nn
+
+    gen_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        layers: list[nn.Module] = []
+        c, size = 3, 32
+        for k in range(depth):
+            layers += [nn.Conv2d(c, width, 3, padding=1), nn.ReLU()]
+            c = width
+            if k % 2 == 1 and size > 2:
+                layers.append(nn.MaxPool2d(2))
+                size //= 2
+        layers += [nn.Flatten(), nn.Linear(c * size * size, 64), nn.ReLU(), nn.Linear(64, num_classes)]
+        model = nn.Sequential(*layers).double().eval()
+    finally:
+        torch.random.set_rng_state(gen_state)
+    return model

@@ -45,9 +45,22 @@ def test_quick_run_writes_report_results_and_figures(quick_run: tuple[int, Path]
     assert {"quick", "seed", "n_inputs", "steps"} <= set(results)
     assert results["quick"] is True and results["n_inputs"] == 30
     steps = results["steps"]
-    assert {"c6_study", "demos", "figures_2d"} <= set(steps)
+    assert set(steps) == {"claims", "c6_study", "root_exit_search", "demos", "in_region_roots", "figures_2d", "csc"}
     for step in steps.values():
-        assert step["status"] in {"done", "skipped"}, step
+        assert step["status"] == "done", step
+    claims = steps["claims"]["data"]
+    assert len(claims) == 12 and all(c["status"] == "proved" for c in claims)
+    for c in claims:
+        assert (out / c["certificate"]).is_file()
+    search = steps["root_exit_search"]["data"]
+    assert sum(search["counts"].values()) == 10 and search["control"]["no_exit_network"]["refuted"] == 0
+    for row in search["neurons"]:
+        assert row["status"] in VERDICTS
+        if row["status"] == "refuted":
+            assert (out / row["counterexample"]).is_file()
+    for rows in steps["csc"]["data"].values():
+        for r in rows["rows"]:
+            assert 0 <= r["median_abs_cos"] <= 1 + 1e-12 and 0 <= r["baseline"] <= 1 + 1e-12
     fracs = list(_fractions(steps["c6_study"]["data"]))
     assert fracs
     for f in fracs:
