@@ -44,8 +44,9 @@ def find_violation(net, rule, property, domain=(0, 1), timeout=60.0, **kwargs): 
 
 
 def __getattr__(name: str):  # type: ignore[no-untyped-def]
-    """Lazy submodules that import heavier dependencies (torch, onnx): ``dtd.examples``, ``dtd.io``, ``dtd.torch``."""
-    if name in ("examples", "io", "torch"):
+    """Lazy submodules that import heavier dependencies (torch, onnx, z3, sympy): ``dtd.examples``, ``dtd.io``,
+    ``dtd.torch``, ``dtd.testing``, ``dtd.symbolic``, ``dtd.smt``, ``dtd.experiments``."""
+    if name in ("examples", "io", "torch", "testing", "symbolic", "smt", "experiments"):
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")

@@ -20,6 +20,8 @@ root_in_domain              every root lies in the layer's domain
 root_in_linear_region:layer no other neuron of layer l changes sign strictly between :math:`a_{l-1}` and the root
 root_in_linear_region:upper the affine piece of :math:`f_c` as a function of :math:`a_{l-1}` is the same at the
                             input and at the root (P1; ``root_in_linear_region`` is this scope)
+root_in_linear_region:      no other neuron of the whole upper network (layers l..L) changes sign strictly: the
+network                     root stays in the input's closed activation region (stricter than ``upper``)
 equals_gradient_x_input     :math:`R^0 = \nabla f_c(x) \odot x` where no relevant neuron's normaliser vanishes
                             (C2: the claim for LRP-0 on bias-free nets and for LRP-0 with ``bias="zennit"``)
 continuity                  :math:`\lim_{s \to 0^+} R^0(x + s d) = R^0(x)` for every coordinate ray :math:`d = \pm e_i`
@@ -187,16 +189,18 @@ def _root_in_domain(rule: Rule, net: Network, x: np.ndarray, output: int, domain
 
 
 def _root_region(scope: str) -> Callable[[Rule, Network, np.ndarray, int, Domain], Outcome]:
+    """scope "layer": layer l's pattern; "upper": the affine map of f_c; "network": the pattern of layers l..L."""
+
     def evaluate(rule: Rule, net: Network, x: np.ndarray, output: int, domain: Domain) -> Outcome:
         rep = root_regions(net, x, rule, scope="layer" if scope == "layer" else "upper", output=output,
                            layers=checked_layers(rule, net))
         if not rep.records:
             return Outcome(True, True)
         for r in rep.records:
-            bad = r.leaves_pattern if scope == "layer" else r.leaves_affine_map
+            bad = r.leaves_affine_map if scope == "upper" else r.leaves_pattern
             if bad:
-                what = ("neurons of layer {0} change sign: {1}".format(r.layer, r.flipped) if scope == "layer"
-                        else f"the affine piece of f_{output} changes (flipped {r.flipped})")
+                what = (f"the affine piece of f_{output} changes (flipped {r.flipped})" if scope == "upper"
+                        else f"neurons change sign: {r.flipped}")
                 return Outcome(False, False, {
                     "layer": r.layer, "neuron": r.neuron, "root": _vec(r.root), "flipped": r.flipped,
                     "leaves_pattern": r.leaves_pattern, "leaves_affine_map": r.leaves_affine_map, "step": r.step,
@@ -424,6 +428,9 @@ CATALOGUE: dict[str, Property] = {
         Property("root_in_linear_region:upper",
                  "the affine piece of f_c (as a function of a_{l-1}) is the same at the input and at the root",
                  _root_region("upper"), needs_root=True),
+        Property("root_in_linear_region:network",
+                 "no other neuron of layers l..L changes sign between input and root (closed activation region)",
+                 _root_region("network"), needs_root=True),
         Property("equals_gradient_x_input",
                  "R^0 = grad f_c(x) * x wherever no relevant neuron's normaliser vanishes", _equals_gxi, solver=True),
         Property("continuity",
