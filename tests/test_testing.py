@@ -269,3 +269,17 @@ def test_pytest_plugin_fixture_fails_with_counterexample(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert "1 failed, 1 passed" in res.stdout, res.stdout + res.stderr
     assert "violates conservation" in res.stdout and "input x =" in res.stdout
+
+
+def test_network_scope_is_the_closed_activation_region_of_layers_l_to_L():
+    """Hand case: 1-1-1-1 net, x = 1: the z+ root of layer-1 neuron 0 is 0, which turns layer-2 neuron 0
+    (z = 2 a - 1) from active (+1) to inactive (-1); the output weight is 0, so the affine map of f_0 does not
+    change. So "network" (pattern of layers 1..3) is refuted while "upper" (affine map of f_0) holds."""
+    from dtd_formal.regions import classify_root_reference
+
+    net = Network([[[1]], [[2]], [[0]]], [[0], [-1], [1]])
+    x = to_fraction_array([1])
+    network_scope = evaluate_property("root_in_linear_region:network", ZPlus(), net, x, 0)
+    upper_scope = evaluate_property("root_in_linear_region:upper", ZPlus(), net, x, 0)
+    assert not network_scope.holds and upper_scope.holds
+    assert classify_root_reference(net, x, 1, 0, [F(0)], 0, "upper") == (True, False)
