@@ -5,6 +5,9 @@
     python benchmarks/bench_root_exit.py lp         # region-fixed exact LP, 32-256-256-1 (feasible + infeasible)
     python benchmarks/bench_root_exit.py safe       # proof of absence on the constructed 4-4-3-1 safe net
     python benchmarks/bench_root_exit.py acas       # ACAS Xu, z+, layer 2, all 50 neurons over the input box
+    python benchmarks/bench_root_exit.py tbranch    # relaxation proofs: branching on t + box versus box only
+    python benchmarks/bench_root_exit.py paper-code # paper MLP, layer 1, with the paper-code root step
+    python benchmarks/bench_root_exit.py paper-map  # paper MLP, layer 1, variant "affine_map"
 
 Each prints one line per item and a total; timings are wall-clock seconds on this machine.
 """
@@ -92,6 +95,51 @@ def safe() -> None:
             print(f"{name}, engine {engines[0]}: {v.status} for all layer-1 neurons in {time.perf_counter() - t0:.2f} s")
 
 
+def tbranch() -> None:
+    """Branching on t versus input-box branching alone: nodes and time of the relaxation proof (exact, re-checked)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from test_smt_root_exit import _random_net, _wedge_problem
+
+    from dtd_formal.smt.relax import check_certificate, prove_by_relaxation
+
+    problems = [(f"wedge net, {n} inputs (neuron 0)", _wedge_problem(n)) for n in (2, 4, 6, 8)]
+    for seed, j in ((3, 1), (3, 2), (6, 1), (6, 2)):
+        net = _random_net(seed, (3, 3, 2, 1))
+        problems.append((f"random 3-3-2-1 net (seed {seed}), neuron {j}",
+                         RootExitProblem(net, ZPlus(), 1, j, *parse_box((0, 1), 3))))
+    for name, P in problems:
+        for use_lp in (False, True):
+            row = []
+            for branch in ("box", "both"):
+                t0 = time.perf_counter()
+                r = prove_by_relaxation(P, time.monotonic() + 60, use_lp=use_lp, branch=branch)
+                dt = time.perf_counter() - t0
+                ok = r.status == "proved" and check_certificate(P, r.tree)
+                row.append(f"{branch}: {r.status}{' (re-checked)' if ok else ''}, {r.boxes} nodes "
+                           f"({r.t_splits} t-splits), {dt:.3f} s")
+            print(f"{name}, {'interval + LP' if use_lp else 'interval only'}: " + "; ".join(row))
+
+
+def paper_code(per_neuron: float = 10.0) -> None:
+    """Paper MLP, z+, [0,1]^10, layer 1, with the authors' root step t = R_j / (w_j . v_j)."""
+    net = dtd.examples.paper_mlp(dtd.examples.STUDY_SEED, "paper-text")
+    t0 = time.perf_counter()
+    v = dtd.find_root_exit(net, ZPlus(), layer=1, domain=(0, 1), timeout=per_neuron, definition="paper-code")
+    total = time.perf_counter() - t0
+    counts = {s: sum(w.status == s for w in v.per_neuron.values()) for s in ("refuted", "proved", "unknown")}
+    print(f"paper MLP layer 1, paper-code roots ({per_neuron:.0f} s per neuron): {counts}, total {total:.2f} s")
+
+
+def paper_map(per_neuron: float = 10.0) -> None:
+    """Paper MLP, z+, [0,1]^10, layer 1, variant "affine_map" (the exact affine map of f_0 changes)."""
+    net = dtd.examples.paper_mlp(dtd.examples.STUDY_SEED, "paper-text")
+    t0 = time.perf_counter()
+    v = dtd.find_root_exit(net, ZPlus(), layer=1, domain=(0, 1), timeout=per_neuron, variant="affine_map")
+    total = time.perf_counter() - t0
+    counts = {s: sum(w.status == s for w in v.per_neuron.values()) for s in ("refuted", "proved", "unknown")}
+    print(f"paper MLP layer 1, affine_map variant ({per_neuron:.0f} s per neuron): {counts}, total {total:.2f} s")
+
+
 def acas(per_neuron: float = 10.0) -> None:
     path = SHARED / "ACASXU_experimental_v2a_1_1.onnx"
     net = dtd.load(str(path))
@@ -109,6 +157,7 @@ def acas(per_neuron: float = 10.0) -> None:
 
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
-    jobs = {"paper": paper, "baseline": baseline, "lp": lp, "safe": safe, "acas": acas}
+    jobs = {"paper": paper, "baseline": baseline, "lp": lp, "safe": safe, "acas": acas, "tbranch": tbranch,
+            "paper-code": paper_code, "paper-map": paper_map}
     for name in ([which] if which != "all" else ["lp", "safe", "paper"]):
         jobs[name]()

@@ -42,3 +42,61 @@ def test_cli_exit_codes(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[
     monkeypatch.setattr(re_mod, "solve_problem", lambda P, *a, **k: Unknown(P.statement(), "forced for the test"))
     assert main(["counterexample", model, "--domain", "0:1", "--no-progress"]) == 3
     assert "unknown (forced for the test)" in capsys.readouterr().out
+
+
+def test_replay_counterexample_files(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`dtd-formal replay FILE` on counterexample JSON: 0 when it replays exactly, 1 when not, 2 when malformed."""
+    import numpy as np
+
+    from dtd_formal.rules import ZPlus
+    from dtd_formal.testing.counterexample import Counterexample
+
+    net = dtd.Network([[[1, 1], [1, 0]], [[1, 1]]], [[F(-1, 2), F(-1, 2)], [0]])
+    v = dtd.find_root_exit(net, ZPlus(), layer=1, neuron=0, domain=(0, 1), timeout=10)
+    assert v.status == "refuted"
+    good = tmp_path / "root_exit.json"
+    good.write_text(json.dumps(v.counterexample.to_json(net)))
+    assert main(["replay", str(good)]) == 0
+    assert "root_exit counterexample (zplus): checks" in capsys.readouterr().out
+    data = v.counterexample.to_json(net)
+    data["input"] = ["1/8", "1/8"]  # neuron 1 inactive there: no exit
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    assert main(["replay", str(bad)]) == 1
+    assert "DOES NOT CHECK" in capsys.readouterr().out
+    # the verdict wrapper of `counterexample --json` names the model file instead of embedding the network
+    model = tmp_path / "net.json"
+    net.save(model)
+    wrapped = {"status": "refuted", "counterexample": {**v.counterexample.to_json(), "model": str(model)}}
+    (tmp_path / "wrapped.json").write_text(json.dumps(wrapped))
+    assert main(["replay", str(tmp_path / "wrapped.json"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+    no_net = v.counterexample.to_json()
+    no_net["model"] = None
+    (tmp_path / "no_net.json").write_text(json.dumps(no_net))
+    assert main(["replay", str(tmp_path / "no_net.json")]) == 2
+    assert main(["replay", str(tmp_path / "no_net.json"), "--model", str(model)]) == 0
+    capsys.readouterr()
+    # the whole --json report of `dtd-formal counterexample` (model named at the top)
+    assert main(["counterexample", str(model), "--neuron", "0", "--domain", "0:1", "--timeout", "5", "--json"]) == 0
+    (tmp_path / "report.json").write_text(capsys.readouterr().out)
+    assert main(["replay", str(tmp_path / "report.json")]) == 0
+    assert "1 of 1 counterexamples replay" in capsys.readouterr().out
+    broken = v.counterexample.to_json(net)
+    del broken["input"]
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    assert main(["replay", str(tmp_path / "broken.json")]) == 2
+    # rule-property violations (find_violation) ...
+    pos = dtd.Network([[[1, -1], [1, 1]], [[1, 1]]], [[F(1, 2), F(-1, 4)], [0]])
+    w = dtd.find_violation(pos, ZPlus(), "conservation", domain=(0, 1), timeout=10)
+    assert w.status == "refuted"
+    (tmp_path / "violation.json").write_text(json.dumps(w.counterexample.to_json(pos)))
+    assert main(["replay", str(tmp_path / "violation.json")]) == 0
+    # ... and the testing package's format: z+ drops the relevance of neuron 0 at x = 0 (z = 1/2, x . w+ = 0)
+    cex = Counterexample("conservation", ZPlus(), pos, np.array([F(0), F(0)], dtype=object), 0, dtd.rules.NonNegative())
+    assert not cex.replay().holds
+    cex.save(tmp_path / "testing.json")
+    assert main(["replay", str(tmp_path / "testing.json")]) == 0
+    cex.input = np.array([F(1), F(1)], dtype=object)  # x . w+ = 2 > 0: conserved there
+    cex.save(tmp_path / "testing_bad.json")
+    assert main(["replay", str(tmp_path / "testing_bad.json")]) == 1

@@ -294,3 +294,121 @@ def test_last_layer_and_non_candidates_are_trivial() -> None:
     net = exit_net()
     v = dtd.find_root_exit(net, ZPlus(), layer=2, neuron=0, domain=(0, 1), timeout=5)
     assert v.status == "proved"  # no ReLU in the scope above a linear last layer
+
+
+# ---------------------------------------------------------------------------------------------------- branching on t
+def wedge_net(n: int) -> dtd.Network:
+    """n inputs; neuron 0 = sum(x) - 1/2, neuron 1 = x0 - 1/4; the box is x0 in [0, 1], the others in [0, w] with
+    w = 49 / (200 (n - 1)). Hand proof that the z+ root of neuron 0 never flips neuron 1: the root is
+    x (1 - t) = x / (2 S) (S = sum x, t = 1 - 1/(2 S)), so z_1(root) = x0 / (2 S) - 1/4 >= 0 iff x0 >= S / 2,
+    i.e. x0 >= sum_{i>0} x_i; a flip needs x0 > 1/4 > 49/200 >= sum_{i>0} x_i, so z_1(root) > 0 there."""
+    W = [[1] * n, [1] + [0] * (n - 1)]
+    return dtd.Network([W, [[1, 1]]], [[F(-1, 2), F(-1, 4)], [0]])
+
+
+def _wedge_problem(n: int) -> RootExitProblem:
+    w = F(49, 200 * (n - 1))
+    return RootExitProblem(wedge_net(n), ZPlus(), 1, 0, *parse_box(([0] * n, [1] + [w] * (n - 1)), n))
+
+
+@pytest.mark.parametrize("n", [2, 6])
+def test_branching_on_t_proves_with_fewer_nodes(n: int) -> None:
+    P = _wedge_problem(n)
+    box = prove_by_relaxation(P, time.monotonic() + 20, use_lp=False, branch="box")
+    both = prove_by_relaxation(P, time.monotonic() + 20, use_lp=False, branch="both")
+    assert box.status == "proved" and both.status == "proved"
+    assert both.t_splits >= 1 and -3 in both.tree and -3 not in box.tree
+    assert both.boxes < box.boxes, (both.boxes, box.boxes)
+    assert check_certificate(P, both.tree) and check_certificate(P, box.tree)
+    # at the budget the t-branching proof needs, input-box branching alone does not finish
+    cut = prove_by_relaxation(P, time.monotonic() + 20, use_lp=False, branch="box", max_boxes=both.boxes)
+    assert cut.status == "unknown"
+
+
+def test_t_split_certificates_are_rechecked() -> None:
+    P = _wedge_problem(6)
+    both = prove_by_relaxation(P, time.monotonic() + 20, use_lp=False, branch="both")
+    tree = both.tree
+    assert not check_certificate(P, [-3, -1, -1])  # one t split is not enough for intervals
+    assert not check_certificate(P, tree[:-1])
+    # the same tree with its t split read as a split of x1 (same shape): the leaves below need the t-slices
+    tampered = list(tree)
+    tampered[tree.index(-3)] = 1
+    assert not check_certificate(P, tampered)
+    # branching on t never proves a box with an exit (exit_net near the threshold, as above)
+    Q = RootExitProblem(exit_net(), ZPlus(), 1, 0, *parse_box((0, F(3, 5)), 2))
+    for br in ("t", "both"):
+        assert prove_by_relaxation(Q, time.monotonic() + 1, branch=br).status != "proved"
+    v = dtd.find_root_exit(wedge_net(6), ZPlus(), layer=1, neuron=0, timeout=10, engines=("relax",),
+                           domain=(P.low, P.high))
+    assert v.status == "proved" and "t_splits" in v.certificate
+
+
+# ---------------------------------------------------------------------------------------------------- paper-code roots
+def double_output_net() -> dtd.Network:
+    """exit_net with output weights (2, 1): f = 2 a_0 + a_1, so the z+ relevance of neuron 0 is R_0 = 2 a_0 (by
+    hand: 2 a_0 f / f) and the paper-code step is twice the true step, t = 2 z_0 / (x0 + x1)."""
+    return dtd.Network([[[1, 1], [1, 0]], [[2, 1]]], [[F(-1, 2), F(-1, 2)], [0]])
+
+
+def test_paper_code_roots_hand_derived_and_replayed() -> None:
+    net = double_output_net()
+    r = dtd.roots(net, [1, 1], ZPlus(), layer=1, definition="paper-code")
+    assert r.steps[0] == F(3, 2) and list(r.points[0]) == [F(-1, 2), F(-1, 2)]
+    for eng in ("falsify", "z3"):
+        v = dtd.find_root_exit(net, ZPlus(), layer=1, neuron=0, domain=(0, 1), timeout=10, definition="paper-code",
+                               engines=(eng,))
+        assert v.status == "refuted", eng
+        c = v.counterexample
+        x0, x1 = c.input
+        assert c.definition == "paper-code" and c.step == 2 * (x0 + x1 - F(1, 2)) / (x0 + x1)
+        assert c.replay(net, ZPlus())
+        back = RootExitCounterexample.from_json(c.to_json())
+        assert back.definition == "paper-code" and back.replay(net)
+        back.definition = "true"  # the same record read with the other definition does not replay
+        assert not back.replay(net)
+        ns: dict = {}
+        exec(compile(c.to_pytest(net, "test_generated"), "<generated>", "exec"), ns)
+        ns["test_generated"]()
+
+
+def test_paper_code_roots_can_be_proved_where_true_roots_exit() -> None:
+    """upper_only_net: R^1_0 = relu(x0 - 1/2) (by hand), so the paper-code root of neuron 0 is min(x0, 1/2):
+    layer-2 neuron 0 (a_0 - 1/2) ends on its hyperplane, never strictly below it; the true root (0) flips it."""
+    net = upper_only_net()
+    true = dtd.find_root_exit(net, ZPlus(), layer=1, neuron=0, domain=(0, 1), timeout=10, engines=("z3",))
+    assert true.status == "refuted"
+    paper = dtd.find_root_exit(net, ZPlus(), layer=1, neuron=0, domain=(0, 1), timeout=10, definition="paper-code")
+    assert paper.status == "proved" and paper.method.startswith("z3")
+    r = dtd.roots(net, [F(3, 4), F(1, 3)], ZPlus(), layer=1, definition="paper-code")
+    assert r.points[0][0] == F(1, 2)
+    with pytest.raises(InputError):
+        dtd.find_root_exit(net, ZPlus(), layer=1, neuron=0, domain=(0, 1), definition="paper")
+
+
+# ---------------------------------------------------------------------------------------------------- affine maps
+def dead_upper_net() -> dtd.Network:
+    """upper_only_net with output weights (0, 1): layer-2 neuron 0 still flips at the z+ root of layer-1 neuron 0
+    (x0 > 1/2), but f does not read it, so the affine map of f never changes (by hand: f = relu(x1 + 1))."""
+    return dtd.Network([[[1, 0], [0, 1]], [[1, 0], [0, 1]], [[0, 1]]], [[0, 0], [F(-1, 2), F(1)], [0]])
+
+
+def test_affine_map_variant_proved_by_pattern_enumeration() -> None:
+    from dtd_formal.smt.maps import enumerate_map_changes
+
+    net = dead_upper_net()
+    v = dtd.find_root_exit(net, ZPlus(), layer=1, neuron=0, domain=(0, 1), timeout=10, engines=("z3",))
+    assert v.status == "refuted" and v.counterexample.flipped == [(2, 0)]
+    assert not v.counterexample.leaves_affine_map
+    m = dtd.find_root_exit(net, ZPlus(), layer=1, neuron=0, domain=(0, 1), timeout=10, variant="affine_map",
+                           engines=("z3",))
+    assert m.status == "proved" and m.certificate["pattern_pairs"] >= 1
+    # every enumerated pair differs (a flip) yet keeps the map; a cut enumeration is Unknown, never Proved
+    assert all(a != b for a, b in m.certificate["pairs"])
+    P = RootExitProblem(net, ZPlus(), 1, 0, *parse_box((0, 1), 2), variant="affine_map")
+    assert enumerate_map_changes(P, time.monotonic() + 10, max_patterns=1).status == "unknown"
+    # with the output reading layer-2 neuron 0 the map does change: refuted, replayed exactly
+    r = dtd.find_root_exit(upper_only_net(), ZPlus(), layer=1, neuron=0, domain=(0, 1), timeout=10,
+                           variant="affine_map", engines=("z3",))
+    assert r.status == "refuted" and r.counterexample.leaves_affine_map and r.counterexample.input[0] > F(1, 2)
+    _check(r, upper_only_net(), ZPlus())

@@ -1,5 +1,5 @@
 """``dtd-formal counterexample MODEL --rule zplus --layer 1 --domain 0:1 [--neuron j] [--timeout S] [--json]
-[--executor local|dask://HOST:PORT]``.
+[--executor local|dask://HOST:PORT] [--definition true|paper-code]``.
 
 For every neuron of the layer (or the given ones): search the input box for an input whose root leaves the linear
 region (Refuted, with an exact counterexample), prove that none exists (Proved), or say Unknown. Exit codes:
@@ -30,6 +30,8 @@ def register(sub: Any) -> None:
     p.add_argument("--scope", choices=("upper", "layer"), default="upper")
     p.add_argument("--variant", choices=("pattern", "affine_map"), default="pattern")
     p.add_argument("--output", type=int, default=0, help="explained output (default 0)")
+    p.add_argument("--definition", choices=("true", "paper-code"), default="true",
+                   help="root step: true (t = z_j / w_j.v_j, default) or paper-code (t = R_j / w_j.v_j)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per neuron (default 60)")
     p.add_argument("--executor", default=None, help="local (process pool) or dask://HOST:PORT (default: serial)")
     p.add_argument("--save-tests", default=None, metavar="FILE",
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     verdict = find_root_exit(
         net, rule, layer=args.layer, neuron=args.neuron if args.neuron else None, domain=_domain(args, net),
         scope=args.scope, timeout=args.timeout, variant=args.variant, output=args.output,
-        executor=args.executor, progress=not (args.json or args.no_progress),
+        executor=args.executor, progress=not (args.json or args.no_progress), definition=args.definition,
     )
     per = getattr(verdict, "per_neuron", None) or {args.neuron[0]: verdict}
     counts = {s: sum(v.status == s for v in per.values()) for s in ("refuted", "proved", "unknown")}
@@ -67,11 +69,11 @@ def run(args: argparse.Namespace) -> int:
         Path(args.save_tests).write_text("\n\n".join(tests) if tests else "# no counterexamples\n")
     if args.json:
         print_json({"model": args.model, "rule": rule.spec(), "layer": args.layer, "scope": args.scope,
-                    "variant": args.variant, "counts": counts,
+                    "variant": args.variant, "definition": args.definition, "counts": counts,
                     "neurons": {str(j): v.to_json() for j, v in per.items()}})
     else:
         print(f"model {args.model}: {net!r}; rule {rule.spec()}; layer {args.layer}; scope {args.scope}; "
-              f"variant {args.variant}")
+              f"variant {args.variant}" + (f"; {args.definition} roots" if args.definition != "true" else ""))
         for j, v in per.items():
             if v.status == "refuted":
                 c = v.counterexample

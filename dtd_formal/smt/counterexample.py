@@ -90,12 +90,14 @@ class RootExitCounterexample:
     leaves_affine_map: bool = False
     found_by: str = ""
     model: str | None = None  #: where the network came from (file path), if known
+    definition: str = "true"  #: root definition: "true" (t = z_j / w_j.v_j) or "paper-code" (t = R_j / w_j.v_j)
 
     kind = "root_exit"
 
     @classmethod
     def build(cls, net: Network, rule: Rule, x: Any, layer: int, neuron: int, scope: str = "upper",
-              variant: str = "pattern", output: int = 0, found_by: str = "") -> "RootExitCounterexample | None":
+              variant: str = "pattern", output: int = 0, found_by: str = "", definition: str = "true"
+              ) -> "RootExitCounterexample | None":
         """Compute everything from the exact input x; None if x is not a counterexample (checked exactly by the
         core's exact :func:`dtd_formal.root_regions`, then re-checked by :meth:`replay`)."""
         from ..regions import root_regions
@@ -103,8 +105,8 @@ class RootExitCounterexample:
         x = to_fraction_array(x, "counterexample input")
         if x.shape != (net.input_size,):
             return None
-        recs = [r for r in root_regions(net, x.reshape(1, -1), rule, scope=scope, output=output, layers=layer).records
-                if r.neuron == neuron]
+        recs = [r for r in root_regions(net, x.reshape(1, -1), rule, scope=scope, output=output, layers=layer,
+                                        definition=definition).records if r.neuron == neuron]
         if not recs:
             return None
         rec = recs[0]
@@ -115,14 +117,15 @@ class RootExitCounterexample:
         before, after = root_patterns(net, a, root, layer, neuron)
         flips = flipped_neurons(before, after, net, layer, neuron, scope)
         cex = cls(x, layer, neuron, root, Fraction(rec.step), rule.spec(), scope, variant, output, before, after, flips,
-                  bool(rec.leaves_pattern), bool(rec.leaves_affine_map), found_by, net.metadata.get("source"))
+                  bool(rec.leaves_pattern), bool(rec.leaves_affine_map), found_by, net.metadata.get("source"),
+                  definition)
         return cex if cex.replay(net, rule) else None
 
     def replay(self, net: Network, rule: Rule | None = None, reference: bool | None = None) -> bool:
         """Re-check in exact arithmetic, independently of every search encoding: the root and step by
-        :func:`dtd_formal.roots` (Fractions), :math:`z_j(\\tilde a) = 0`, the flipped neurons by a plain Fraction
-        forward pass (:func:`root_patterns`), and the region verdict by the core's :func:`dtd_formal.root_regions`;
-        with ``reference`` (default: nets with at most 64 ReLUs) also by the slow textbook twin
+        :func:`dtd_formal.roots` (Fractions, same root definition), :math:`z_j(\\tilde a) = 0` for true roots, the
+        flipped neurons by a plain Fraction forward pass (:func:`root_patterns`), and the region verdict by the
+        core's :func:`dtd_formal.root_regions`; with ``reference`` (default: nets with at most 64 ReLUs) also by the slow textbook twin
         :func:`dtd_formal.regions.classify_root_reference`."""
         from ..dtd import roots
         from ..regions import classify_root_reference, root_regions
@@ -130,13 +133,13 @@ class RootExitCounterexample:
 
         rule = rule if rule is not None else parse_rule(self.rule)
         x = to_fraction_array(self.input, "counterexample input")
-        r = roots(net, x, rule, layer=self.layer, output=self.output)
+        r = roots(net, x, rule, layer=self.layer, output=self.output, definition=self.definition)
         if self.neuron not in r.points:
             return False
         root = r.points[self.neuron]
         if not all(u == v for u, v in zip(root, self.root)) or r.steps[self.neuron] != self.step:
             return False
-        if net.weight(self.layer)[self.neuron].dot(root) + net.bias(self.layer)[self.neuron] != 0:
+        if self.definition == "true" and net.weight(self.layer)[self.neuron].dot(root) + net.bias(self.layer)[self.neuron] != 0:
             return False
         before, after = root_patterns(net, r.layer_input, root, self.layer, self.neuron)
         flips = flipped_neurons(before, after, net, self.layer, self.neuron, self.scope)
@@ -145,7 +148,8 @@ class RootExitCounterexample:
         if flips != [tuple(f) for f in self.flipped]:
             return False
         rec = [q for q in root_regions(net, x.reshape(1, -1), rule, scope=self.scope, output=self.output,
-                                       layers=self.layer).records if q.neuron == self.neuron]
+                                       layers=self.layer, definition=self.definition).records
+               if q.neuron == self.neuron]
         if not rec or sorted(map(tuple, rec[0].flipped)) != sorted(flips):
             return False
         if self.variant == "affine_map" and not rec[0].leaves_affine_map:
@@ -156,8 +160,10 @@ class RootExitCounterexample:
                 return False
         return True
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self, net: Network | None = None) -> dict[str, Any]:
+        """JSON form (exact rationals as strings); with ``net`` the network is embedded, so that
+        ``dtd-formal replay FILE`` can re-check the file on its own (else it uses ``model``, the source path)."""
+        out = {
             "kind": self.kind,
             "rule": self.rule,
             "layer": self.layer,
@@ -175,7 +181,11 @@ class RootExitCounterexample:
             "leaves_affine_map": self.leaves_affine_map,
             "found_by": self.found_by,
             "model": self.model,
+            "definition": self.definition,
         }
+        if net is not None:
+            out["network"] = net.to_json()
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "RootExitCounterexample":
@@ -186,7 +196,7 @@ class RootExitCounterexample:
                        array_from_json(data["root"], "root"), Fraction(data["step"]), data["rule"], data["scope"],
                        data["variant"], int(data["output"]), data["patterns_before"], data["patterns_after"],
                        [tuple(f) for f in data["flipped"]], data["leaves_pattern"], data["leaves_affine_map"],
-                       data.get("found_by", ""), data.get("model"))
+                       data.get("found_by", ""), data.get("model"), data.get("definition", "true"))
         except (KeyError, ValueError, TypeError) as exc:
             raise InputError(f"counterexample JSON: {exc}") from None
 
@@ -206,14 +216,14 @@ class RootExitCounterexample:
             f"    net = dtd.Network.from_json(json.loads({net_json!r}))\n"
             f"    x = [Fraction(v) for v in json.loads({x!r})]\n"
             f"    rule = parse_rule({self.rule!r})\n"
-            f"    r = dtd.roots(net, x, rule, layer={self.layer}, output={self.output})\n"
+            f"    r = dtd.roots(net, x, rule, layer={self.layer}, output={self.output}, definition={self.definition!r})\n"
             f"    root = r.points[{self.neuron}]\n"
             f"    assert r.steps[{self.neuron}] == Fraction({fraction_to_str(self.step)!r})\n"
             f"    leaves, leaves_map = classify_root_reference(net, x, {self.layer}, {self.neuron}, root, "
             f"output={self.output}, scope={self.scope!r})\n"
             f"    assert {'leaves' if attr == 'leaves_pattern' else 'leaves_map'}\n"
             f"    rec = [q for q in dtd.root_regions(net, [x], rule, scope={self.scope!r}, output={self.output}, "
-            f"layers={self.layer}).records if q.neuron == {self.neuron}][0]\n"
+            f"layers={self.layer}, definition={self.definition!r}).records if q.neuron == {self.neuron}][0]\n"
             f"    assert rec.{attr}\n"
             f"    assert sorted(map(tuple, rec.flipped)) == {sorted(map(tuple, self.flipped))!r}\n"
         )
@@ -244,13 +254,29 @@ class ViolationCounterexample:
         holds, _ = property_holds(net, rule, self.property, to_fraction_array(self.input), self.output)
         return not holds
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, net: Network | None = None) -> dict[str, Any]:
+        """JSON form; with ``net`` the network is embedded (for ``dtd-formal replay FILE``)."""
         from ..verdict import to_jsonable
 
-        return {"kind": self.kind, "property": self.property, "rule": self.rule, "output": self.output,
-                "layer": self.layer, "neuron": self.neuron, "input": array_to_json(self.input),
-                "root": None if self.root is None else array_to_json(self.root),
-                "values": to_jsonable(self.values), "found_by": self.found_by}
+        out = {"kind": self.kind, "property": self.property, "rule": self.rule, "output": self.output,
+               "layer": self.layer, "neuron": self.neuron, "input": array_to_json(self.input),
+               "root": None if self.root is None else array_to_json(self.root),
+               "values": to_jsonable(self.values), "found_by": self.found_by}
+        if net is not None:
+            out["network"] = net.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ViolationCounterexample":
+        from ..exact import array_from_json
+
+        try:
+            return cls(array_from_json(data["input"], "input"), str(data["property"]), str(data["rule"]),
+                       int(data.get("output", 0)), data.get("layer"), data.get("neuron"),
+                       None if data.get("root") is None else array_from_json(data["root"], "root"),
+                       dict(data.get("values") or {}), str(data.get("found_by", "")))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise InputError(f"violation JSON: {exc}") from None
 
     def to_pytest(self, net: Network, name: str | None = None) -> str:
         name = name or f"test_{self.property.replace('-', '_')}_violation"

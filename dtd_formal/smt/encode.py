@@ -16,6 +16,7 @@ with t fixed to a rational (a *t-slice*) it is linear, and every model is a genu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -85,16 +86,34 @@ def encode_forward(s: z3.Solver, net: Network, inputs: list[Any], start: int, pr
     return zs, hs, phases
 
 
-def root_exit_solver(P: RootExitProblem, t_value: Fraction | None = None, low: Any = None, high: Any = None,
-                     use_bounds: bool = True) -> tuple[z3.Solver, list[z3.ArithRef], z3.ArithRef, dict, dict]:
-    """The whole-net root-exit query (module docstring) over the box [low, high] (default: the problem's box).
+@dataclass
+class RootExitEncoding:
+    """The Z3 encoding of one root-exit query: the solver, input variables, the step t, pre-activations at x
+    (``zs[k-1]`` for layer k) and at the root (``zrs[k-l]``), and the phase Booleans at x and at the root."""
 
-    Returns (solver, input variables, t, phases at x, phases at the root); ``t_value`` fixes t (a linear t-slice).
+    solver: z3.Solver
+    xs: list[z3.ArithRef]
+    t: z3.ArithRef
+    zs: list[list[z3.ArithRef]]
+    zrs: list[list[z3.ArithRef]]
+    phases_x: dict
+    phases_r: dict
+
+
+def encode_root_exit(P: RootExitProblem, t_value: Fraction | None = None, low: Any = None, high: Any = None,
+                     use_bounds: bool = True, exit_constraint: bool = True) -> RootExitEncoding:
+    r"""The whole-net root-exit query (module docstring) over the box [low, high] (default: the problem's box).
+
+    ``t_value`` fixes t (a linear t-slice for true roots). With ``definition="paper-code"`` the step is
+    :math:`t\,\mathrm{den} = R^l_j`, the LRP relevance of the rule over layers L..l+1 as Z3 terms (the rule's own
+    ``redistribute`` over Z3Ops, :func:`dtd_formal.smt.violations._z3_lrp`): nonlinear, for Z3's nlsat.
+    ``exit_constraint=False`` leaves out the exit disjunction (callers add their own).
     """
     net, l, j = P.net, P.layer, P.neuron
     low = P.low if low is None else low
     high = P.high if high is None else high
-    s = z3.SolverFor("QF_LRA") if t_value is not None else z3.SolverFor("QF_NRA")
+    linear = t_value is not None and P.true_root
+    s = z3.SolverFor("QF_LRA") if linear else z3.SolverFor("QF_NRA")
     xs = [z3.Real(f"x{i}") for i in range(net.input_size)]
     for x, lo, hi in zip(xs, low, high):
         s.add(x >= q(lo), x <= q(hi))
@@ -110,14 +129,30 @@ def root_exit_solver(P: RootExitProblem, t_value: Fraction | None = None, low: A
     v = [z3.simplify(to_z3(vi)) for vi in V]
     den = z3.simplify(z3.Sum([q(w) * vi for w, vi in zip(Wj[0], v)]))
     t = z3.Real("t") if t_value is None else q(t_value)
-    s.add(den != 0, t * den == zj)
+    if P.true_root:
+        numer = zj
+    else:
+        from .violations import _z3_lrp
+
+        per = _z3_lrp(net, P.rule, [list(xs)] + hs, P.output)
+        numer = z3.simplify(to_z3(np.asarray(per[l], dtype=object).ravel()[j]))
+    s.add(den != 0, t * den == numer)
     r = []
     for i, (ai, vi) in enumerate(zip(a, v)):
         ri = z3.Real(f"r{i}")
         s.add(ri == to_z3(ai) - t * vi)
         r.append(ri)
     zrs, _, phases_r = encode_forward(s, net, r, l, "root_", None, forced=j)
-    scope = P.proof_scope if P.variant == "affine_map" else P.scope
+    if exit_constraint:
+        s.add(exit_formula(P, zs, zrs))
+    return RootExitEncoding(s, xs, t, zs, zrs, phases_x, phases_r)
+
+
+def exit_formula(P: RootExitProblem, zs: list[list[Any]], zrs: list[list[Any]]) -> z3.BoolRef:
+    """Some other ReLU neuron of the scope has strictly opposite signs at x and at the root (neuron j excluded;
+    the affine-map variant uses the upper scope: its map can only change if some upper neuron flips)."""
+    net, l, j = P.net, P.layer, P.neuron
+    scope = P.proof_scope
     exits = []
     for k in range(l, net.n_layers + 1):
         if not net.has_relu(k) or (scope == "layer" and k != l):
@@ -127,8 +162,14 @@ def root_exit_solver(P: RootExitProblem, t_value: Fraction | None = None, low: A
                 continue
             zm, zrm = zs[k - 1][m], zrs[k - l][m]
             exits.append(z3.Or(z3.And(zm > 0, zrm < 0), z3.And(zm < 0, zrm > 0)))
-    s.add(z3.Or(exits) if exits else z3.BoolVal(False))
-    return s, xs, (t if t_value is None else q(t_value)), phases_x, phases_r
+    return z3.Or(exits) if exits else z3.BoolVal(False)
+
+
+def root_exit_solver(P: RootExitProblem, t_value: Fraction | None = None, low: Any = None, high: Any = None,
+                     use_bounds: bool = True) -> tuple[z3.Solver, list[z3.ArithRef], z3.ArithRef, dict, dict]:
+    """(solver, input variables, t, phases at x, phases at the root) of :func:`encode_root_exit`."""
+    e = encode_root_exit(P, t_value, low, high, use_bounds)
+    return e.solver, e.xs, e.t, e.phases_x, e.phases_r
 
 
 def model_value(m: z3.ModelRef, v: z3.ArithRef, digits: int = 30) -> Fraction:
@@ -166,4 +207,4 @@ def solve_root_exit(P: RootExitProblem, timeout_s: float, t_value: Fraction | No
     return "unknown", None
 
 
-__all__ = ["encode_forward", "root_exit_solver", "solve_root_exit", "model_value", "q"]
+__all__ = ["encode_forward", "encode_root_exit", "exit_formula", "RootExitEncoding", "root_exit_solver", "solve_root_exit", "model_value", "q"]

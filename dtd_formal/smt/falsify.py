@@ -6,7 +6,8 @@ The float score of an input x for (layer l, neuron j) is
            \qquad \sigma_m = \mathrm{sign}\, z_m(a),
 
 positive exactly when (in floats) some neuron has strictly opposite signs at a and at the root; :math:`-\infty`
-where neuron j gives no root (inactive, zero denominator). Floats only steer the search: a candidate becomes a
+where neuron j gives no root (inactive, zero denominator). Paper-code roots use
+:math:`t = R^l_j / (w_j \cdot v_j)` with :math:`R^l_j` from a float64 LRP pass per sample. Floats only steer the search: a candidate becomes a
 counterexample only after :meth:`RootExitCounterexample.build` confirms it in exact arithmetic.
 """
 
@@ -38,6 +39,21 @@ class FloatModel:
         self.hi = np.array([float(v) for v in P.high])
         self.scope = P.proof_scope if P.variant == "affine_map" else P.scope
 
+    def relevance(self, X: np.ndarray) -> np.ndarray:
+        """:math:`R^l_j(x)` per row in float64 (the LRP pass of :func:`dtd_formal.dtd.propagate`, same rule body),
+        the numerator of the paper-code step."""
+        from ..dtd import forward_arrays, propagate
+        from ..rules.ops import FLOAT64
+
+        P = self.P
+        layers = list(zip(self.W, self.b))
+        out = np.empty(len(X))
+        for r, x in enumerate(X):
+            acts, _ = forward_arrays(layers, P.net, np.asarray(x, dtype=float))
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                out[r] = propagate(P.net, acts, layers, FLOAT64, P.rule, P.output)[0][P.layer][P.neuron]
+        return out
+
     def score(self, X: np.ndarray) -> np.ndarray:
         """s(x) for each row of X (module docstring)."""
         P, net = self.P, self.P.net
@@ -50,8 +66,9 @@ class FloatModel:
         z = a @ self.W[l - 1].T + self.b[l - 1]
         v = a * self.D + self.e
         den = v @ self.W[l - 1][j]
+        numer = z[:, j] if P.true_root else self.relevance(X)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            t = z[:, j] / den
+            t = numer / den
         valid = (den != 0) & np.isfinite(t)
         if P.relu:
             valid &= z[:, j] > 0
@@ -82,7 +99,8 @@ def confirm(P: RootExitProblem, x: np.ndarray, found_by: str) -> RootExitCounter
     xs = np.array([Fraction(float(v)) for v in x], dtype=object)
     if any(v < lo or v > hi for v, lo, hi in zip(xs, P.low, P.high)):
         return None
-    return RootExitCounterexample.build(P.net, P.rule, xs, P.layer, P.neuron, P.scope, P.variant, P.output, found_by)
+    return RootExitCounterexample.build(P.net, P.rule, xs, P.layer, P.neuron, P.scope, P.variant, P.output, found_by,
+                                        P.definition)
 
 
 def falsify(P: RootExitProblem, deadline: float, n_samples: int = 4096, seed: int = 0, max_confirm: int = 8,
@@ -92,6 +110,8 @@ def falsify(P: RootExitProblem, deadline: float, n_samples: int = 4096, seed: in
     Returns (counterexample or None, the best float points, their scores) — the points seed t-slicing.
     """
     fm = FloatModel(P)
+    if not P.true_root:  # the float LRP pass per sample is slower: fewer samples and rounds
+        n_samples, local_rounds = min(n_samples, 512), min(local_rounds, 10)
     rng = np.random.default_rng(seed)
     lo, hi = fm.lo, fm.hi
     n = len(lo)

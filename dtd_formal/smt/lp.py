@@ -316,9 +316,9 @@ def _region_lp(net: Network, pattern: list[np.ndarray], low: Any, high: Any,
       maximum-margin point;
     - optimum > 0: its duals :math:`\mu \ge 0` weight the rows; the exact multipliers of the layer equations
       follow by the backward pass :math:`\lambda_L = \zeta_L`,
-      :math:`\lambda_k = \zeta_k + M_k W_{k+1}^	op \lambda_{k+1}` (:math:`\zeta_k` = the weights the rows put on
+      :math:`\lambda_k = \zeta_k + M_k W_{k+1}^\top \lambda_{k+1}` (:math:`\zeta_k` = the weights the rows put on
       :math:`z_k`), so every z cancels exactly and the certificate reduces to
-      :math:`\min_{x \in 	ext{box}} (c_x \cdot x) + \sum_k \lambda_k \cdot b_k > 	ext{rhs}`, checked in rationals.
+      :math:`\min_{x \in \text{box}} (c_x \cdot x) + \sum_k \lambda_k \cdot b_k > \text{rhs}`, checked in rationals.
     """
     t0 = time.perf_counter()
     from .problem import parse_box

@@ -7,6 +7,8 @@ search direction that is diagonal-affine in a, :math:`v_j(a) = D_j a + e_j` (z+:
 LRP-0: D = I; gamma: :math:`D = 1 + \gamma [w_j > 0]`; zB: :math:`D = [w \ne 0]`, :math:`e = -(l [w>0] + h [w<0])`;
 w^2: D = 0, :math:`e = w_j`). :func:`affine_direction` reads (D, e) off the rule's own definition and checks the
 form exactly; the relaxation and sampling engines need it, the Z3 engine uses the rule body directly.
+``definition="paper-code"`` replaces the step by the authors' :math:`t = R^l_j(x) / (w_j \cdot v_j(a))` with
+:math:`R^l` the LRP relevance of the same rule over the upper layers (:func:`dtd_formal.dtd.roots`).
 """
 
 from __future__ import annotations
@@ -87,11 +89,14 @@ class RootExitProblem:
     scope: str = "upper"
     variant: str = "pattern"
     output: int = 0
+    definition: str = "true"
 
     def __post_init__(self) -> None:
         net = self.net
         net._check_layer(self.layer)
         net._check_output(self.output)
+        if self.definition not in ("true", "paper-code"):
+            raise InputError(f"definition must be 'true' or 'paper-code', got {self.definition!r}")
         if self.scope not in ("layer", "upper"):
             raise InputError(f"scope must be 'layer' or 'upper', got {self.scope!r}")
         if self.variant not in ("pattern", "affine_map"):
@@ -119,8 +124,15 @@ class RootExitProblem:
 
     def statement(self) -> str:
         what = "leaves the linear region" if self.variant == "pattern" else "changes the affine map"
-        return (f"no input in the box has a {self.rule.spec()} root of layer {self.layer} neuron {self.neuron} that "
-                f"{what} (scope {self.scope})")
+        kind = "" if self.definition == "true" else " paper-code"
+        return (f"no input in the box has a {self.rule.spec()}{kind} root of layer {self.layer} neuron {self.neuron} "
+                f"that {what} (scope {self.scope})")
+
+    @property
+    def true_root(self) -> bool:
+        r"""Whether the step is the true root's :math:`t = z_j / (w_j \cdot v_j)` (the relaxation, LP and slicing
+        engines assume it); "paper-code" uses :math:`t = R_j / (w_j \cdot v_j)`."""
+        return self.definition == "true"
 
 
 __all__ = ["RootExitProblem", "parse_box", "affine_direction"]

@@ -23,9 +23,18 @@ When the intervals leave a few flips open, the LP relaxation of :mod:`dtd_formal
 envelopes of :math:`t a_i` coupled with the step equation and the layer maps, triangle ReLU relaxations) is tried
 per open flip, and counts only with an exactly checked Farkas certificate. Otherwise the prover bisects the box
 (widest dimension, weighted by the first layer's weights). The certificate is the split tree (preorder: -1 =
-interval-safe leaf, -2 = LP-certified leaf, d = split at the exact midpoint of dimension d), which
-:func:`check_certificate` replays with the same exact tests. All arithmetic is exact (gmpy2 rationals / Fractions).
-Not implemented: branching on t (only the input box is split).
+interval-safe leaf, -2 = LP-certified leaf, d = split at the exact midpoint of dimension d, -3 = split of the
+node's step range), which :func:`check_certificate` replays with the same exact tests. All arithmetic is exact
+(gmpy2 rationals / Fractions).
+
+**Branching on t.** A node is a pair (box, t-slice :math:`[t_L, t_U]`); its t enclosure is intersected with the
+slice, which tightens every product :math:`t\,u_m` and the McCormick envelopes, and the slice itself is a pair of
+linear constraints on a (:func:`_slice_empty`) that shrink, by bound propagation (:func:`_tighten_box`), the
+node's input box for layer 1 (a = x, :func:`node_box`; the sign of den is the sign of t there) and the interval
+bounds of :math:`a_{l-1}` in deeper layers. Bisecting the exact t enclosure of a node covers every x of the node
+(each has its step in one half), so the split tree over boxes and t-slices is still a complete certificate.
+``branch="both"`` (default) splits t where that shrinks the bounds of a at least as much as a box bisection
+(:func:`_choose_t`), else the box.
 """
 
 from __future__ import annotations
@@ -112,10 +121,73 @@ def prepare(P: RootExitProblem) -> _Prep:
                  np.where(C > 0, C, _Z), np.where(C < 0, C, _Z), np.array([all(c == 0 for c in row) for row in C]), u_c)
 
 
-def box_analysis(P: RootExitProblem, prep: _Prep, lo: np.ndarray, hi: np.ndarray) -> tuple[bool, "BoxInfo | None"]:
-    """(safe, info): safe if no input in [lo, hi] (exact) has an exit of neuron j's root in the proof scope
-    (module docstring); otherwise ``info`` holds the enclosures and the flips the intervals could not exclude
-    (None when t is unbounded on the box)."""
+def _slice_empty(prep: _Prep, al: np.ndarray, ah: np.ndarray, tl: Any, th: Any, den_pos: bool) -> bool:
+    r"""Whether no a in [al, ah] has its step in [tl, th] (t-branching). With den > 0, :math:`t \ge t_L` means
+    :math:`z_j - t_L\,\mathrm{den} \ge 0` and :math:`t \le t_U` means :math:`z_j - t_U\,\mathrm{den} \le 0`
+    (den < 0: reversed); both are linear in a, :math:`(w_j - s\, w_j \odot D)\cdot a + b_j - s\, w_j\cdot e`,
+    and their exact range over the box decides emptiness."""
+    if tl == -INF or th == INF:
+        return False
+    for s, need_nonneg in ((tl, den_pos), (th, not den_pos)):
+        c = prep.wj - s * prep.wj * prep.D
+        const = prep.k_c + prep.den_c - s * prep.den_c  # b_j - s w_j.e  (k_c = b_j - w_j.e, den_c = w_j.e)
+        cp, cn = np.where(c > 0, c, _Z), np.where(c < 0, c, _Z)
+        vmin = cp.dot(al) + cn.dot(ah) + const
+        vmax = cp.dot(ah) + cn.dot(al) + const
+        if need_nonneg and vmax < 0:
+            return True
+        if not need_nonneg and vmin > 0:
+            return True
+    return False
+
+
+def _tighten_box(prep: _Prep, lo: np.ndarray, hi: np.ndarray, t_lo: Any, t_hi: Any, den_pos: bool
+                 ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Layer 1 (a = x): shrink the input box with the two linear slice constraints of :func:`_slice_empty`
+    (one pass of bound propagation, exact); None if the box becomes empty."""
+    lo, hi = lo.copy(), hi.copy()
+    for s, need_nonneg in ((t_lo, den_pos), (t_hi, not den_pos)):
+        if s == -INF or s == INF:
+            continue
+        c = prep.wj - s * prep.wj * prep.D
+        const = prep.k_c + prep.den_c - s * prep.den_c
+        # need_nonneg: c.x + const >= 0, else c.x + const <= 0 (multiply by -1 to reuse the >= form)
+        if not need_nonneg:
+            c, const = -c, -const
+        tops = [max(ci * l, ci * h) for ci, l, h in zip(c, lo, hi)]
+        total = sum(tops, _Z) + const
+        for i, ci in enumerate(c):
+            if ci == 0:
+                continue
+            bound = -(total - tops[i]) / ci  # c_i x_i >= -(const + sum_{k != i} max c_k x_k)
+            if ci > 0 and bound > lo[i]:
+                lo[i] = bound
+            elif ci < 0 and bound < hi[i]:
+                hi[i] = bound
+        if any(l > h for l, h in zip(lo, hi)):
+            return None
+    return lo, hi
+
+
+def node_box(P: RootExitProblem, prep: _Prep, lo: np.ndarray, hi: np.ndarray, t_lo: Any, t_hi: Any
+             ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The input box of a node (box, t-slice): for layer 1 with a ReLU, shrunk by :func:`_tighten_box`, where the
+    sign of den is the sign of t (:math:`z_j > 0`); None when no input of the box has its step in the slice.
+    Deterministic, so :func:`check_certificate` re-derives the same boxes."""
+    if t_lo is None or P.layer != 1 or not P.net.has_relu(1):
+        return lo, hi
+    if t_lo >= 0:
+        return _tighten_box(prep, lo, hi, t_lo, t_hi, True)
+    if t_hi <= 0:
+        return _tighten_box(prep, lo, hi, t_lo, t_hi, False)
+    return lo, hi
+
+
+def box_analysis(P: RootExitProblem, prep: _Prep, lo: np.ndarray, hi: np.ndarray, t_lo: Any = None,
+                 t_hi: Any = None) -> tuple[bool, "BoxInfo | None"]:
+    """(safe, info): safe if no input in [lo, hi] (exact) with a step t in [t_lo, t_hi] (default: any t) has an
+    exit of neuron j's root in the proof scope (module docstring); otherwise ``info`` holds the enclosures and the
+    flips the intervals could not exclude (None when t is unbounded on the box)."""
     net, l, j = P.net, P.layer, P.neuron
     B = interval_bounds(net, lo, hi)
     al, ah = B.a[l - 1]
@@ -143,11 +215,23 @@ def box_analysis(P: RootExitProblem, prep: _Prep, lo: np.ndarray, hi: np.ndarray
     tl, th = max(t1[0], _ONE + q[0]), min(t1[1], _ONE + q[1])
     if relu:
         tl, th = (max(tl, _Z), th) if den_pos else (tl, min(th, _Z))
+    if t_lo is not None:
+        tl, th = max(tl, t_lo), min(th, t_hi)
+        if tl > th:
+            return True, None  # no input of the box has its step in the slice
+        if _slice_empty(prep, al, ah, tl, th, den_pos):
+            return True, None
+        if l > 1:  # deeper layers: the slice also shrinks the bounds of a = a_{l-1} (layer 1: see node_box)
+            tight = _tighten_box(prep, al, ah, tl, th, den_pos)
+            if tight is None:
+                return True, None
+            al, ah = tight
+            B.a[l - 1] = (al, ah)
     if tl == -INF or th == INF:
         return False, None
     if tl > th:
         return True, None
-    info = BoxInfo(B, tl, th, [], {})
+    info = BoxInfo(B, tl, th, [], {}, den_pos)
     cands = info.candidates
     scope = P.proof_scope
     W, b = net.fast_layers[l - 1]
@@ -225,16 +309,23 @@ class BoxInfo:
     th: Any
     candidates: list[tuple[int, int, int]]
     root: dict[int, tuple[np.ndarray, np.ndarray]]
+    den_pos: bool = True
 
 
-def box_safe(P: RootExitProblem, prep: _Prep, lo: np.ndarray, hi: np.ndarray) -> bool:
-    """True if the interval test (:func:`box_analysis`) shows the box free of exits."""
-    return box_analysis(P, prep, lo, hi)[0]
+def box_safe(P: RootExitProblem, prep: _Prep, lo: np.ndarray, hi: np.ndarray, t_lo: Any = None,
+             t_hi: Any = None) -> bool:
+    """True if the interval test (:func:`box_analysis`) shows the box (and t-slice) free of exits."""
+    return box_analysis(P, prep, lo, hi, t_lo, t_hi)[0]
 
 
 def _split_dim(P: RootExitProblem, lo: np.ndarray, hi: np.ndarray, weight: np.ndarray) -> int:
     w = [(h - l) * c for l, h, c in zip(lo, hi, weight)]
     return int(max(range(len(w)), key=lambda i: w[i]))
+
+
+#: split-tree codes: d >= 0 = bisect input dimension d; leaves and the t split are negative
+LEAF_INTERVAL, LEAF_LP, SPLIT_T = -1, -2, -3
+BRANCHING = ("box", "t", "both")
 
 
 @dataclass
@@ -245,87 +336,161 @@ class ProofResult:
     proved_volume: Fraction
     counterexample: Any = None
     reason: str = ""
+    t_splits: int = 0
+
+
+def _volume(lo: np.ndarray, hi: np.ndarray) -> Any:
+    v = _ONE
+    for l, h in zip(lo, hi):
+        v = v * (h - l)
+    return v
+
+
+def _choose_t(P: RootExitProblem, prep: _Prep, branch: str, info: Any, lo: np.ndarray, hi: np.ndarray) -> bool:
+    """Whether to bisect the t-range of this node. "box": never; "t": whenever t is bounded; "both": when the two
+    t-slices shrink the bounds of the layer input a (layer 1: the input box, :func:`node_box`; deeper layers: the
+    interval bounds of :math:`a_{l-1}`, as :func:`box_analysis` shrinks them) so that each child is at most half as
+    large as the node (as after a box bisection) and both together at most 3/4 of it (a box bisection keeps the
+    total volume); volumes over the dimensions of non-zero width."""
+    if branch == "box" or info is None or not info.th > info.tl:
+        return False
+    if branch == "t":
+        return True
+    mid = (info.tl + info.th) / 2
+    if P.layer == 1:
+        if not P.net.has_relu(1):
+            return False
+        al, ah = lo, hi
+        children = [node_box(P, prep, lo, hi, a, b) for a, b in ((info.tl, mid), (mid, info.th))]
+    else:
+        al, ah = info.B.a[P.layer - 1]
+        children = [_tighten_box(prep, al, ah, a, b, info.den_pos) for a, b in ((info.tl, mid), (mid, info.th))]
+    dims = [i for i in range(len(al)) if ah[i] > al[i]]
+    if not dims:
+        return False
+    V = _volume(al[dims], ah[dims])
+    vols = [_volume(c[0][dims], c[1][dims]) if c is not None else _Z for c in children]
+    return max(vols) * 2 <= V and sum(vols, _Z) * 4 <= V * 3
 
 
 def prove_by_relaxation(P: RootExitProblem, deadline: float, max_boxes: int = 200_000,
-                        probe: Callable[[np.ndarray, np.ndarray], Any] | None = None, use_lp: bool = True) -> ProofResult:
-    """Branch and bound over the input box: the interval test (:func:`box_analysis`) first, then (``use_lp``) the
-    McCormick LP relaxation with exact Farkas certificates (:func:`dtd_formal.smt.mccormick.box_lp_safe`) for the
-    flips the intervals left open; ``probe(lo, hi)`` may return a counterexample for an unsafe box (called every
-    few splits). Leaves: -1 = interval-safe, -2 = LP-certified."""
+                        probe: Callable[[np.ndarray, np.ndarray], Any] | None = None, use_lp: bool = True,
+                        branch: str = "both") -> ProofResult:
+    """Branch and bound over the input box and the step t: the interval test (:func:`box_analysis`) first, then
+    (``use_lp``) the McCormick LP relaxation with exact Farkas certificates
+    (:func:`dtd_formal.smt.mccormick.box_lp_safe`) for the flips the intervals left open; ``probe(lo, hi)`` may
+    return a counterexample for an unsafe box (called every few splits). ``branch`` picks what is bisected:
+    "box" (input dimensions only), "t" (the t-range of the node whenever it is bounded, else the box) or "both"
+    (alternating). Leaves: -1 = interval-safe, -2 = LP-certified; -3 = t bisected at the midpoint of the node's
+    exact t enclosure (the children keep the box and take [t_L, mid] and [mid, t_U]; every x of the node has its
+    step in one of them)."""
     from .mccormick import box_lp_safe
 
+    if branch not in BRANCHING:
+        raise ValueError(f"branch must be one of {BRANCHING}, got {branch!r}")
     prep = prepare(P)
     lo0, hi0 = to_fast(P.low), to_fast(P.high)
     W1 = P.net.fast_layers[0][0]
     weight = np.array([sum(abs(v) for v in W1[:, i]) + FAST_RATIONAL(1, 10**6) for i in range(W1.shape[1])], dtype=object)
-    total = np.prod([h - l for l, h in zip(lo0, hi0)]) if len(lo0) else _ONE
     tree: list[int] = []
-    stack = [(lo0, hi0, 0)]
+    # (lo, hi, t_lo, t_hi, box depth, t depth, volume share of the node)
+    stack: list[tuple[Any, ...]] = [(lo0, hi0, None, None, 0, 0, _ONE)]
     boxes = 0
+    t_splits = 0
     proved = FAST_RATIONAL(0)
     while stack:
         if time.monotonic() > deadline or boxes >= max_boxes:
-            frac = Fraction(int((proved / total).numerator), int((proved / total).denominator)) if total else Fraction(0)
-            return ProofResult("unknown", tree, boxes, frac, reason=f"budget: {boxes} boxes, proved volume "
-                               f"{float(frac):.3g}")
-        lo, hi, depth = stack.pop()
+            frac = Fraction(int(proved.numerator), int(proved.denominator))
+            return ProofResult("unknown", tree, boxes, frac, reason=f"budget: {boxes} nodes ({t_splits} t-splits), "
+                               f"proved share {float(frac):.3g}", t_splits=t_splits)
+        lo, hi, t_lo, t_hi, depth, t_depth, share = stack.pop()
         boxes += 1
-        safe, info = box_analysis(P, prep, lo, hi)
+        box = node_box(P, prep, lo, hi, t_lo, t_hi)
+        if box is None:  # no input of the box has its step in the slice
+            tree.append(LEAF_INTERVAL)
+            proved += share
+            continue
+        lo, hi = box
+        safe, info = box_analysis(P, prep, lo, hi, t_lo, t_hi)
         if safe:
-            tree.append(-1)
-            proved += np.prod([h - l for l, h in zip(lo, hi)]) if len(lo) else _ONE
+            tree.append(LEAF_INTERVAL)
+            proved += share
             continue
         if use_lp and info is not None and box_lp_safe(P, prep, lo, hi, info, deadline):
-            tree.append(-2)
-            proved += np.prod([h - l for l, h in zip(lo, hi)]) if len(lo) else _ONE
+            tree.append(LEAF_LP)
+            proved += share
             continue
-        if probe is not None and depth % 3 == 2:
+        if probe is not None and (depth + t_depth) % 3 == 2:
             cex = probe(lo, hi)
             if cex is not None:
-                return ProofResult("refuted", tree, boxes, Fraction(0), counterexample=cex)
+                return ProofResult("refuted", tree, boxes, Fraction(0), counterexample=cex, t_splits=t_splits)
+        if _choose_t(P, prep, branch, info, lo, hi):
+            mid = (info.tl + info.th) / 2
+            tree.append(SPLIT_T)
+            t_splits += 1
+            stack.append((lo, hi, mid, info.th, depth, t_depth + 1, share / 2))
+            stack.append((lo, hi, info.tl, mid, depth, t_depth + 1, share / 2))
+            continue
         d = _split_dim(P, lo, hi, weight)
         if hi[d] == lo[d]:
-            return ProofResult("unknown", tree, boxes, Fraction(0), reason="degenerate box cannot be split")
+            return ProofResult("unknown", tree, boxes, Fraction(0), reason="degenerate box cannot be split",
+                               t_splits=t_splits)
         mid = (lo[d] + hi[d]) / 2
         tree.append(d)
         lo2, hi1 = lo.copy(), hi.copy()
         hi1[d] = mid
         lo2[d] = mid
-        stack.append((lo2, hi, depth + 1))  # right child after the left one (preorder)
-        stack.append((lo, hi1, depth + 1))
-    return ProofResult("proved", tree, boxes, Fraction(1))
+        stack.append((lo2, hi, t_lo, t_hi, depth + 1, t_depth, share / 2))  # right child after the left (preorder)
+        stack.append((lo, hi1, t_lo, t_hi, depth + 1, t_depth, share / 2))
+    return ProofResult("proved", tree, boxes, Fraction(1), t_splits=t_splits)
 
 
 def check_certificate(P: RootExitProblem, tree: list[int]) -> bool:
-    """Replay a split tree exactly: every leaf box must pass :func:`box_safe` (-1) or the LP relaxation with a
-    freshly derived, exactly checked Farkas certificate (-2), and the tree must be complete."""
+    """Replay a split tree exactly: every leaf (box, t-slice) must pass :func:`box_safe` (-1) or the LP relaxation
+    with a freshly derived, exactly checked Farkas certificate (-2); a t split (-3) re-derives the node's exact t
+    enclosure and bisects it; the tree must be complete."""
     prep = prepare(P)
     pos = 0
-    stack = [(to_fast(P.low), to_fast(P.high))]
+    stack: list[tuple[Any, ...]] = [(to_fast(P.low), to_fast(P.high), None, None)]
     while stack:
         if pos >= len(tree):
             return False
-        lo, hi = stack.pop()
+        lo, hi, t_lo, t_hi = stack.pop()
         d = tree[pos]
         pos += 1
-        if d == -1:
-            if not box_safe(P, prep, lo, hi):
+        box = node_box(P, prep, lo, hi, t_lo, t_hi)
+        if box is None:
+            if d != LEAF_INTERVAL:
                 return False
             continue
-        if d == -2:
+        lo, hi = box
+        if d == LEAF_INTERVAL:
+            if not box_safe(P, prep, lo, hi, t_lo, t_hi):
+                return False
+            continue
+        if d == LEAF_LP:
             from .mccormick import box_lp_safe
 
-            if not box_lp_safe(P, prep, lo, hi, box_analysis(P, prep, lo, hi)[1], time.monotonic() + 3600):
+            if not box_lp_safe(P, prep, lo, hi, box_analysis(P, prep, lo, hi, t_lo, t_hi)[1], time.monotonic() + 3600):
                 return False
             continue
+        if d == SPLIT_T:
+            safe, info = box_analysis(P, prep, lo, hi, t_lo, t_hi)
+            if info is None:
+                return False
+            mid = (info.tl + info.th) / 2
+            stack.append((lo, hi, mid, info.th))
+            stack.append((lo, hi, info.tl, mid))
+            continue
+        if not 0 <= d < len(lo):
+            return False
         mid = (lo[d] + hi[d]) / 2
         lo2, hi1 = lo.copy(), hi.copy()
         hi1[d] = mid
         lo2[d] = mid
-        stack.append((lo2, hi))
-        stack.append((lo, hi1))
+        stack.append((lo2, hi, t_lo, t_hi))
+        stack.append((lo, hi1, t_lo, t_hi))
     return pos == len(tree)
 
 
-__all__ = ["box_safe", "prove_by_relaxation", "check_certificate", "ProofResult", "prepare"]
+__all__ = ["box_safe", "prove_by_relaxation", "check_certificate", "ProofResult", "prepare", "BRANCHING"]

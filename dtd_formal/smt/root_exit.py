@@ -4,13 +4,16 @@ Engines, in the order the default pipeline runs them within one neuron's time bu
 
 - ``"falsify"``: sampling + local search in floats (:mod:`.falsify`), each candidate confirmed exactly;
 - ``"relax"``: the exact interval relaxation plus the McCormick LP relaxation (Farkas-certified), with branching on
-  the input box (:mod:`.relax`, :mod:`.mccormick`); proves absence (its split tree is the certificate, re-checked by
+  the input box and on t (:mod:`.relax`, :mod:`.mccormick`); proves absence (its split tree is the certificate, re-checked by
   :func:`dtd_formal.smt.relax.check_certificate` before Proved is returned) and probes unsafe boxes;
 - ``"slice"``: t-slicing: t fixed to rationals taken from the best float points; each slice is a linear Z3 query
   (:mod:`.encode`), and a SAT slice is a genuine counterexample;
 - ``"lp"``: the region-fixed LP path: at a float candidate, fix the activation patterns (at x and at the root) and t,
   and solve the resulting LP with HiGHS; its witness is replayed exactly (:mod:`.lp`);
-- ``"z3"``: the whole-net nonlinear query (t free) with Z3's nlsat, the complete fallback on small nets.
+- ``"z3"``: the whole-net nonlinear query (t free) with Z3's nlsat, the complete fallback on small nets; for the
+  "affine_map" variant, the enumeration of reachable resolved pattern pairs (:mod:`.maps`).
+
+Paper-code roots (``definition="paper-code"``) run "falsify" and "z3" only.
 
 A Refuted always holds a :class:`RootExitCounterexample` rebuilt from the exact input by
 :meth:`RootExitCounterexample.build` (which uses :func:`dtd_formal.roots` and the textbook region twin); a Proved
@@ -110,7 +113,7 @@ def _best_points(P: RootExitProblem, seed: int, n: int = 2048, k: int = 16) -> t
 
 
 def solve_problem(P: RootExitProblem, timeout: float = 60.0, engines: Sequence[str] = DEFAULT_ENGINES,
-                  seed: int = 0) -> Verdict:
+                  seed: int = 0, branch: str = "both") -> Verdict:
     """Run the engines on one (layer, neuron) within ``timeout`` seconds (module docstring)."""
     t0 = time.monotonic()
     deadline = t0 + timeout
@@ -130,7 +133,10 @@ def solve_problem(P: RootExitProblem, timeout: float = 60.0, engines: Sequence[s
         cex, points, scores = falsify(P, min(deadline, t0 + 0.15 * timeout + 0.2), seed=seed)
         if cex is not None:
             return _refuted(P, cex, "falsify")
-    if "relax" in engines and affine:
+    true_root = P.true_root
+    if not true_root and any(e in engines for e in ("relax", "lp", "slice")):
+        notes.append("paper-code roots: relax/lp/slice assume the true step and were skipped")
+    if "relax" in engines and affine and true_root:
         from .falsify import FloatModel, confirm
         from .relax import check_certificate, prove_by_relaxation
 
@@ -145,27 +151,30 @@ def solve_problem(P: RootExitProblem, timeout: float = 60.0, engines: Sequence[s
             i = int(np.argmax(s))
             return confirm(P, X[i], "relax probe") if s[i] > 0 else None
 
-        budget = 0.6 if "z3" in engines and P.net.n_relus <= Z3_MAX_RELUS else 0.8
-        res = prove_by_relaxation(P, min(deadline, time.monotonic() + budget * (deadline - time.monotonic())), probe=probe)
+        z3_next = "z3" in engines and P.net.n_relus <= Z3_MAX_RELUS
+        # the affine-map variant: the relaxation only proves "no upper flip"; leave Z3's enumeration more time
+        budget = (0.3 if P.variant == "affine_map" else 0.6) if z3_next else 0.8
+        res = prove_by_relaxation(P, min(deadline, time.monotonic() + budget * (deadline - time.monotonic())), probe=probe,
+                                  branch=branch)
         if res.status == "refuted":
             return _refuted(P, res.counterexample, "relax probe")
         if res.status == "proved":
             if not check_certificate(P, res.tree):  # pragma: no cover - the same exact test, replayed
                 raise AssertionError("relaxation certificate did not re-check")
-            return Proved(P.statement(), "interval/McCormick relaxation + input-box branching (exact)",
-                          {"split_tree": res.tree, "boxes": res.boxes, "low": P.low, "high": P.high,
-                           "scope": P.proof_scope})
+            return Proved(P.statement(), "interval/McCormick relaxation + branching on the input box and t (exact)",
+                          {"split_tree": res.tree, "boxes": res.boxes, "t_splits": res.t_splits, "low": P.low,
+                           "high": P.high, "scope": P.proof_scope, "branch": branch})
         notes.append(f"relax: {res.reason}")
-    if affine and not len(points) and ("lp" in engines or "slice" in engines):
+    if affine and true_root and not len(points) and ("lp" in engines or "slice" in engines):
         points, scores = _best_points(P, seed)
-    if "lp" in engines and affine and len(points) and time.monotonic() < deadline:
+    if "lp" in engines and affine and true_root and len(points) and time.monotonic() < deadline:
         from .lp import lp_slice_search
 
         cex = lp_slice_search(P, points[:4], deadline)
         if cex is not None:
             return _refuted(P, cex, "lp")
         notes.append("lp: no certified witness at the best points")
-    if "slice" in engines and affine and time.monotonic() < deadline:
+    if "slice" in engines and affine and true_root and time.monotonic() < deadline:
         from .encode import solve_root_exit
 
         taus = _slice_values(P, points, scores)
@@ -179,18 +188,32 @@ def solve_problem(P: RootExitProblem, timeout: float = 60.0, engines: Sequence[s
             last = time.monotonic() - started
             if st == "sat":
                 cex = RootExitCounterexample.build(P.net, P.rule, x, P.layer, P.neuron, P.scope, P.variant, P.output,
-                                                   f"t-slice t={tau}")
+                                                   f"t-slice t={tau}", P.definition)
                 if cex is not None:
                     return _refuted(P, cex, "slice")
         notes.append(f"slice: {len(taus)} slices without counterexample")
-    if "z3" in engines and (P.net.n_relus <= Z3_MAX_RELUS or not affine) and time.monotonic() < deadline - 0.05:
+    if ("z3" in engines and P.variant == "affine_map" and (P.net.n_relus <= Z3_MAX_RELUS or not affine)
+            and time.monotonic() < deadline - 0.05):
+        from .maps import enumerate_map_changes
+
+        res = enumerate_map_changes(P, deadline)
+        if res.status == "refuted":
+            return _refuted(P, res.counterexample, "z3 pattern enumeration")
+        if res.status == "proved":
+            return Proved(P.statement(), "z3 enumeration of the reachable resolved pattern pairs (exact maps)",
+                          {"solver": "z3", "logic": "QF_NRA", "pattern_pairs": res.patterns,
+                           "pairs": [list(k) for k in res.keys], "definition": P.definition})
+        notes.append(f"z3 maps: {res.reason}")
+    elif "z3" in engines and (P.net.n_relus <= Z3_MAX_RELUS or not affine) and time.monotonic() < deadline - 0.05:
         from .encode import solve_root_exit
 
         st, x = solve_root_exit(P, deadline - time.monotonic())
         if st == "unsat":
-            return Proved(P.statement(), "z3 nlsat (exact, t free)", {"solver": "z3", "logic": "QF_NRA"})
+            return Proved(P.statement(), "z3 nlsat (exact, t free)", {"solver": "z3", "logic": "QF_NRA",
+                                                                      "definition": P.definition})
         if st == "sat":
-            cex = RootExitCounterexample.build(P.net, P.rule, x, P.layer, P.neuron, P.scope, P.variant, P.output, "z3")
+            cex = RootExitCounterexample.build(P.net, P.rule, x, P.layer, P.neuron, P.scope, P.variant, P.output, "z3",
+                                               P.definition)
             if cex is not None:
                 return _refuted(P, cex, "z3")
             notes.append("z3: model did not replay exactly (algebraic/affine-map variant)")
@@ -203,10 +226,10 @@ def solve_problem(P: RootExitProblem, timeout: float = 60.0, engines: Sequence[s
 
 def _solve_task(args: tuple) -> Verdict:
     """Top-level (picklable) task for executors: (net, rule, layer, neuron, low, high, scope, variant, output,
-    timeout, engines, seed)."""
-    net, rule, layer, neuron, low, high, scope, variant, output, timeout, engines, seed = args
-    P = RootExitProblem(net, rule, layer, neuron, low, high, scope, variant, output)
-    return solve_problem(P, timeout, engines, seed)
+    timeout, engines, seed, definition, branch)."""
+    net, rule, layer, neuron, low, high, scope, variant, output, timeout, engines, seed, definition, branch = args
+    P = RootExitProblem(net, rule, layer, neuron, low, high, scope, variant, output, definition)
+    return solve_problem(P, timeout, engines, seed, branch)
 
 
 def find_root_exit(
@@ -223,12 +246,21 @@ def find_root_exit(
     executor: Any = None,
     progress: bool = False,
     seed: int = 0,
+    definition: str = "true",
+    branch: str = "both",
 ) -> Verdict:
     r"""Search the input box for an input whose root of (layer, neuron) leaves the linear region.
 
-    Roots are the true roots :math:`a - t v_j(a)`, :math:`t = z_j / (w_j \cdot v_j)` (the paper-code step is not
-    searched); region semantics as in :mod:`dtd_formal.regions` (another neuron of the scope with strictly opposite
-    signs at a and at the root, neuron j held linear).
+    Roots are :math:`a - t v_j(a)` with the true step :math:`t = z_j / (w_j \cdot v_j)` (``definition="true"``)
+    or the authors' :math:`t = R^l_j / (w_j \cdot v_j)` (``definition="paper-code"``, :math:`R^l` the LRP relevance
+    of the same rule over the upper layers, as :func:`dtd_formal.dtd.roots`); region semantics as in
+    :mod:`dtd_formal.regions` (another neuron of the scope with strictly opposite signs at a and at the root,
+    neuron j held linear). Every counterexample is replayed exactly with the same definition.
+
+    Paper-code roots are searched by the falsifier (float LRP per sample, exact confirmation) and by Z3 with the
+    complete encoding :math:`t\,(w_j \cdot v_j) = R^l_j(x)` (the LRP pass as Z3 terms, nonlinear): Proved only
+    comes from Z3's unsat, so on nets beyond Z3's reach the answer is Refuted or Unknown (the relaxation, LP and
+    slicing engines assume the true step and are skipped).
 
     Parameters
     ----------
@@ -238,7 +270,11 @@ def find_root_exit(
     domain : the input box, ``(low, high)`` with scalars or per-input arrays (exact), a Box, or ``"lo:hi"``
     scope : "upper" (layers l..L) or "layer" (layer l only); neuron j itself is excluded
     timeout : seconds per neuron (an exhausted budget gives Unknown)
-    variant : "pattern" (some neuron flips) or "affine_map" (the exact affine map of the closest patterns changes)
+    variant : "pattern" (some neuron flips) or "affine_map" (the exact affine map of the closest patterns changes;
+        proved by the relaxation when no upper neuron can flip, else by Z3 enumeration of the reachable resolved
+        pattern pairs, :mod:`dtd_formal.smt.maps`; Unknown when the enumeration is cut)
+    definition : "true" or "paper-code" root step (see above)
+    branch : what the relaxation bisects: "both" (input box and t, default), "box" or "t" (:mod:`.relax`)
     engines : subset of ("falsify", "relax", "lp", "slice", "z3")
     executor : None (run in this process), "local" (process pool), "dask://HOST:PORT", or an Executor
 
@@ -262,15 +298,21 @@ def find_root_exit(
         if not 0 <= j < n_l:
             raise InputError(f"layer {layer} has neurons 0..{n_l - 1}, got neuron {j}")
     # validate once here (errors in the caller's process)
-    RootExitProblem(net, rule, layer, neurons[0], low, high, scope, variant, output)
-    tasks = [(net, rule, layer, j, low, high, scope, variant, output, timeout, tuple(engines), seed) for j in neurons]
+    RootExitProblem(net, rule, layer, neurons[0], low, high, scope, variant, output, definition)
+    from .relax import BRANCHING
+
+    if branch not in BRANCHING:
+        raise InputError(f"branch must be one of {', '.join(BRANCHING)}, got {branch!r}")
+    tasks = [(net, rule, layer, j, low, high, scope, variant, output, timeout, tuple(engines), seed, definition, branch)
+             for j in neurons]
     if single:
         return _solve_task(tasks[0])
     from .executor import map_tasks
 
     results = map_tasks(_solve_task, tasks, executor, progress=progress, desc=f"layer {layer} neurons")
     per = dict(zip(neurons, results))
-    statement = (f"no input in the box has a {rule.spec()} root of layer {layer} (neurons {neurons}) that "
+    kind = "" if definition == "true" else " paper-code"
+    statement = (f"no input in the box has a {rule.spec()}{kind} root of layer {layer} (neurons {neurons}) that "
                  f"{'leaves the linear region' if variant == 'pattern' else 'changes the affine map'} (scope {scope})")
     refuted = [v for v in results if v.status == "refuted"]
     if refuted:
