@@ -58,6 +58,7 @@ def test_quick_run_writes_report_results_and_figures(quick_run: tuple[int, Path]
         assert row["status"] in VERDICTS
         if row["status"] == "refuted":
             assert (out / row["counterexample"]).is_file()
+            assert main(["replay", str(out / row["counterexample"])]) == 0  # re-checked exactly
     for rows in steps["csc"]["data"].values():
         for r in rows["rows"]:
             assert 0 <= r["median_abs_cos"] <= 1 + 1e-12 and 0 <= r["baseline"] <= 1 + 1e-12

@@ -226,7 +226,7 @@ def step_root_exit_search(ctx: Context) -> StepResult:
         row: dict[str, Any] = {"neuron": j, "status": v.status, "method": getattr(v, "method", "")}
         if v.status == "refuted":
             path = cex_dir / f"layer1_neuron{j}.json"
-            path.write_text(json.dumps(v.counterexample.to_json(), indent=1))
+            path.write_text(json.dumps(v.counterexample.to_json(net), indent=1))
             row["counterexample"] = str(path.relative_to(ctx.out))
             row["flipped"] = [list(f) for f in getattr(v.counterexample, "flipped", [])][:8]
         if v.status == "unknown":
