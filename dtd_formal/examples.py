@@ -14,13 +14,16 @@ exactly. :func:`paper_inputs` draws :math:`x = |N(0, I)|` (float64, numpy's PCG6
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from .errors import InputError
 from .exact import ExactArray, to_fraction_array
 from .network import Network
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 PaperInit = Literal["paper-text", "paper-code"]
 
@@ -98,7 +101,7 @@ def no_exit_network() -> Network:
     return Network([W1, W2, [[F(1), F(-1, 2)]]], [b1, b2, [F(0)]], metadata={"name": "no_exit_network"})
 
 
-def vgg_like(seed: int = 0, depth: int = 8, width: int = 16, num_classes: int = 10) -> "torch.nn.Module":  # noqa: F821
+def vgg_like(seed: int = 0, depth: int = 8, width: int = 16, num_classes: int = 10) -> "torch.nn.Module":
     """A small VGG-style convnet (``depth`` 3x3 conv + ReLU layers, max-pool every second one, a 2-layer head),
     seeded PyTorch default init, float64, eval mode; input 3x32x32. For CSC figures and backend tests."""
     import torch

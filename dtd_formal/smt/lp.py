@@ -263,7 +263,6 @@ def region_witness_replay(net: Network, pattern: list[np.ndarray], low: Any, hig
                           ) -> Callable[[np.ndarray], np.ndarray | None]:
     """Exact replay of a float LP point for :func:`region_program`: x is rationalised, clipped to nothing (it must
     lie in the box), pushed forward exactly, and every sign and extra row is checked exactly."""
-    offsets = list(np.cumsum([0] + net.layer_sizes[:-1]))
     pat = dict(zip(net.relu_layers, pattern))
     lowq, highq = to_fast(np.asarray(low, dtype=object)), to_fast(np.asarray(high, dtype=object))
 

@@ -41,6 +41,21 @@ def to_z3(value: Any) -> z3.ArithRef:
     return z3.Q(q.numerator, q.denominator)
 
 
+def domain_formula(point: Any, domain: Any) -> z3.BoolRef:
+    """A rule's input domain (:mod:`dtd_formal.rules.domains`) as a Z3 formula over a point's coordinates."""
+    from ..rules.domains import Box, NonNegative, Unbounded
+
+    p = [to_z3(v) for v in np.ravel(np.asarray(point, dtype=object))]
+    if isinstance(domain, Unbounded):
+        return z3.BoolVal(True)
+    if isinstance(domain, NonNegative):
+        return z3.And([v >= 0 for v in p])
+    if isinstance(domain, Box):
+        lo, hi = domain.bounds(len(p))
+        return z3.And([z3.And(v >= to_z3(l), v <= to_z3(h)) for v, l, h in zip(p, lo, hi)])
+    raise NotImplementedError(f"no Z3 encoding of the domain {domain.describe()}")
+
+
 def _elementwise(fn: Any, *arrays: Any) -> "Z3Array":
     """Apply ``fn`` entrywise with numpy broadcasting; the result is a :class:`Z3Array`."""
     arrs = np.broadcast_arrays(*[_object_array(a) for a in arrays])

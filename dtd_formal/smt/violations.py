@@ -32,6 +32,7 @@ from ..network import Network
 from ..rules.base import Rule
 from ..verdict import Proved, Refuted, Unknown, Verdict
 from .counterexample import ViolationCounterexample
+from .ops import domain_formula
 from .problem import parse_box
 
 PROPERTIES = ("conservation", "positivity", "root-in-domain", "equals-gradient-x-input")
@@ -106,21 +107,6 @@ def _z3_lrp(net: Network, rule: Rule, acts: list[list[Any]], output: int) -> lis
     return per
 
 
-def _in_domain(point: list[Any], domain: Any) -> z3.BoolRef:
-    """The rule's domain as a Z3 formula over the root's coordinates."""
-    from ..rules.domains import Box, NonNegative, Unbounded
-    from .encode import q
-
-    if isinstance(domain, Unbounded):
-        return z3.BoolVal(True)
-    if isinstance(domain, NonNegative):
-        return z3.And([v >= 0 for v in point])
-    if isinstance(domain, Box):
-        lo, hi = domain.bounds(len(point))
-        return z3.And([z3.And(v >= q(l), v <= q(h)) for v, l, h in zip(point, lo, hi)])
-    raise NotImplementedError(f"no Z3 encoding of the domain {domain.describe()}")
-
-
 def violation_solver(net: Network, rule: Rule, prop: str, low: np.ndarray, high: np.ndarray, output: int
                      ) -> tuple[z3.Solver, list[z3.ArithRef]]:
     r"""A Z3 solver whose models are the inputs of the box that violate ``prop`` (module docstring).
@@ -191,7 +177,7 @@ def violation_solver(net: Network, rule: Rule, prop: str, low: np.ndarray, high:
                 t = z3.Real(f"t{l}_{j}")
                 s.add(z3.Implies(den != 0, t * den == zs[l - 1][j]))
                 root = [to_z3(ai) - t * vi for ai, vi in zip(a, v)]
-                bad.append(z3.And(cond, den != 0, z3.Not(_in_domain(root, rule.domain))))
+                bad.append(z3.And(cond, den != 0, z3.Not(domain_formula(root, rule.domain))))
         s.add(z3.Or(bad) if bad else z3.BoolVal(False))
     else:  # pragma: no cover - checked by the caller
         raise InputError(f"unknown property {prop!r}")

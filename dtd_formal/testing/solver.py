@@ -29,24 +29,12 @@ import z3
 
 from ..network import Network
 from ..rules.base import Rule
-from ..rules.domains import Box, Domain, NonNegative, Unbounded
-from ..smt.ops import Z3, Z3Array, to_z3
+from ..rules.domains import Domain
+from ..smt.ops import Z3, Z3Array, domain_formula
 from ..verdict import Proved, Refuted, Unknown, Verdict
 from .properties import checked_layers, get_property, layer_domain
 
 SOLVABLE = ("conservation", "positivity", "root_on_hyperplane", "root_in_domain", "equals_gradient_x_input")
-
-
-def _in_domain(p: Any, dom: Domain) -> z3.BoolRef:
-    p = [to_z3(v) for v in np.ravel(np.asarray(p, dtype=object))]
-    if isinstance(dom, Unbounded):
-        return z3.BoolVal(True)
-    if isinstance(dom, NonNegative):
-        return z3.And([v >= 0 for v in p])
-    if isinstance(dom, Box):
-        lo, hi = dom.bounds(len(p))
-        return z3.And([z3.And(v >= to_z3(l), v <= to_z3(h)) for v, l, h in zip(p, lo, hi)])
-    raise NotImplementedError(f"no Z3 encoding of the domain {dom.describe()}")
 
 
 def _symbolic(rule: Rule, net: Network, output: int) -> dict[str, Any]:
@@ -110,7 +98,7 @@ def violation(prop: str, rule: Rule, net: Network, output: int, domain: Domain,
                 if prop == "root_on_hyperplane":
                     fails = Z3.sum(W[j] * root) + b[j] != 0
                 else:
-                    fails = z3.Not(_in_domain(root, layer_domain(l, domain)))
+                    fails = z3.Not(domain_formula(root, layer_domain(l, domain)))
                 bad.append(z3.And(cond, den[j] != 0, fails))
     elif prop == "equals_gradient_x_input":
         g = Z3.zeros_like(acts[-1])
@@ -127,7 +115,7 @@ def violation(prop: str, rule: Rule, net: Network, output: int, domain: Domain,
     else:
         raise ValueError(f"no Z3 encoding for {prop!r}")
     sign = acts[-1][output] >= 0 if positive_output else z3.BoolVal(True)
-    return z3.And(_in_domain(x, domain), sign, z3.Or(bad)), x
+    return z3.And(domain_formula(x, domain), sign, z3.Or(bad)), x
 
 
 def decide(prop: str, rule: Rule, net: Network, output: int = 0, domain: Domain | None = None,
