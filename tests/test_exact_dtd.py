@@ -23,33 +23,11 @@ import dtd_formal as dtd
 from dtd_formal.errors import InputError
 from dtd_formal.network import Network
 from dtd_formal.rules import LRP0, ZPlus
+from twins import twin_forward, twin_gradient
 
 
 def fl(values) -> list[F]:
     return [F(v) for v in np.asarray(values, dtype=object).ravel()]
-
-
-def twin_forward(net: Network, x):
-    a = [F(v) for v in x]
-    acts, zs = [a], []
-    for l in range(1, net.n_layers + 1):
-        W, b = net.weight(l), net.bias(l)
-        z = [sum((F(W[j][i]) * a[i] for i in range(len(a))), F(b[j])) for j in range(W.shape[0])]
-        zs.append(z)
-        a = [max(v, F(0)) for v in z] if net.has_relu(l) else z
-        acts.append(a)
-    return zs, acts
-
-
-def twin_gradient(net: Network, x, c: int = 0) -> list[F]:
-    zs, _ = twin_forward(net, x)
-    g = [F(int(k == c)) for k in range(net.output_size)]
-    for l in range(net.n_layers, 0, -1):
-        if net.has_relu(l):
-            g = [g[j] if zs[l - 1][j] > 0 else F(0) for j in range(len(g))]
-        W = net.weight(l)
-        g = [sum((g[j] * F(W[j][i]) for j in range(W.shape[0])), F(0)) for i in range(W.shape[1])]
-    return g
 
 
 def z_of(net: Network, l: int, j: int, point) -> F:
