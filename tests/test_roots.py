@@ -22,6 +22,7 @@ import dtd_formal as dtd
 from dtd_formal.errors import InputError
 from dtd_formal.network import Network
 from dtd_formal.rules import LRP0, AlphaBeta, Epsilon, EpsilonPlus, Flat, Gamma, WSquare, ZBox, ZPlus
+from twins import twin_forward
 
 HAND = Network([[[1, -1, 2], [-1, 1, 1]], [[1, 1]]], [[-1, 2], [0]])
 X = [2, 1, 1]
@@ -161,14 +162,8 @@ def nets(draw, x_strategy=inp, min_layers: int = 1):
 
 
 def twin_activations(net: Network, x) -> list[list[F]]:
-    a = [F(t) for t in x]
-    acts = [a]
-    for l in range(1, net.n_layers + 1):
-        W, b = net.weight(l), net.bias(l)
-        z = [sum((F(W[j][i]) * a[i] for i in range(len(a))), F(b[j])) for j in range(W.shape[0])]
-        a = [max(t, F(0)) for t in z] if net.has_relu(l) else z
-        acts.append(a)
-    return acts
+    """a_0..a_L by plain loops (tests/twins.py)."""
+    return twin_forward(net, x)[1]
 
 
 def twin_direction(rule, a: list[F], w: list[F]) -> list[F]:
