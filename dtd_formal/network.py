@@ -177,25 +177,24 @@ class Network:
         return arr
 
     # ------------------------------------------------------------------ exact evaluation
-    def preactivations(self, x: Any) -> list[ExactArray]:
-        """[z_1, ..., z_L] at x, exact."""
+    def _evaluate(self, x: Any) -> tuple[list[ExactArray], list[ExactArray]]:
+        """([a_0, ..., a_L], [z_1, ..., z_L]) at x, exact: one pass serves both views."""
         a = self.as_input(x)
-        zs = []
+        acts, zs = [a], []
         for l, (W, b) in enumerate(zip(self.weights, self.biases), start=1):
             z = W.dot(a) + b
             zs.append(z)
             a = relu(z) if self.has_relu(l) else z
-        return zs
+            acts.append(a)
+        return acts, zs
+
+    def preactivations(self, x: Any) -> list[ExactArray]:
+        """[z_1, ..., z_L] at x, exact."""
+        return self._evaluate(x)[1]
 
     def activations(self, x: Any) -> list[ExactArray]:
         """[a_0 = x, a_1, ..., a_L] at x, exact (a_L = z_L unless ``final_relu``)."""
-        a = self.as_input(x)
-        acts = [a]
-        for l, (W, b) in enumerate(zip(self.weights, self.biases), start=1):
-            z = W.dot(a) + b
-            a = relu(z) if self.has_relu(l) else z
-            acts.append(a)
-        return acts
+        return self._evaluate(x)[0]
 
     def forward(self, x: Any) -> ExactArray:
         """f(x), exact."""
