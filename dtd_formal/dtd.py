@@ -87,14 +87,18 @@ def _layer_arrays(net: Network, arithmetic: Arithmetic) -> tuple[list[tuple[Any,
     raise InputError(f"arithmetic must be 'exact' or 'float64', got {arithmetic!r}")
 
 
-def forward_arrays(layers: list[tuple[Any, Any]], net: Network, x: Any) -> tuple[list[Any], list[Any]]:
-    """(activations a_0..a_L, pre-activations z_1..z_L) of one input in the arithmetic of ``layers``.
+def forward_arrays(
+    layers: list[tuple[Any, Any]], net: Network, x: Any, start: int = 1
+) -> tuple[list[Any], list[Any]]:
+    """(activations a_{start-1}..a_L, pre-activations z_start..z_L) of one point in the arithmetic of ``layers``
+    (all L layers' (W, b)); ``x`` is the input of layer ``start`` (default: the network input).
 
     The same code serves exact rationals (object arrays) and float64; ``0 * z`` keeps the zero's type.
     """
     acts, zs = [x], []
     a = x
-    for m, (W, b) in enumerate(layers, start=1):
+    for m in range(start, net.n_layers + 1):
+        W, b = layers[m - 1]
         z = W.dot(a) + b
         zs.append(z)
         a = np.where(z > 0, z, 0 * z) if net.has_relu(m) else z

@@ -170,7 +170,7 @@ def from_fast(values: np.ndarray) -> ExactArray:
     """Inverse of :func:`to_fast`: back to the public exact type (Fraction)."""
     arr = np.asarray(values, dtype=object)
     out = np.empty(arr.shape, dtype=object)
-    out.ravel()[:] = [Fraction(int(v.numerator), int(v.denominator)) for v in arr.ravel()]
+    out.ravel()[:] = [fast_to_fraction(v) for v in arr.ravel()]
     return out
 
 

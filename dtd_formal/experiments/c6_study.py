@@ -95,12 +95,8 @@ def _output_changed(net: Network, layer: int, points: np.ndarray, f_x: list[Any]
     separated = ~cf.uncertain & (np.abs(out - fx) > out_err + 4 * _U * np.abs(fx) + 2.0**-1070)
     changed = separated.copy()
     for r in np.flatnonzero(~separated):
-        a = points[r]
-        for m in range(layer, net.n_layers + 1):
-            W, b = net.fast_layers[m - 1]
-            zz = W.dot(a) + b
-            a = np.where(zz > 0, zz, 0 * zz) if net.has_relu(m) else zz
-        changed[r] = a[output] != f_x[r]
+        out_exact = forward_arrays(net.fast_layers, net, points[r], start=layer)[0][-1]
+        changed[r] = out_exact[output] != f_x[r]
     return changed
 
 
