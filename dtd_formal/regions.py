@@ -31,7 +31,7 @@ from typing import Any, Iterable, Literal
 
 import numpy as np
 
-from .dtd import Arithmetic, RootDefinition, candidate_neurons, forward_arrays, lrp, propagate
+from .dtd import Arithmetic, RootDefinition, candidate_neurons, forward_arrays, propagate
 from .errors import InputError
 from .exact import array_to_json, fast_to_fraction, fraction_to_str, from_fast, to_fast, to_float
 from .network import Network
@@ -513,4 +513,4 @@ def _forced_pattern(upper: Network, point: np.ndarray, neuron: int) -> list[np.n
     return pats
 
 
-__all__ = ["RootRegionRecord", "RootRegionReport", "root_regions", "classify_root_reference", "lrp"]
+__all__ = ["RootRegionRecord", "RootRegionReport", "root_regions", "classify_root_reference", "certified_float_forward"]

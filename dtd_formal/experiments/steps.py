@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from ..exact import to_float
 from .reproduce import Context, StepResult
 
 # ----------------------------------------------------------------------------------------------- claims
@@ -197,10 +196,6 @@ def step_figures_2d(ctx: Context) -> StepResult:
         f"verdicts). Leaving: z+ {data['zplus'].get('leaves_pattern')}, w^2 {data['wsquare'].get('leaves_pattern')}."
     )
     return StepResult("figures_2d", "2-D illustrations", "done", data=data, report_md=md, figures=figs)
-
-
-def to_float_list(values: Any) -> list[float]:
-    return [float(v) for v in to_float(values)]
 
 
 # ----------------------------------------------------------------------------------------------- domain search
