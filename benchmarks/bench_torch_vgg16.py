@@ -5,7 +5,8 @@ VGG16 (configuration D, 138M parameters) is built by hand here with random weigh
 (``--method``), so ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` is that method's peak memory; the driver (no
 ``--method``) starts one process per method and prints a table (``--json`` for JSON).
 
-Methods: ``gradient`` (plain gradient x input), ``ours-zplus`` / ``ours-epsilon`` (dtd_formal.torch.lrp with
+Methods: ``gradient`` (plain gradient x input on the model as built, NCHW), ``gradient-cl`` (the same with model
+and input in channels_last, the layout the backend runs convolutions in on the CPU), ``ours-zplus`` / ``ours-epsilon`` (dtd_formal.torch.lrp with
 ZPlus / Epsilon(1e-6) in zennit's convention on every layer), ``zennit-zplus`` / ``zennit-epsilon`` (zennit's
 Gradient attributor, the same rule on every Conv/Linear, Norm on the average pool, ReLU gradients as they are:
 the same function), ``roots`` (root-region checks of sampled neurons of a conv layer; roots per second).
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -30,7 +32,7 @@ import torch
 from torch import nn
 
 CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
-METHODS = ["gradient", "ours-zplus", "ours-epsilon", "zennit-zplus", "zennit-epsilon", "roots"]
+METHODS = ["gradient", "gradient-cl", "ours-zplus", "ours-epsilon", "zennit-zplus", "zennit-epsilon", "roots"]
 
 
 def vgg16(num_classes: int = 1000, seed: int = 0) -> nn.Module:
@@ -76,6 +78,9 @@ def run_one(method: str, batch: int, size: int, repeats: int, device: str, threa
     for p in model.parameters():
         p.requires_grad_(False)
     x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1)).to(device)
+    if method == "gradient-cl":  # the baseline with model and input in channels_last, the layout our LRP runs in
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
 
     def sync() -> None:
         if device.startswith("cuda"):
@@ -98,7 +103,7 @@ def run_one(method: str, batch: int, size: int, repeats: int, device: str, threa
                 "leaves_pattern": sum(r.leaves_pattern for r in report.records),
                 "leaves_affine_map": sum(r.leaves_affine_map for r in report.records)}
     else:
-        if method == "gradient":
+        if method.startswith("gradient"):
             fn = lambda: dt.gradient_times_input(model, x)
         elif method.startswith("ours-"):
             rule = ZPlus(bias="zennit") if method.endswith("zplus") else Epsilon(1e-6, bias="zennit")
@@ -114,7 +119,8 @@ def run_one(method: str, batch: int, size: int, repeats: int, device: str, threa
             out = fn()
             sync()
             times.append(time.perf_counter() - t0)
-        result.update(seconds=min(times), all_seconds=times, finite=bool(torch.isfinite(out).all()))
+        result.update(seconds=min(times), median_seconds=statistics.median(times), all_seconds=times,
+                      finite=bool(torch.isfinite(out).all()))
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.startswith("cuda"):
         result["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
@@ -127,7 +133,7 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(METHODS), help="driver: comma-separated methods to run")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--size", type=int, default=224)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", action="store_true")
@@ -150,12 +156,15 @@ def main() -> None:
         print(json.dumps(results, indent=1))
         return
     print(f"VGG16, batch {args.batch}, {args.size}px, {args.device}, {args.threads} threads")
-    print(f"{'method':16s} {'seconds':>9s} {'x gradient':>11s} {'peak RSS MiB':>13s}")
+    med = results.get("gradient", {}).get("median_seconds")
+    print(f"{'method':16s} {'best s':>8s} {'x grad':>7s} {'median s':>9s} {'x grad':>7s} {'peak RSS MiB':>13s}")
     for method, r in results.items():
         if "seconds" not in r or method == "roots":
             continue
         ratio = r["seconds"] / base if base else float("nan")
-        print(f"{method:16s} {r['seconds']:9.2f} {ratio:11.2f} {r['peak_rss_mib']:13.0f}")
+        mratio = r["median_seconds"] / med if med else float("nan")
+        print(f"{method:16s} {r['seconds']:8.2f} {ratio:7.2f} {r['median_seconds']:9.2f} {mratio:7.2f} "
+              f"{r['peak_rss_mib']:13.0f}")
     for rule in ("zplus", "epsilon"):
         o, z = results.get(f"ours-{rule}", {}), results.get(f"zennit-{rule}", {})
         if "seconds" in o and "seconds" in z:

@@ -5,6 +5,7 @@ GPU variants are parametrised over the device and skip cleanly where CUDA is abs
 
 from __future__ import annotations
 
+import importlib
 import itertools
 
 import numpy as np
@@ -30,7 +31,7 @@ from dtd_formal.rules import (
     ZBox,
     ZPlus,
 )
-from dtd_formal.torch.ops import ConvOp, LazyOps, TorchOps
+from dtd_formal.torch.ops import ConvOp, LazyOps, ScratchPool, TorchOps
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 
@@ -163,6 +164,99 @@ def test_conv_lazy_path_equals_dense_rule_body(dim, kwargs) -> None:  # type: ig
                 else:
                     ref = rule.redistribute(dense_ops, ai[i].reshape(-1), M, b_full, Ri)
                 assert float((got[i].reshape(-1) - ref).abs().max() / ref.abs().max()) <= 1e-10, rule
+
+
+# ---------------------------------------------------------------------------------------------------- fast paths
+def test_row_blocked_linear_layers_equal_exact_engine(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    lrp_mod = importlib.import_module("dtd_formal.torch.lrp")
+    made: list[bool] = []
+
+    class CountingOps(LazyOps):
+        def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            made.append(bool(kwargs.get("row_block")))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(lrp_mod, "LazyOps", CountingOps)
+    monkeypatch.setattr(lrp_mod, "LINEAR_ROW_BLOCK", 12)  # 7x5, 6x7, 3x6 weights: 4, 6, 2 blocks
+    net = _net(6)
+    xs = np.random.default_rng(6).normal(size=(3, 5))
+    model = net.to_torch()
+    for rule in RULES:
+        made.clear()
+        R = dt.lrp(model, torch.tensor(xs), rule, output=2).numpy()
+        assert made.count(True) == 4 + 6 + 2 and made.count(False) == 0  # every layer in blocks of rows
+        for i, x in enumerate(xs):
+            assert _rel(R[i], dtd.to_float(dtd.lrp(net, x, rule, output=2).input)) <= 1e-10, rule
+
+
+class _TotalScaledLRP0(LRP0):
+    """A rule that mixes output neurons: LRP-0 scaled by sum(R) / (sum(R) + 1) over all of them."""
+
+    def redistribute(self, ops, a, W, b, R):  # type: ignore[no-untyped-def]
+        total = ops.sum(R)
+        return super().redistribute(ops, a, W, b, R) * (total / (total + 1.0))
+
+
+def test_a_rule_that_mixes_rows_runs_unblocked(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(importlib.import_module("dtd_formal.torch.lrp"), "LINEAR_ROW_BLOCK", 12)
+    net = _net(7)
+    x = torch.tensor(np.random.default_rng(7).normal(size=(1, 5)))
+    model = net.to_torch()
+    got = dt.lrp(model, x, _TotalScaledLRP0(), output=0)
+    dense = dt.lrp(model, x, _TotalScaledLRP0(), output=0, dense_linear=True)  # the body as written, per sample
+    plain = dt.lrp(model, x, LRP0(), output=0)
+    torch.testing.assert_close(got, dense, rtol=1e-12, atol=1e-14)
+    assert not torch.allclose(got, plain)  # the scaling did act
+
+
+def test_scratch_pool_hands_out_free_tensors_only() -> None:
+    pool = ScratchPool()
+    like = torch.zeros(2, 3)
+    first = pool.take(like)
+    second = pool.take(like)
+    assert first.data_ptr() != second.data_ptr() and pool.holds(first) and pool.holds(second[1])
+    pool.release()
+    assert not pool.holds(first)
+    again = {pool.take(like).data_ptr(), pool.take(like).data_ptr()}
+    assert again == {first.data_ptr(), second.data_ptr()}  # reused after release, never twice at once
+    assert pool.take(like).data_ptr() not in again
+    cl = torch.zeros(1, 4, 3, 3).contiguous(memory_format=torch.channels_last)
+    assert pool.take(cl).stride() == cl.stride()
+
+
+def _conv_stack() -> nn.Module:
+    """Three convolutions with outputs of one shape (the scratch pool reuses its tensors across them)."""
+    torch.manual_seed(3)
+    return nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 3, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(3, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 5 * 4, 4)).double().eval()
+
+
+def _dense_twin(model: nn.Module, in_shape: tuple[int, ...]) -> dtd.Network:
+    """The same network with each convolution written as its dense matrix (an independent reference)."""
+    weights, biases, shape = [], [], in_shape
+    for m in model:
+        if isinstance(m, nn.Conv2d):
+            M = _conv_matrix(m, shape)
+            shape = (m.out_channels,) + shape[1:]
+            weights.append(M.numpy())
+            biases.append(m.bias.detach().repeat_interleave(int(np.prod(shape[1:]))).numpy())
+        elif isinstance(m, nn.Linear):
+            weights.append(m.weight.detach().numpy())
+            biases.append(m.bias.detach().numpy())
+    return dtd.Network(weights, biases)
+
+
+@pytest.mark.parametrize("rule", [ZPlus(bias="zennit"), Epsilon(1e-6, bias="zennit"), Gamma(0.25), ZPlus()],
+                         ids=repr)
+def test_conv_net_with_scratch_reuse_and_channels_last_equals_dense_twin(rule) -> None:  # type: ignore[no-untyped-def]
+    model = _conv_stack()
+    twin = _dense_twin(model, (2, 5, 4))
+    x = torch.tensor(np.random.default_rng(9).normal(size=(3, 2, 5, 4)))
+    R = dt.lrp(model, x, rule, output=1)
+    assert R.is_contiguous()
+    for i in range(3):
+        ref = dtd.to_float(dtd.lrp(twin, x[i].reshape(-1).numpy(), rule, output=1).input)
+        assert _rel(R[i].reshape(-1).numpy(), ref) <= 1e-9, rule
 
 
 # ---------------------------------------------------------------------------------------------------- layers

@@ -386,7 +386,10 @@ def run(
             elif n.op == "call_function":
                 env[n.name] = n.target(*args, **kwargs)
             else:
-                env[n.name] = getattr(args[0], n.target)(*args[1:], **kwargs)
+                obj = args[0]
+                if n.target == "view" and isinstance(obj, torch.Tensor) and not obj.is_contiguous():
+                    obj = obj.contiguous()  # the same values; LRP runs convolutions in channels_last on the CPU
+                env[n.name] = getattr(obj, n.target)(*args[1:], **kwargs)
         for dead in last_use.get(n.name, ()):  # free values no later node reads (as fx's Interpreter does)
             env.pop(dead, None)
     raise RuntimeError("graph has no output node")  # pragma: no cover

@@ -109,16 +109,19 @@ class TorchOps:
         return x == 0
 
 
-def safe_divide(n: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    """n / d where d != 0, else 0 (broadcasting)."""
-    q = n / d  # inf/nan where d == 0, replaced below (no gradient flows through this)
+def safe_divide(n: torch.Tensor, d: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """n / d where d != 0, else 0 (broadcasting); written into ``out`` when given."""
+    q = torch.div(n, d, out=out) if out is not None else n / d  # inf/nan where d == 0, replaced below
     return q.masked_fill_(d == 0, 0.0)
 
 
-def stabilise(z: torch.Tensor, eps: float) -> torch.Tensor:
-    """z + eps * sign0(z), sign0(0) = +1 (zennit's stabiliser), in z's dtype (eps is not rounded to float32)."""
+def stabilise(z: torch.Tensor, eps: float, out: torch.Tensor | None = None) -> torch.Tensor:
+    """z + eps * sign0(z), sign0(0) = +1 (zennit's stabiliser), in z's dtype (eps is not rounded to float32);
+    written into ``out`` (z's shape) when given."""
     e = torch.as_tensor(float(eps), dtype=z.dtype, device=z.device)
-    return torch.where(z >= 0, e, -e).add_(z)
+    if out is None:
+        return torch.where(z >= 0, e, -e).add_(z)
+    return torch.where(z >= 0, e, -e, out=out).add_(z)
 
 
 def _as_float_tensor(value: Any, dtype: torch.dtype, device: Any) -> torch.Tensor:
@@ -191,19 +194,70 @@ class ConvOp(LayerOp):
         return conv(a, W, b, self.stride, self.padding, self.dilation, self.groups)
 
     def transpose(self, s: torch.Tensor, W: torch.Tensor, in_shape: torch.Size) -> torch.Tensor:
-        grad = torch.nn.grad.conv1d_input if self.dim == 1 else torch.nn.grad.conv2d_input
-        return grad(tuple(in_shape), W, s, self.stride, self.padding, self.dilation, self.groups)
+        # the input gradient of the convolution. torch.nn.grad.conv2d_input passes a broadcast (stride-0) input,
+        # which the CPU kernel first copies into a full contiguous tensor; an uninitialised contiguous one of the
+        # input's shape is never read (only the input gradient is asked for) and costs no pass over memory
+        fmt = torch.channels_last if s.dim() == 4 and s.is_contiguous(memory_format=torch.channels_last) else None
+        unread_input = torch.empty(tuple(in_shape), dtype=s.dtype, device=s.device,
+                                   memory_format=fmt or torch.contiguous_format)
+        return torch.ops.aten.convolution_backward(
+            s, unread_input, W, None, self.stride, self.padding, self.dilation, False, (0,) * self.dim,
+            self.groups, (True, False, False))[0]
 
     def bias_view(self, b: torch.Tensor) -> torch.Tensor:
         return b.reshape((-1,) + (1,) * self.dim)
 
 
+# ---------------------------------------------------------------------------------------------------- scratch memory
+class ScratchPool:
+    """Output-space temporaries of one layer's backward step, reused by later steps of the same shape.
+
+    A fresh CPU tensor costs a page fault per 4 KiB page on first touch (on VGG16 more time than the arithmetic of
+    the elementwise steps, see BENCHMARKS.md); the stabilised normaliser and the quotient :math:`s = R / n` of
+    every layer are written into tensors of this pool instead. ``take(like)`` hands out a free tensor with like's
+    shape, strides, dtype and device (allocating one when none is free); ``release()`` makes everything handed out
+    free again: the caller (:func:`dtd_formal.torch.lrp.redistribute_layer`) calls it when the layer's rule has
+    returned, after checking that its result shares no memory with the pool. The pool lives as long as one
+    :func:`~dtd_formal.torch.lrp.modified_gradients` block.
+    """
+
+    def __init__(self) -> None:
+        self._free: dict[tuple[Any, ...], list[torch.Tensor]] = {}
+        self._taken: list[tuple[tuple[Any, ...], torch.Tensor]] = []
+
+    def take(self, like: torch.Tensor) -> torch.Tensor:
+        key = (tuple(like.shape), like.stride(), like.dtype, like.device)
+        free = self._free.get(key)
+        t = free.pop() if free else torch.empty_strided(like.shape, like.stride(), dtype=like.dtype, device=like.device)
+        self._taken.append((key, t))
+        return t
+
+    def holds(self, t: torch.Tensor) -> bool:
+        """Whether t shares memory with a tensor handed out since the last release."""
+        ptr = t.untyped_storage().data_ptr()
+        return any(b.untyped_storage().data_ptr() == ptr for _, b in self._taken)
+
+    def release(self) -> None:
+        for key, t in self._taken:
+            self._free.setdefault(key, []).append(t)
+        self._taken.clear()
+
+
+class CrossRowOperation(Exception):
+    """Raised by a row-block :class:`LazyOps` when a rule body mixes output neurons (see ``row_block``)."""
+
+
 # ---------------------------------------------------------------------------------------------------- lazy values
 class _Val:
-    """A typed value of :class:`LazyOps`; arithmetic dispatches on the kinds of both operands."""
+    """A typed value of :class:`LazyOps`; arithmetic dispatches on the kinds of both operands.
+
+    ``sign`` is what is known of the signs of all entries: +1 all >= 0, -1 all <= 0, 0 unknown (derived
+    symbolically from ``pos``/``neg``/masks and products, never by looking at the values).
+    """
 
     kind = "?"
     ops: LazyOps
+    sign: int = 0
 
     def __add__(self, other: Any) -> Any:
         return self.ops._binary("add", self, other)
@@ -249,8 +303,8 @@ class _Val:
 
 
 class _Tensorish(_Val):
-    def __init__(self, ops: LazyOps, t: Any, tag: str | None = None) -> None:
-        self.ops, self.t, self.tag = ops, t, tag
+    def __init__(self, ops: LazyOps, t: Any, tag: str | None = None, sign: int = 0) -> None:
+        self.ops, self.t, self.tag, self.sign = ops, t, tag, sign
 
 
 class In(_Tensorish):
@@ -265,18 +319,82 @@ class Out(_Tensorish):
     kind = "out"
 
 
-class PlainOut(Out):
-    """The layer's own bias-free output :math:`y - b`, computed on first use; plus the layer's bias it is y."""
+class SumOut(Out):
+    r"""A row sum :math:`\sum_k c_k \mathcal{L}(g_k(a); f_k(W)) + c_0 (y - b) + \sum_m \beta_m + \delta`,
+    evaluated on first use.
 
-    def __init__(self, ops: LazyOps, coef: float = 1.0) -> None:
-        self.ops, self._t, self.tag, self.coef = ops, None, "plain", coef
+    Kept symbolic until read, so that a bias added to it (:math:`\beta`, e.g. zennit's :math:`b^+`) and the
+    stabiliser of a sum known to be non-negative (:math:`\mathrm{stab}(z) = z + \epsilon` for :math:`z \ge 0`,
+    the shift :math:`\delta`) fold into the bias argument of one modified convolution: zennit's z+ normaliser
+    :math:`\mathrm{stab}(\mathcal{L}(a; W^+) + b^+)` costs one convolution and no elementwise pass. The
+    unmodified term (original weight on the layer input, coefficient :math:`c_0`) is read from the forward output
+    y; with :math:`c_0 = 1` and the layer's own bias added it is y itself.
+    """
+
+    def __init__(self, ops: LazyOps, terms: list[tuple[float, Par, In | None]], plain_coef: float = 0.0,
+                 biases: tuple[Bias, ...] = (), shift: float = 0.0) -> None:
+        self.ops, self._t, self.tag = ops, None, None
+        self.terms, self.plain_coef, self.biases, self.shift = terms, plain_coef, biases, shift
+        known_nonneg = (plain_coef == 0 and shift >= 0 and all(_term_sign(*term) > 0 for term in terms)
+                        and all(b.sign > 0 for b in biases))
+        self.sign = 1 if known_nonneg else 0
+
+    def pending(self) -> bool:
+        """Whether nothing has been computed yet (a bias or shift can still fold into the convolution)."""
+        return self._t is None
+
+    def plus_bias(self, b: Bias) -> SumOut:
+        return SumOut(self.ops, self.terms, self.plain_coef, self.biases + (b,), self.shift)
+
+    def shifted(self, delta: float) -> SumOut:
+        return SumOut(self.ops, self.terms, self.plain_coef, self.biases, self.shift + delta)
 
     @property
     def t(self) -> Any:  # type: ignore[override]
         if self._t is None:
-            z0 = self.ops.y_t - self.ops.op.bias_view(self.ops.b_t)
-            self._t = z0 if self.coef == 1 else self.coef * z0
+            self._t = self._evaluate()
         return self._t
+
+    def _evaluate(self) -> torch.Tensor:
+        ops = self.ops
+        biases = list(self.biases)
+        plain = None
+        if self.plain_coef:
+            own = next((b for b in biases if b.tag == "b"), None)
+            if self.plain_coef == 1 and own is not None:  # (y - b) + b: the forward output itself
+                biases.remove(own)
+                plain = ops.y_t
+            else:
+                plain = ops.y_t - ops.op.bias_view(ops.b_t)
+                if self.plain_coef != 1:
+                    plain.mul_(self.plain_coef)
+        bias_vec: torch.Tensor | None = None
+        for b in biases:
+            bias_vec = b.t if bias_vec is None else bias_vec + b.t
+        if self.shift:
+            bias_vec = ops.b_t.new_full(ops.b_t.shape, self.shift) if bias_vec is None else bias_vec + self.shift
+        total: torch.Tensor | None = None
+        for c, f, g in self.terms:
+            fold = bias_vec if c == 1 else None  # the bias enters the first convolution with coefficient 1
+            val = ops.op.forward(ops._in_tensor(g), f.t, fold)
+            if fold is not None:
+                bias_vec = None
+            if c != 1:
+                val.mul_(c)
+            total = val if total is None else total.add_(val)
+        if plain is not None:
+            total = plain if total is None else total.add_(plain)  # plain may be y itself: never written to
+        if total is None:
+            out_shape = ops.y_t.shape if ops.y_t is not None else ops.op.forward(ops.a_t, ops.W_t).shape
+            total = torch.zeros(out_shape, dtype=ops.a_t.dtype, device=ops.a_t.device)
+        if bias_vec is not None:
+            total = total + ops.op.bias_view(bias_vec)
+        return total
+
+
+def _term_sign(c: float, f: Par, g: In | None) -> int:
+    r"""The known sign of a separable term :math:`c\, f(W) \odot g(a)` (0 unknown)."""
+    return (1 if c > 0 else -1 if c < 0 else 1) * f.sign * (1 if g is None else g.sign)
 
 
 class Par(_Tensorish):
@@ -288,8 +406,9 @@ class Par(_Tensorish):
 
     kind = "par"
 
-    def __init__(self, ops: LazyOps, t: Any, tag: str | None = None, thunk: Callable[[], torch.Tensor] | None = None) -> None:
-        self.ops, self._t, self.tag, self._thunk = ops, t, tag, thunk
+    def __init__(self, ops: LazyOps, t: Any, tag: str | None = None, thunk: Callable[[], torch.Tensor] | None = None,
+                 sign: int = 0) -> None:
+        self.ops, self._t, self.tag, self._thunk, self.sign = ops, t, tag, thunk, sign
 
     @property
     def t(self) -> Any:  # type: ignore[override]
@@ -305,7 +424,7 @@ class Bias(_Tensorish):
 
 
 def _kind_of(v: Any) -> type:
-    """The plain class of a value's kind (a PlainOut's results are ordinary Out values)."""
+    """The plain class of a value's kind (a SumOut's results are ordinary Out values)."""
     return Out if isinstance(v, Out) else type(v)
 
 
@@ -342,6 +461,11 @@ class LazyOps:
         (:math:`y - b`, or y itself where the body adds the layer's own bias back) instead of recomputing it.
     nonneg : bool, optional
         Whether a >= 0 is known (from the graph: a ReLU output); checked on the tensor when not given.
+    pool : ScratchPool, optional
+        Where the stabilised normaliser and quotients are written (fresh tensors when not given).
+    row_block : bool
+        W, b (and y) are a block of the layer's rows: an operation over all output neurons at once
+        (``sum(axis=None)``) raises :class:`CrossRowOperation`, so that the caller can evaluate unblocked.
 
     Attributes ``a``, ``W``, ``b`` are the wrapped values to pass to a rule body; ``out(R)`` wraps an
     output-space tensor; the result of ``redistribute`` is an :class:`In` value (``.t``).
@@ -352,10 +476,10 @@ class LazyOps:
     one = 1.0
 
     def __init__(self, op: LayerOp, a: torch.Tensor, W: torch.Tensor, b: torch.Tensor, y: torch.Tensor | None = None,
-                 nonneg: bool | None = None) -> None:
-        self.op = op
+                 nonneg: bool | None = None, pool: ScratchPool | None = None, row_block: bool = False) -> None:
+        self.op, self.pool, self.row_block = op, pool, row_block
         self.a_t, self.W_t, self.b_t, self.y_t = a, W, b, y
-        self.a = In(self, a, "a")
+        self.a = In(self, a, "a", sign=1 if nonneg else 0)
         self.W = Par(self, W, "W")
         self.b = Bias(self, b, "b")
         self._nonneg: bool | None = nonneg
@@ -365,8 +489,17 @@ class LazyOps:
     def out(self, t: torch.Tensor) -> Out:
         return Out(self, t)
 
+    def release(self) -> None:
+        """Drop every tensor this namespace holds. Its values point back to it (a reference cycle, which Python
+        frees only at its next cyclic collection): without this, each layer's temporaries would outlive the
+        backward step that made them (measured on VGG16: peak memory growing from call to call)."""
+        self.a = self.W = self.b = None  # type: ignore[assignment]
+        self._par_cache.clear()
+        self.a_t = self.W_t = self.b_t = self.y_t = None  # type: ignore[assignment]
+        self.pool = None
+
     def _zero_in(self) -> In:
-        return In(self, torch.zeros((), dtype=self.a_t.dtype, device=self.a_t.device), "0")
+        return In(self, torch.zeros((), dtype=self.a_t.dtype, device=self.a_t.device), "0", sign=1)
 
     # ------------------------------------------------------------------ helpers
     def _input_nonnegative(self) -> bool:
@@ -399,9 +532,10 @@ class LazyOps:
                     return Sep(self, [(x * c, f, g) for c, f, g in y.terms])
                 if x == 1:
                     return y
+                sign = _scalar_sign(x) * y.sign
                 if isinstance(y, Par):
-                    return Par(self, None, None, lambda: x * y.t)
-                return _kind_of(y)(self, x * y.t)
+                    return Par(self, None, None, lambda: x * y.t, sign=sign)
+                return _kind_of(y)(self, x * y.t, sign=sign)
             if kx == ky and kx in ("in", "out", "par", "bias"):
                 if kx == "in" and "0" in (x.tag, y.tag):
                     return self._zero_in()
@@ -414,8 +548,8 @@ class LazyOps:
                 if kx == "in" and y.tag == "1":
                     return x
                 if kx == "par":
-                    return Par(self, None, None, lambda: x.t * y.t)
-                return _kind_of(x)(self, x.t * y.t)
+                    return Par(self, None, None, lambda: x.t * y.t, sign=x.sign * y.sign)
+                return _kind_of(x)(self, x.t * y.t, sign=x.sign * y.sign)
             if {kx, ky} == {"in", "par"}:
                 f, g = (x, y) if kx == "par" else (y, x)
                 return Sep(self, [] if g.tag == "0" else [(1.0, f, None if g.tag == "1" else g)])
@@ -434,7 +568,7 @@ class LazyOps:
                 return Sep(self, terms)
             if {kx, ky} == {"out", "bias"}:
                 o, b = (x, y) if kx == "out" else (y, x)
-                return Out(self, o.t * self._bias_out(b))
+                return Out(self, o.t * self._bias_out(b), sign=o.sign * b.sign)
         else:  # add
             if kx == "scalar" and ky == "scalar":
                 return x + y
@@ -445,33 +579,36 @@ class LazyOps:
                     raise TypeError("a scalar plus a matrix is not separable")
                 if x == 0:
                     return y
+                sign = _sum_sign(_scalar_sign(x), y.sign)
                 if isinstance(y, Par):
-                    return Par(self, None, None, lambda: y.t + x)
-                return _kind_of(y)(self, y.t + x)
+                    return Par(self, None, None, lambda: y.t + x, sign=sign)
+                return _kind_of(y)(self, y.t + x, sign=sign)
             if kx == ky and kx in ("in", "out", "par", "bias"):
                 if kx == "in" and x.tag == "0":
                     return y
                 if kx == "in" and y.tag == "0":
                     return x
+                sign = _sum_sign(x.sign, y.sign)
                 if kx == "par":
-                    return Par(self, None, None, lambda: x.t + y.t)
-                return _kind_of(x)(self, x.t + y.t)
+                    return Par(self, None, None, lambda: x.t + y.t, sign=sign)
+                return _kind_of(x)(self, x.t + y.t, sign=sign)
             if {kx, ky} == {"out", "bias"}:
                 o, b = (x, y) if kx == "out" else (y, x)
-                if isinstance(o, PlainOut) and o.coef == 1 and b.tag == "b":
-                    return Out(self, self.y_t)  # (y - b) + b: the forward output itself
-                return Out(self, o.t + self._bias_out(b))
+                if isinstance(o, SumOut) and o.pending():
+                    return o.plus_bias(b)  # folds into the convolution's bias (SumOut)
+                return Out(self, o.t + self._bias_out(b), sign=_sum_sign(o.sign, b.sign))
             if {kx, ky} <= {"sep", "par"}:
                 return Sep(self, self._to_sep(x).terms + self._to_sep(y).terms)
         raise TypeError(f"LazyOps: cannot {what} a {kx} and a {ky} value")
 
     def _apply(self, x: Any, fn: Callable[[torch.Tensor], torch.Tensor], tag_rule: Callable[[Any], str | None] | None = None,
-               key: str | None = None) -> Any:
+               key: str | None = None, sign: int = 0) -> Any:
+        """fn(x) elementwise; ``sign`` is the known sign of every result entry (0 unknown)."""
         if isinstance(x, Par):
             ck = (key, id(x)) if key else None
             if ck is not None and ck in self._par_cache:
                 return self._par_cache[ck]
-            res = Par(self, None, None, lambda: fn(x.t))
+            res = Par(self, None, None, lambda: fn(x.t), sign=sign)
             if ck is not None:
                 self._par_cache[ck] = res
             return res
@@ -479,7 +616,7 @@ class LazyOps:
             tag = tag_rule(x) if tag_rule else None
             if tag == "same":
                 return x
-            return _kind_of(x)(self, fn(x.t), tag)
+            return _kind_of(x)(self, fn(x.t), tag, sign=sign)
         if isinstance(x, (int, float)):
             return float(fn(torch.tensor(float(x))).item())
         raise TypeError(f"LazyOps: elementwise function of a {getattr(x, 'kind', type(x).__name__)} value")
@@ -492,23 +629,24 @@ class LazyOps:
         return float(value)
 
     def positive_mask(self, w: Any) -> Any:
-        return self._apply(w, lambda t: (t > 0).to(t.dtype), key="positive_mask")
+        return self._apply(w, lambda t: (t > 0).to(t.dtype), key="positive_mask", sign=1)
 
     def negative_mask(self, w: Any) -> Any:
-        return self._apply(w, lambda t: (t < 0).to(t.dtype), key="negative_mask")
+        return self._apply(w, lambda t: (t < 0).to(t.dtype), key="negative_mask", sign=1)
 
     def pos(self, w: Any) -> Any:
         def tag(x: Any) -> str | None:
             if isinstance(x, In) and x.tag == "a" and self._input_nonnegative():
+                x.sign = 1
                 return "same"
             return None
 
-        return self._apply(w, lambda t: t.clamp(min=0), tag, key="pos")
+        return self._apply(w, lambda t: t.clamp(min=0), tag, key="pos", sign=1)
 
     def neg(self, w: Any) -> Any:
         if isinstance(w, In) and w.tag == "a" and self._input_nonnegative():
             return self._zero_in()
-        return self._apply(w, lambda t: t.clamp(max=0), key="neg")
+        return self._apply(w, lambda t: t.clamp(max=0), key="neg", sign=-1)
 
     def where(self, cond: Any, x: Any, y: Any) -> Any:
         ref = cond
@@ -530,6 +668,8 @@ class LazyOps:
         if axis == 1 and isinstance(x, (Sep, Par)):
             return self._forward_sum_out(x)
         if axis is None and isinstance(x, _Tensorish):
+            if self.row_block:
+                raise CrossRowOperation("sum over all entries")
             return x.t.sum()
         raise TypeError(f"LazyOps.sum(axis={axis}) of a {getattr(x, 'kind', '?')} value")
 
@@ -538,51 +678,54 @@ class LazyOps:
 
     def ones_like(self, x: Any) -> Any:
         if isinstance(x, Par):
-            return Par(self, None, "1", lambda: torch.ones_like(x.t))
-        return _kind_of(x)(self, torch.ones_like(x.t), "1")
+            return Par(self, None, "1", lambda: torch.ones_like(x.t), sign=1)
+        return _kind_of(x)(self, torch.ones_like(x.t), "1", sign=1)
 
     def zeros_like(self, x: Any) -> Any:
         if isinstance(x, Par):
-            return Par(self, None, "0", lambda: torch.zeros_like(x.t))
-        return _kind_of(x)(self, torch.zeros_like(x.t), "0")
+            return Par(self, None, "0", lambda: torch.zeros_like(x.t), sign=1)
+        return _kind_of(x)(self, torch.zeros_like(x.t), "0", sign=1)
 
     def stabilise(self, z: Any, eps: Any) -> Any:
-        out = Out(self, stabilise(z.t, float(eps)))
-        out.tag = "nonzero" if float(eps) > 0 else None  # |stab(z)| >= eps: never 0, also after rounding
+        r""":math:`z + \epsilon\, \mathrm{sign}_0(z)`; for z known to be >= 0 that is :math:`z + \epsilon` (folded
+        into the convolution's bias when z is a pending :class:`SumOut`)."""
+        e = float(eps)
+        if e > 0 and z.sign > 0:
+            if isinstance(z, SumOut) and z.pending():
+                out = z.shifted(e)
+            else:
+                out = Out(self, torch.add(z.t, e, out=self._scratch(z.t)), sign=1)
+        else:
+            out = Out(self, stabilise(z.t, e, out=self._scratch(z.t)))
+        out.tag = "nonzero" if e > 0 else None  # |stab(z)| >= eps: never 0, also after rounding
         return out
 
     def safe_divide(self, n: Any, d: Any) -> Any:
+        nt, dt = n.t, d.t
+        out = self._scratch(dt) if nt.shape == dt.shape and nt.dtype == dt.dtype else None
         if getattr(d, "tag", None) == "nonzero":
-            return Out(self, n.t / d.t)
-        return Out(self, safe_divide(n.t, d.t))
+            return Out(self, torch.div(nt, dt, out=out) if out is not None else nt / dt)
+        return Out(self, safe_divide(nt, dt, out=out))
+
+    def _scratch(self, like: torch.Tensor) -> torch.Tensor:
+        return self.pool.take(like) if self.pool is not None else torch.empty_like(like)
 
     def is_zero(self, x: Any) -> Any:
         return x.t == 0
 
     # ------------------------------------------------------------------ the two matrix actions
-    def _forward_sum_out(self, x: Any) -> Out:
-        r""":math:`\sum_i C_{ji}` for a batch: :math:`\sum_k c_k \mathcal{L}(g_k(a); f_k(W))`."""
-        sep = self._to_sep(x)
-        total: torch.Tensor | None = None
-        plain: PlainOut | None = None
-        for c, f, g in sep.terms:
+    def _forward_sum_out(self, x: Any) -> SumOut:
+        r""":math:`\sum_i C_{ji}` for a batch: :math:`\sum_k c_k \mathcal{L}(g_k(a); f_k(W))` (a lazy
+        :class:`SumOut`; the term that is the layer itself is read from the forward output)."""
+        terms, plain_coef = [], 0.0
+        for c, f, g in self._to_sep(x).terms:
             if f.tag == "W" and g is not None and g.tag == "a":
                 self.used_plain_term = True
                 if self.y_t is not None:  # the layer itself: reuse the forward pass
-                    plain = PlainOut(self, c)
+                    plain_coef += c
                     continue
-            val = self.op.forward(self._in_tensor(g), f.t)
-            if c != 1:
-                val.mul_(c)
-            total = val if total is None else total.add_(val)
-        if plain is not None:
-            if total is None:
-                return plain
-            return Out(self, total.add_(plain.t))
-        if total is None:
-            out_shape = self.y_t.shape if self.y_t is not None else self.op.forward(self.a_t, self.W_t).shape
-            return Out(self, torch.zeros(out_shape, dtype=self.a_t.dtype, device=self.a_t.device))
-        return Out(self, total)
+            terms.append((c, f, g))
+        return SumOut(self, terms, plain_coef)
 
     def _transpose_apply(self, sep: Sep, s: torch.Tensor) -> In:
         r""":math:`(C^\top s)_i = \sum_k c_k\, g_k(a)_i\, \mathcal{L}^\top(s; f_k(W))_i`."""
@@ -613,6 +756,15 @@ class LazyOps:
         return total
 
 
+def _scalar_sign(x: float) -> int:
+    return -1 if x < 0 else 1
+
+
+def _sum_sign(s1: int, s2: int) -> int:
+    """The known sign of a sum: that of both terms when they agree, else unknown."""
+    return s1 if s1 == s2 else 0
+
+
 def uses_plain_term(rule: Any) -> bool:
     """Whether ``rule.redistribute`` needs the layer's own bias-free output (then the forward pass keeps it).
 
@@ -634,4 +786,5 @@ def uses_plain_term(rule: Any) -> bool:
 _PLAIN_TERM_CACHE: dict[Any, bool] = {}
 
 
-__all__ = ["ConvOp", "LayerOp", "LazyOps", "LinearOp", "TorchOps", "safe_divide", "stabilise", "uses_plain_term"]
+__all__ = ["ConvOp", "CrossRowOperation", "LayerOp", "LazyOps", "LinearOp", "ScratchPool", "TorchOps", "safe_divide",
+           "stabilise", "uses_plain_term"]

@@ -230,6 +230,7 @@ def roots(
             channel = jj // int(np.prod(out_shape[1:])) if len(out_shape) > 1 else jj
             own[s : s + chunk] = (Wrows * pts).reshape(len(ii), -1).sum(dim=1) + b_flat[channel]
             points[s : s + chunk] = pts
+        ops.release()
     ids = [_neuron_id(j, out_shape) for j in rows_j.tolist()]
     return TorchRoots(info.index, a, rows_i, ids, points, steps, own, skipped, rule, definition, c, rows_j)
 
