@@ -109,12 +109,17 @@ class _LayerFunction(torch.autograd.Function):
     :math:`[y > 0]`. The rule then reads :math:`\mathrm{relu}(y)` where its body uses the layer output: the same
     values wherever the gated relevance is non-zero, and the result is linear in that relevance, so nothing changes
     except that the output kept for the backward is the tensor the next layer keeps anyway (no extra memory).
+
+    On the CPU a 2-d convolution runs on its input in channels_last, the layout oneDNN computes in (measured on
+    VGG16: about 20 % faster per convolution and a third of the fresh memory, which the NCHW path spends on
+    layout copies); the values are the same, the following layers inherit the layout, and :func:`lrp` returns the
+    relevance in x's layout.
     """
 
     @staticmethod
     def forward(ctx: Any, a: torch.Tensor, info: LayerInfo, state: LRPState, fuse_relu: bool) -> torch.Tensor:  # type: ignore[override]
         if info.kind == "conv" and a.dim() == 4 and a.device.type == "cpu":
-            a = a.contiguous(memory_format=torch.channels_last)  # see CHANNELS_LAST_ON_CPU
+            a = a.contiguous(memory_format=torch.channels_last)  # oneDNN's own layout (class docstring)
         y = info.op.forward(a, info.weight, info.bias)
         if fuse_relu:
             y.clamp_(min=0)

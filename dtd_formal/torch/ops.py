@@ -23,7 +23,9 @@ Two implementations of the namespace of :mod:`dtd_formal.rules.ops` run the cata
 
 ``LazyOps`` also keeps the layer's bias-free forward output: a term that is exactly the layer itself (the original
 weight on the original input) is read from it instead of being recomputed, so LRP-epsilon costs one
-transposed operator per layer, like the gradient.
+transposed operator per layer, like the gradient. Its values carry what is known of their sign (from ``pos``,
+``neg``, masks and products), and a row sum stays symbolic (:class:`SumOut`) until read, so that an added bias and
+the stabiliser of a sum known to be >= 0 fold into the bias of the one modified convolution.
 
 Conventions as in the exact engine: ``stabilise`` uses sign(0) = +1, ``safe_divide`` gives 0 where the denominator
 is 0.
