@@ -222,6 +222,7 @@ def test_scratch_pool_hands_out_free_tensors_only() -> None:
     assert pool.take(like).data_ptr() not in again
     cl = torch.zeros(1, 4, 3, 3).contiguous(memory_format=torch.channels_last)
     assert pool.take(cl).stride() == cl.stride()
+    assert pool.take(torch.zeros(4).expand(3, 4)).is_contiguous()  # never an overlapping (stride-0) tensor
 
 
 def _conv_stack() -> nn.Module:

@@ -91,7 +91,7 @@ def redistribute_layer(rule: Rule, info: LayerInfo, a: torch.Tensor, y: torch.Te
             if total is not None:
                 return total
         except CrossRowOperation:
-            pass
+            ops.release()
     ops = LazyOps(info.op, a, W, b, y, nonneg, pool=pool)
     result = rule.redistribute(ops, ops.a, ops.W, ops.b, ops.out(R)).t
     ops.release()

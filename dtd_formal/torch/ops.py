@@ -217,7 +217,7 @@ class ScratchPool:
     A fresh CPU tensor costs a page fault per 4 KiB page on first touch (on VGG16 more time than the arithmetic of
     the elementwise steps, see BENCHMARKS.md); the stabilised normaliser and the quotient :math:`s = R / n` of
     every layer are written into tensors of this pool instead. ``take(like)`` hands out a free tensor with like's
-    shape, strides, dtype and device (allocating one when none is free); ``release()`` makes everything handed out
+    shape, layout, dtype and device (allocating one when none is free); ``release()`` makes everything handed out
     free again: the caller (:func:`dtd_formal.torch.lrp.redistribute_layer`) calls it when the layer's rule has
     returned, after checking that its result shares no memory with the pool. The pool lives as long as one
     :func:`~dtd_formal.torch.lrp.modified_gradients` block.
@@ -228,9 +228,12 @@ class ScratchPool:
         self._taken: list[tuple[tuple[Any, ...], torch.Tensor]] = []
 
     def take(self, like: torch.Tensor) -> torch.Tensor:
-        key = (tuple(like.shape), like.stride(), like.dtype, like.device)
+        """A tensor of like's shape, dtype and device, in channels_last if like is, else contiguous."""
+        cl = like.dim() == 4 and not like.is_contiguous() and like.is_contiguous(memory_format=torch.channels_last)
+        fmt = torch.channels_last if cl else torch.contiguous_format
+        key = (tuple(like.shape), fmt, like.dtype, like.device)
         free = self._free.get(key)
-        t = free.pop() if free else torch.empty_strided(like.shape, like.stride(), dtype=like.dtype, device=like.device)
+        t = free.pop() if free else torch.empty(like.shape, dtype=like.dtype, device=like.device, memory_format=fmt)
         self._taken.append((key, t))
         return t
 
