@@ -18,6 +18,7 @@ import sys
 import time
 from fractions import Fraction as F
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import z3
@@ -31,14 +32,20 @@ from dtd_formal.smt.problem import RootExitProblem, parse_box
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def timed_search(net: dtd.Network, layer: int, **kwargs: Any) -> tuple[Any, dict[str, int], float]:
+    """``find_root_exit`` with z+ on one layer: (verdict, neuron count per status, seconds)."""
+    t0 = time.perf_counter()
+    v = dtd.find_root_exit(net, ZPlus(), layer=layer, **kwargs)
+    total = time.perf_counter() - t0
+    counts = {s: sum(w.status == s for w in v.per_neuron.values()) for s in ("refuted", "proved", "unknown")}
+    return v, counts, total
+
+
 def paper() -> None:
     net = dtd.examples.paper_mlp(dtd.examples.STUDY_SEED, "paper-text")
-    t0 = time.perf_counter()
-    v = dtd.find_root_exit(net, ZPlus(), layer=1, domain=(0, 1), timeout=30)
-    total = time.perf_counter() - t0
+    v, counts, total = timed_search(net, 1, domain=(0, 1), timeout=30)
     for j, w in v.per_neuron.items():
         print(f"neuron {j}: {w.status} ({getattr(w, 'method', '') or getattr(w, 'reason', '')})")
-    counts = {s: sum(w.status == s for w in v.per_neuron.values()) for s in ("refuted", "proved", "unknown")}
     print(f"paper MLP layer 1 (pipeline): {counts}, total {total:.2f} s")
 
 
@@ -123,20 +130,14 @@ def tbranch() -> None:
 def paper_code(per_neuron: float = 10.0) -> None:
     """Paper MLP, z+, [0,1]^10, layer 1, with the authors' root step t = R_j / (w_j . v_j)."""
     net = dtd.examples.paper_mlp(dtd.examples.STUDY_SEED, "paper-text")
-    t0 = time.perf_counter()
-    v = dtd.find_root_exit(net, ZPlus(), layer=1, domain=(0, 1), timeout=per_neuron, definition="paper-code")
-    total = time.perf_counter() - t0
-    counts = {s: sum(w.status == s for w in v.per_neuron.values()) for s in ("refuted", "proved", "unknown")}
+    _, counts, total = timed_search(net, 1, domain=(0, 1), timeout=per_neuron, definition="paper-code")
     print(f"paper MLP layer 1, paper-code roots ({per_neuron:.0f} s per neuron): {counts}, total {total:.2f} s")
 
 
 def paper_map(per_neuron: float = 10.0) -> None:
     """Paper MLP, z+, [0,1]^10, layer 1, variant "affine_map" (the exact affine map of f_0 changes)."""
     net = dtd.examples.paper_mlp(dtd.examples.STUDY_SEED, "paper-text")
-    t0 = time.perf_counter()
-    v = dtd.find_root_exit(net, ZPlus(), layer=1, domain=(0, 1), timeout=per_neuron, variant="affine_map")
-    total = time.perf_counter() - t0
-    counts = {s: sum(w.status == s for w in v.per_neuron.values()) for s in ("refuted", "proved", "unknown")}
+    _, counts, total = timed_search(net, 1, domain=(0, 1), timeout=per_neuron, variant="affine_map")
     print(f"paper MLP layer 1, affine_map variant ({per_neuron:.0f} s per neuron): {counts}, total {total:.2f} s")
 
 
@@ -144,10 +145,7 @@ def acas(per_neuron: float = 10.0) -> None:
     path = SHARED / "ACASXU_experimental_v2a_1_1.onnx"
     net = dtd.load(str(path))
     box = dtd.load(str(path.with_suffix(".nnet"))).metadata["input_domain"]
-    t0 = time.perf_counter()
-    v = dtd.find_root_exit(net, ZPlus(), layer=2, domain=tuple(box), timeout=per_neuron, progress=True)
-    total = time.perf_counter() - t0
-    counts = {s: sum(w.status == s for w in v.per_neuron.values()) for s in ("refuted", "proved", "unknown")}
+    v, counts, total = timed_search(net, 2, domain=tuple(box), timeout=per_neuron, progress=True)
     methods: dict[str, int] = {}
     for w in v.per_neuron.values():
         key = getattr(w, "method", "") or "unknown"

@@ -49,11 +49,6 @@ class Bounds:
     z: list[tuple[np.ndarray, np.ndarray]]
     a: list[tuple[np.ndarray, np.ndarray]]
 
-    def unstable(self, layer: int) -> np.ndarray:
-        """Indices of neurons of ``layer`` whose sign is not fixed on the box."""
-        lo, hi = self.z[layer - 1]
-        return np.flatnonzero((lo < 0) & (hi > 0))
-
 
 def interval_bounds(net: Network, low: Any, high: Any, upto: int | None = None) -> Bounds:
     """Exact interval bounds of z_1..z_upto and a_0..a_upto over the input box [low, high]."""

@@ -122,12 +122,10 @@ def falsify(P: RootExitProblem, deadline: float, n_samples: int = 4096, seed: in
     faces = np.where(mask, np.where(rng.random(faces.shape) < 0.5, lo, hi), faces)
     X = np.vstack([X, faces, (lo + hi)[None, :] / 2])
     s = fm.score(X)
-    tried = 0
     order = np.argsort(-s)
     for idx in order[: max_confirm]:
         if s[idx] <= 0 or time.monotonic() > deadline:
             break
-        tried += 1
         cex = confirm(P, X[idx], "sampling")
         if cex is not None:
             return cex, X[order[:16]], s[order[:16]]

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import itertools
 from fractions import Fraction
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import sympy as sp
@@ -99,23 +99,35 @@ def conclude(statement: str, method: str, ev: Evidence, seed: int = 0, **extra: 
 
 
 # ------------------------------------------------------------------------------------------------ checkers
+def record_per_rule_and_pattern(rules: Sequence[Rule], n_in: int, ev: Evidence,
+                                residual: Callable[[Rule, SympyOps, np.ndarray, np.ndarray, np.ndarray, sp.Symbol],
+                                                   sp.Expr | None]) -> int:
+    """For each rule and weight sign pattern, record ``residual(rule, ops, a, W, b, R)`` as an identity to prove
+    (under the conditions the rule body put on ``ops``); a residual of None marks a case without one (skipped).
+    Returns the number of skipped cases."""
+    skipped = 0
+    for rule in rules:
+        for signs in sign_patterns(n_in):
+            ops = SympyOps()
+            value = residual(rule, ops, *neuron_symbols(signs))
+            if value is None:
+                skipped += 1
+                continue
+            ev.identity(f"{rule_label(rule)} w-signs {signs}", value, ops.conditions)
+    return skipped
+
+
 def check_roots_on_hyperplane(rules: Sequence[Rule], n_in: int = 3, ev: Evidence | None = None) -> Verdict:
     r"""For each rule and weight sign pattern: :math:`w \cdot (a - t v) + b \equiv 0` with the rule's own t, v."""
     ev = ev or Evidence()
     statement = (f"for the rules {', '.join(rule_label(r) for r in rules)}: the root a - t v with t = z/(w.v) "
                  f"satisfies z(root) = 0 for all real a, b and every weight sign pattern (n_in = {n_in}), where w.v != 0")
-    skipped = 0
-    for rule in rules:
-        for signs in sign_patterns(n_in):
-            ops = SympyOps()
-            a, W, b, _ = neuron_symbols(signs)
-            t, V, den = rule.root_step(ops, a, W, b)
-            if den[0] == 0:
-                skipped += 1
-                continue
-            root = a - t[0] * V[0]
-            residual = W[0].dot(root) + b[0]
-            ev.identity(f"{rule_label(rule)} w-signs {signs}", residual, ops.conditions)
+
+    def z_at_root(rule: Rule, ops: SympyOps, a: np.ndarray, W: np.ndarray, b: np.ndarray, R: sp.Symbol) -> sp.Expr | None:
+        t, V, den = rule.root_step(ops, a, W, b)
+        return None if den[0] == 0 else W[0].dot(a - t[0] * V[0]) + b[0]
+
+    skipped = record_per_rule_and_pattern(rules, n_in, ev, z_at_root)
     ev.notes.append(f"{skipped} (rule, sign pattern) cases have w.v identically 0 (no root by definition)")
     return conclude(statement, "SymPy: rule.root_step run on symbolic per-sign-pattern weights; residual simplifies to exactly 0",
                     ev, n_in=n_in, skipped_cases=skipped)
@@ -126,17 +138,13 @@ def check_conservation(rules: Sequence[Rule], n_in: int = 3, ev: Evidence | None
     ev = ev or Evidence()
     statement = (f"for the rules {', '.join(rule_label(r) for r in rules)}: sum_i R_(i<-j) = R_j for all real a, b, R "
                  f"and every weight sign pattern (n_in = {n_in}), where the normaliser n_j != 0")
-    skipped = 0
-    for rule in rules:
-        for signs in sign_patterns(n_in):
-            ops = SympyOps()
-            a, W, b, R = neuron_symbols(signs)
-            if rule.normaliser(ops, a, W, b)[0] == 0:
-                skipped += 1
-                continue
-            R_in = rule.redistribute(ops, a, W, b, np.array([R], dtype=object))
-            residual = ops.sum(R_in) - R
-            ev.identity(f"{rule_label(rule)} w-signs {signs}", residual, ops.conditions)
+
+    def defect(rule: Rule, ops: SympyOps, a: np.ndarray, W: np.ndarray, b: np.ndarray, R: sp.Symbol) -> sp.Expr | None:
+        if rule.normaliser(ops, a, W, b)[0] == 0:
+            return None
+        return ops.sum(rule.redistribute(ops, a, W, b, np.array([R], dtype=object))) - R
+
+    skipped = record_per_rule_and_pattern(rules, n_in, ev, defect)
     ev.notes.append(f"{skipped} (rule, sign pattern) cases have a normaliser identically 0 (relevance dropped)")
     return conclude(statement, "SymPy: rule.redistribute run on symbolic per-sign-pattern weights; "
                                "sum minus R_j simplifies to exactly 0", ev, n_in=n_in, skipped_cases=skipped)

@@ -66,9 +66,6 @@ class Germ:
         """Absolute precision: orders below this are known."""
         return self.lo + len(self.c)
 
-    def is_zero_to_precision(self) -> bool:
-        return not self.c
-
     def exactly_zero(self) -> bool:
         """True when the germ is exactly 0; raises :class:`Undecided` when that cannot be decided."""
         if self.c:

@@ -40,10 +40,6 @@ def pytest_configure(config: Any) -> None:
     )
 
 
-class RulePropertyError(AssertionError):
-    """Raised (as a test failure) when a rule property is refuted."""
-
-
 @pytest.fixture
 def check_rule(request: Any) -> Callable[..., "RuleReport"]:
     """Check a rule's properties; fail the test with the counterexample when one is refuted."""

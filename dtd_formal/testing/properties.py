@@ -114,10 +114,6 @@ def relevant_neurons(net: Network, z: np.ndarray, layer: int, output: int) -> li
     return candidate_neurons(net, z, layer, output)[0]
 
 
-def _show(v: Any) -> Any:
-    return str(v) if isinstance(v, Fraction) else v
-
-
 def _vec(v: Any) -> list[str]:
     return [str(e) for e in np.ravel(np.asarray(v, dtype=object))]
 

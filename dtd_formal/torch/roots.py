@@ -113,10 +113,6 @@ def _input_node(plan: Plan, info: LayerInfo) -> str:
     return node.args[0].name
 
 
-def _slice_env(env: dict[str, Any], i: int, B: int) -> dict[str, Any]:
-    return {k: (v[i : i + 1] if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == B else v) for k, v in env.items()}
-
-
 def _candidates(info: LayerInfo, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Boolean (B, n_out) mask of relevant neurons and masks of the skip reasons."""
     B = z.shape[0]
