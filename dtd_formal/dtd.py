@@ -22,6 +22,7 @@ from .network import Network, relu
 from .rules.base import Rule
 from .rules.composites import Composite, rule_for_layer
 from .rules.ops import EXACT, FAST_EXACT, FLOAT64
+from .walk import call_rule, forward, per_layer, relevance, relevant_neurons, root_points
 
 Arithmetic = Literal["exact", "float64"]
 RootDefinition = Literal["true", "paper-code"]
@@ -76,34 +77,14 @@ class Relevance:
         return sum((c.absorbed for c in self.conservation), Fraction(0) if self.arithmetic == "exact" else 0.0)
 
 
-def _layer_arrays(net: Network, arithmetic: Arithmetic) -> tuple[list[tuple[Any, Any]], Any]:
-    """(W_l, b_l) pairs and the ops of one arithmetic: gmpy2 rationals for "exact" (converted back to Fractions
-    by the callers), float64 for "float64"."""
+def arithmetic_ops(net: Network, arithmetic: Arithmetic) -> tuple[list[tuple[Any, Any]], Any]:
+    """(W_l, b_l) pairs and the ops of one arithmetic: gmpy2 rationals for "exact" (the same values as the
+    Fractions; callers convert results back), float64 for "float64"."""
     if arithmetic == "exact":
         return net.fast_layers, FAST_EXACT
     if arithmetic == "float64":
-        fnet = net.to_float()
-        return list(zip(fnet.weights, fnet.biases)), FLOAT64
+        return net.arrays("float64"), FLOAT64
     raise InputError(f"arithmetic must be 'exact' or 'float64', got {arithmetic!r}")
-
-
-def forward_arrays(
-    layers: list[tuple[Any, Any]], net: Network, x: Any, start: int = 1
-) -> tuple[list[Any], list[Any]]:
-    """(activations a_{start-1}..a_L, pre-activations z_start..z_L) of one point in the arithmetic of ``layers``
-    (all L layers' (W, b)); ``x`` is the input of layer ``start`` (default: the network input).
-
-    The same code serves exact rationals (object arrays) and float64; ``0 * z`` keeps the zero's type.
-    """
-    acts, zs = [x], []
-    a = x
-    for m in range(start, net.n_layers + 1):
-        W, b = layers[m - 1]
-        z = W.dot(a) + b
-        zs.append(z)
-        a = np.where(z > 0, z, 0 * z) if net.has_relu(m) else z
-        acts.append(a)
-    return acts, zs
 
 
 def _input_array(net: Network, x: Any, arithmetic: Arithmetic) -> np.ndarray:
@@ -122,51 +103,39 @@ def lrp(
 
     :math:`R^L = f_c(x) e_c`, then for l = L..1: :math:`R^{l-1} = [a_{l-1} > 0] \odot \mathrm{rule}_l.
     \mathrm{redistribute}(a_{l-1}, W_l, b_l, R^l)`, where the ReLU gate :math:`[a_{l-1} > 0]` (zennit's: the
-    ReLU's gradient) applies below hidden ReLU layers, not at the input. Exact by default (Fractions;
-    computed with gmpy2 rationals, the same values); ``arithmetic="float64"`` runs the same rule bodies in floats.
+    ReLU's gradient) applies below hidden ReLU layers, not at the input (:func:`dtd_formal.walk.relevance`). Exact
+    by default (Fractions; computed with gmpy2 rationals, the same values); ``arithmetic="float64"`` runs the same
+    rule bodies in floats.
     """
-    net._check_output(output)
-    layers, ops = _layer_arrays(net, arithmetic)
-    acts, _ = forward_arrays(layers, net, _input_array(net, x, arithmetic))
-    per_layer, conservation, rules = propagate(net, acts, layers, ops, rule_or_composite, output)
+    net.check_output(output)
+    layers, ops = arithmetic_ops(net, arithmetic)
+    acts, _ = forward(ops, layers, net.relu_flags, _input_array(net, x, arithmetic))
+    per, conservation, rules = propagate(net, acts, layers, ops, rule_or_composite, output)
     if arithmetic == "exact":
-        per_layer = [from_fast(R) for R in per_layer]
+        per = [from_fast(R) for R in per]
         for c in conservation:
             c.upper_total, c.lower_total = fast_to_fraction(c.upper_total), fast_to_fraction(c.lower_total)
             c.relu_dropped = fast_to_fraction(c.relu_dropped)
-    return Relevance(per_layer[0], per_layer, conservation, rules, output, arithmetic)
+    return Relevance(per[0], per, conservation, rules, output, arithmetic)
 
 
 def propagate(
     net: Network, acts: list[Any], layers: list[tuple[Any, Any]], ops: Any, rule_or_composite: Rule | Composite,
     output: int,
 ) -> tuple[list[Any], list[LayerConservation], list[Rule]]:
-    """The LRP recursion of :func:`lrp` on given activations, in the arithmetic of ``ops`` / ``layers``."""
-    L = net.n_layers
-    top = ops.zeros_like(acts[-1])
-    top[output] = acts[-1][output]
-    per_layer: list[Any] = [None] * (L + 1)
-    per_layer[L] = top
-    conservation: list[LayerConservation] = [None] * L  # type: ignore[list-item]
-    rules: list[Rule] = [None] * L  # type: ignore[list-item]
-    R = top
-    for l in range(L, 0, -1):
-        rule = rule_for_layer(rule_or_composite, l, L)
-        rules[l - 1] = rule
-        a, (W, b) = acts[l - 1], layers[l - 1]
-        R_low = rule.redistribute(ops, a, W, b, R)
-        dropped = rule.dropped_neurons(ops, a, W, b, R)
-        relu_dropped = ops.zero
-        if l > 1 and net.has_relu(l - 1):
-            # ReLU gate (zennit's, the ReLU's gradient): only active neurons pass relevance on. Rules whose
-            # contributions do not vanish at a_i = 0 (Flat, WSquare, ZBox) can assign relevance to inactive ones.
-            active = np.asarray(acts[l - 1] > 0, dtype=bool)
-            relu_dropped = ops.sum(ops.where(active, ops.zero, R_low))
-            R_low = ops.where(active, R_low, ops.zero)
-        conservation[l - 1] = LayerConservation(l, ops.sum(R), ops.sum(R_low), dropped, relu_dropped)
-        per_layer[l - 1] = R_low
-        R = R_low
-    return per_layer, conservation, rules
+    """The LRP recursion of :func:`lrp` on given activations (the walk's backward pass), with the conservation
+    bookkeeping of every layer, in the arithmetic of ``ops`` / ``layers``."""
+    steps = relevance(ops, layers, net.relu_flags, acts, rule_or_composite, output)
+    conservation: list[LayerConservation] = [None] * net.n_layers  # type: ignore[list-item]
+    rules: list[Rule] = [None] * net.n_layers  # type: ignore[list-item]
+    for st in steps:
+        a, (W, b) = acts[st.layer - 1], layers[st.layer - 1]
+        dropped = call_rule(st.rule, "dropped_neurons", ops, a, W, b, st.upper, layer=st.layer)
+        relu_dropped = ops.sum(st.lower_raw) - ops.sum(st.lower)
+        conservation[st.layer - 1] = LayerConservation(st.layer, ops.sum(st.upper), ops.sum(st.lower),
+                                                       [int(j) for j in dropped], relu_dropped)
+        rules[st.layer - 1] = st.rule
+    return per_layer(steps), conservation, rules
 
 
 # ---------------------------------------------------------------------------------------------------- roots
@@ -213,18 +182,11 @@ def candidate_neurons(net: Network, z: Any, layer: int, output: int) -> tuple[li
     """Neurons of ``layer`` that carry relevance (and so get a root), and the others with the reason.
 
     Hidden/ReLU neurons need z_j > 0 ("inactive" otherwise); in the last layer only the explained output counts
-    ("not explained"), and with a final ReLU it must be active too.
+    ("not explained"), and with a final ReLU it must be active too (:func:`dtd_formal.walk.relevant_neurons`).
     """
-    keep: list[int] = []
-    skipped: dict[int, str] = {}
-    relu_layer = net.has_relu(layer)
-    for j in range(len(z)):
-        if layer == net.n_layers and j != output:
-            skipped[j] = "not explained"
-        elif relu_layer and not z[j] > 0:
-            skipped[j] = "inactive"
-        else:
-            keep.append(j)
+    conditions = dict(relevant_neurons(z, layer, net.n_layers, net.has_relu(layer), output))
+    keep = [j for j, active in conditions.items() if active]
+    skipped = {j: ("not explained" if j not in conditions else "inactive") for j in range(len(z)) if j not in keep}
     return keep, skipped
 
 
@@ -242,8 +204,8 @@ def roots(
     :math:`t_j = z_j / (w_j \cdot v_j)` ("true": :math:`z_j(\tilde a^{(j)}) = 0`) or
     :math:`t_j = R^l_j / (w_j \cdot v_j)` ("paper-code", with :math:`R^l` from LRP with the same rule).
     """
-    net._check_layer(layer)
-    net._check_output(output)
+    net.check_layer(layer)
+    net.check_output(output)
     if not isinstance(rule, Rule):
         raise InputError(f"roots need a single Rule, got {type(rule).__name__}")
     if not rule.has_root:
@@ -259,14 +221,14 @@ def roots(
     dirs: dict[int, np.ndarray] = {}
     if keep:
         idx = np.array(keep)
-        t, V, den = rule.root_step(EXACT, a, W[idx], b[idx], None if R is None else R[idx], definition)
+        rs = root_points(EXACT, rule, a, W[idx], b[idx], None if R is None else R[idx], definition, layer)
         for k, j in enumerate(keep):
-            if den[k] == 0:
+            if rs.den[k] == 0:
                 skipped[j] = "zero denominator"
                 continue
-            points[j] = a - t[k] * V[k]
-            steps[j] = t[k]
-            dirs[j] = V[k]
+            points[j] = rs.points[k]
+            steps[j] = rs.t[k]
+            dirs[j] = rs.V[k]
     return Roots(layer, a, points, steps, dirs, dict(sorted(skipped.items())), rule, definition, output)
 
 
@@ -293,8 +255,8 @@ def rule_roots(rule: Rule) -> RootPolicy:
 
     def policy(layer: int, neuron: int, a: np.ndarray, net: Network) -> np.ndarray | None:
         W, b = net.weight(layer)[neuron : neuron + 1], net.bias(layer)[neuron : neuron + 1]
-        t, V, den = rule.root_step(EXACT, a, W, b)
-        return None if den[0] == 0 else a - t[0] * V[0]
+        rs = root_points(EXACT, rule, a, W, b, layer=layer)
+        return None if rs.den[0] == 0 else rs.points[0]
 
     return policy
 
@@ -339,7 +301,7 @@ def exact_dtd(net: Network, x: Any, root_policy: RootPolicy, output: int = 0) ->
     .. math::  R^{l-1}_i = \sum_j g_{ji} (a_i - \tilde a^{(j)}_i),\quad u_i = \sum_j g_{ji},\quad
                k_i = \sum_j g_{ji} \tilde a^{(j)}_i .
     """
-    net._check_output(output)
+    net.check_output(output)
     acts = net.activations(x)
     L = net.n_layers
     u = np.array([Fraction(int(j == output)) for j in range(net.output_size)], dtype=object)

@@ -21,3 +21,15 @@ class UnsupportedLayerError(InputError):
 
 class BudgetError(DTDFormalError):
     """A request exceeds a stated size budget (e.g. a global symbolic expression for a large network)."""
+
+
+def check_timeout(timeout: object, name: str = "timeout") -> float:
+    """A time budget in seconds: a finite number > 0 (else :class:`InputError` naming the value)."""
+    import math
+
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise InputError(f"{name} must be a number of seconds, got {timeout!r}")
+    value = float(timeout)
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(f"{name} must be a finite number of seconds > 0, got {timeout!r}")
+    return value

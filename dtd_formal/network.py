@@ -22,6 +22,7 @@ with z = 0 counts as inactive in :meth:`Network.gradient`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -32,6 +33,8 @@ import numpy as np
 
 from .errors import InputError
 from .exact import ExactArray, array_from_json, array_to_json, common_denominator, sign, to_fast, to_fraction_array
+from .rules.ops import EXACT
+from .walk import forward
 
 Pattern = list[np.ndarray]  # one int8 array per ReLU layer, entries in {+1, 0, -1}
 
@@ -115,8 +118,25 @@ class Network:
 
     def has_relu(self, layer: int) -> bool:
         """Whether layer ``layer`` (1-based) is followed by a ReLU."""
-        self._check_layer(layer)
+        self.check_layer(layer)
         return layer < self.n_layers or self.final_relu
+
+    @property
+    def relu_flags(self) -> list[bool]:
+        """``relu_flags[l-1]``: whether layer l is followed by a ReLU (the form :mod:`dtd_formal.walk` takes)."""
+        return [self.has_relu(l) for l in range(1, self.n_layers + 1)]
+
+    def arrays(self, kind: str = "fraction") -> list[tuple[np.ndarray, np.ndarray]]:
+        """(W_l, b_l) of every layer as ``"fraction"`` (the exact public form), ``"fast"`` (gmpy2 rationals, the
+        same values) or ``"float64"`` (each entry rounded to the nearest float)."""
+        if kind == "fraction":
+            return list(zip(self.weights, self.biases))
+        if kind == "fast":
+            return self.fast_layers
+        if kind == "float64":
+            fnet = self.to_float()
+            return list(zip(fnet.weights, fnet.biases))
+        raise InputError(f"arithmetic must be 'fraction', 'fast' or 'float64', got {kind!r}")
 
     @property
     def relu_layers(self) -> list[int]:
@@ -129,15 +149,15 @@ class Network:
 
     def weight(self, layer: int) -> ExactArray:
         """W_l (1-based)."""
-        self._check_layer(layer)
+        self.check_layer(layer)
         return self.weights[layer - 1]
 
     def bias(self, layer: int) -> ExactArray:
         """b_l (1-based)."""
-        self._check_layer(layer)
+        self.check_layer(layer)
         return self.biases[layer - 1]
 
-    def _check_layer(self, layer: int) -> None:
+    def check_layer(self, layer: int) -> None:
         if not isinstance(layer, (int, np.integer)) or not 1 <= layer <= self.n_layers:
             raise InputError(f"layer {layer!r} does not exist: layers are numbered 1..{self.n_layers}")
 
@@ -178,15 +198,9 @@ class Network:
 
     # ------------------------------------------------------------------ exact evaluation
     def _evaluate(self, x: Any) -> tuple[list[ExactArray], list[ExactArray]]:
-        """([a_0, ..., a_L], [z_1, ..., z_L]) at x, exact: one pass serves both views."""
-        a = self.as_input(x)
-        acts, zs = [a], []
-        for l, (W, b) in enumerate(zip(self.weights, self.biases), start=1):
-            z = W.dot(a) + b
-            zs.append(z)
-            a = relu(z) if self.has_relu(l) else z
-            acts.append(a)
-        return acts, zs
+        """([a_0, ..., a_L], [z_1, ..., z_L]) at x, exact (:func:`dtd_formal.walk.forward` in Fractions): one pass
+        serves both views."""
+        return forward(EXACT, self.arrays("fraction"), self.relu_flags, self.as_input(x))
 
     def preactivations(self, x: Any) -> list[ExactArray]:
         """[z_1, ..., z_L] at x, exact."""
@@ -211,12 +225,12 @@ class Network:
         On the interior of a region this is the gradient g(s) of the affine piece; on a hyperplane it is the
         gradient of the piece in which every neuron with z = 0 is inactive.
         """
-        self._check_output(output)
+        self.check_output(output)
         pattern = self.pattern(x)
         slopes = {l: (s > 0) for l, s in zip(self.relu_layers, pattern)}
         return self._affine_of_slopes(slopes, output)[0]
 
-    def _check_output(self, output: int) -> None:
+    def check_output(self, output: int) -> None:
         if not isinstance(output, (int, np.integer)) or not 0 <= output < self.output_size:
             raise InputError(f"output {output!r} does not exist: the network has outputs 0..{self.output_size - 1}")
 
@@ -269,7 +283,7 @@ class Network:
 
     def affine_map(self, pattern: Pattern, output: int = 0) -> tuple[ExactArray, Fraction]:
         """(g, c) with f_output(x) = g·x + c on the closed region of ``pattern`` (g is the gradient there)."""
-        self._check_output(output)
+        self.check_output(output)
         return self._affine_of_slopes(self._slopes_of_pattern(pattern), output)
 
     def region(self, pattern: Pattern) -> tuple[ExactArray, ExactArray]:
@@ -296,7 +310,7 @@ class Network:
 
     def upper(self, layer: int) -> "Network":
         """The sub-network of layers ``layer``..L: its input is a_{layer-1}, its layer 1 is this layer ``layer``."""
-        self._check_layer(layer)
+        self.check_layer(layer)
         return Network(
             self.weights[layer - 1 :],
             self.biases[layer - 1 :],
@@ -365,6 +379,15 @@ class Network:
             return cls(weights, biases, final_relu=bool(data.get("final_relu", False)), metadata=data.get("metadata"))
         except InputError as exc:
             raise InputError(f"{source}: {exc}") from None
+
+    def digest(self) -> str:
+        """``"sha256:<hex>"`` of the canonical exact JSON (final_relu and the layers as "num/den" strings; sorted keys,
+        no whitespace; metadata excluded): what a verdict file binds its statement to."""
+        canonical = {"format": JSON_FORMAT, "final_relu": self.final_relu,
+                     "layers": [{"weight": array_to_json(W), "bias": array_to_json(b)}
+                                for W, b in zip(self.weights, self.biases)]}
+        text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
     def save(self, path: str | Path) -> None:
         """Write the exact JSON form to ``path``."""

@@ -31,12 +31,12 @@ from typing import Any, Iterable, Literal
 
 import numpy as np
 
-from .dtd import Arithmetic, RootDefinition, candidate_neurons, forward_arrays, propagate
+from .dtd import Arithmetic, RootDefinition, arithmetic_ops, candidate_neurons, propagate
 from .errors import InputError
 from .exact import array_to_json, fast_to_fraction, fraction_to_str, from_fast, to_fast, to_float
 from .network import Network
 from .rules.base import Rule
-from .rules.ops import FAST_EXACT, FLOAT64
+from .walk import forward, root_points
 
 Scope = Literal["layer", "upper"]
 
@@ -245,7 +245,7 @@ def _upper_signs_filtered(net: Network, layer: int, points: np.ndarray, forced: 
     return signs, own
 
 
-class _AffineMapCache:
+class AffineMapCache:
     """Exact affine map of f_c as a function of a_{layer-1}, per (resolved) pattern of layers layer..L; cached.
 
     Integer arithmetic: every map over the same layers shares the denominator prod(den_m), so comparing the
@@ -325,7 +325,7 @@ def root_regions(
         raise InputError(f"scope must be 'layer' or 'upper', got {scope!r}")
     if arithmetic not in ("exact", "float64"):
         raise InputError(f"arithmetic must be 'exact' or 'float64', got {arithmetic!r}")
-    net._check_output(output)
+    net.check_output(output)
     batch = net.as_batch(xs)
     if layers is None:
         layer_list = list(range(1, net.n_layers + 1))
@@ -334,8 +334,8 @@ def root_regions(
     else:
         layer_list = [int(l) for l in layers]
     for l in layer_list:
-        net._check_layer(l)
-    caches = {l: _AffineMapCache(net, l, output) for l in layer_list}
+        net.check_layer(l)
+    caches = {l: AffineMapCache(net, l, output) for l in layer_list}
     records: list[RootRegionRecord] = []
     skipped: dict[int, dict[str, int]] = {l: {} for l in layer_list}
     iterator: Iterable[int] = range(len(batch))
@@ -343,18 +343,13 @@ def root_regions(
         from tqdm import tqdm
 
         iterator = tqdm(iterator, desc="root regions", unit="input")
-    if arithmetic == "exact":
-        ops, layers_arr = FAST_EXACT, net.fast_layers
-        to_input, to_scalar = to_fast, fast_to_fraction
-    else:
-        fnet = net.to_float()
-        ops, layers_arr = FLOAT64, list(zip(fnet.weights, fnet.biases))
-        to_input, to_scalar = to_float, float  # type: ignore[assignment]
+    layers_arr, ops = arithmetic_ops(net, arithmetic)
+    to_input, to_scalar = (to_fast, fast_to_fraction) if arithmetic == "exact" else (to_float, float)
     domain = rule.domain
     if not rule.has_root:
         raise InputError(f"{rule.spec()} is not a root-point rule: it has no root points")
     for i in iterator:
-        acts, zs = forward_arrays(layers_arr, net, to_input(batch[i]))
+        acts, zs = forward(ops, layers_arr, net.relu_flags, to_input(batch[i]))
         relevance = None  # per-layer LRP relevance, computed once per input when paper-code roots need it
         for l in layer_list:
             z = zs[l - 1]
@@ -368,20 +363,19 @@ def root_regions(
             if keep:
                 idx = np.array(keep)
                 W, b = layers_arr[l - 1]
-                t, V, den = rule.root_step(ops, acts[l - 1], W[idx], b[idx], R, definition)
-                nonzero = ~np.asarray(ops.is_zero(den))
+                rs = root_points(ops, rule, acts[l - 1], W[idx], b[idx], R, definition, l)
+                nonzero = ~np.asarray(ops.is_zero(rs.den))
                 for k, j in enumerate(keep):
                     if nonzero[k]:
                         neurons_list.append(j)
                     else:
                         skip[j] = "zero denominator"
-                t, V = t[nonzero], V[nonzero]
+                t, points_fast = rs.t[nonzero], rs.points[nonzero]
             for reason in skip.values():
                 skipped[l][reason] = skipped[l].get(reason, 0) + 1
             if not neurons_list:
                 continue
             neurons = np.array(neurons_list)
-            points_fast = acts[l - 1] - t[:, None] * V
             if arithmetic == "exact":
                 root_signs, own = _upper_signs_filtered(net, l, points_fast, neurons)
             else:
@@ -513,4 +507,5 @@ def _forced_pattern(upper: Network, point: np.ndarray, neuron: int) -> list[np.n
     return pats
 
 
-__all__ = ["RootRegionRecord", "RootRegionReport", "root_regions", "classify_root_reference", "certified_float_forward"]
+__all__ = ["RootRegionRecord", "RootRegionReport", "root_regions", "classify_root_reference", "certified_float_forward",
+           "AffineMapCache"]

@@ -4,24 +4,20 @@ Runs :func:`dtd_formal.testing.check_rule` and prints a table (or JSON). RULE is
 imported, also from the current directory, and the class instantiated without arguments) or a catalogue rule
 string (``zplus``, ``gamma:0.25``, ``lrp0@zennit``, ``zbox:-1,1``). ``--export DIR`` writes every counterexample as
 JSON and as a pytest regression test. Exit codes: 0 every property passed or proved, 1 a property refuted, 2 bad
-input (module not importable, not a Rule, unknown property), 3 a solver left a property unknown.
+input (module not importable, not a Rule, unknown property) or a rule whose code raised ("error": the report names
+the method, the exception and the input), 3 a solver left a property unknown.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..rules.base import Rule
-from ..rules.catalogue import CATALOGUE
 from ..rules.domains import Box, Domain, NonNegative, Unbounded
-from ..rules.parse import parse_rule
-from .common import print_json
+from .common import load_rule, print_json
 
 
 def register(sub: Any) -> None:
@@ -41,34 +37,6 @@ def register(sub: Any) -> None:
                                                     "DIR/test_<property>_regression.py")
     p.add_argument("--json", action="store_true", help="machine-readable report (exact rationals as strings)")
     p.set_defaults(func=run)
-
-
-def load_rule(text: str) -> Rule:
-    """``module:Class`` (imported from the current directory too) or a catalogue rule string."""
-    module, sep, name = text.partition(":")
-    catalogue_name = module.strip().lower().replace("-", "").replace("_", "").split("@")[0]
-    is_catalogue = catalogue_name in set(CATALOGUE) | {"z", "zb", "w2", "alpha1beta0"}
-    if sep and not is_catalogue and re.fullmatch(r"[A-Za-z_][\w.]*", module) and re.fullmatch(r"[A-Za-z_]\w*", name):
-        if str(Path.cwd()) not in sys.path:
-            sys.path.insert(0, str(Path.cwd()))
-        try:
-            mod = importlib.import_module(module)
-        except Exception as exc:  # noqa: BLE001 - any import failure is bad input
-            raise InputError(f"cannot import module {module!r}: {type(exc).__name__}: {exc}") from None
-        obj = getattr(mod, name, None)
-        if obj is None:
-            raise InputError(f"module {module!r} has no attribute {name!r}")
-        if isinstance(obj, type):
-            if not issubclass(obj, Rule):
-                raise InputError(f"{text}: {name} is not a dtd_formal.rules.Rule subclass")
-            try:
-                obj = obj()
-            except TypeError as exc:
-                raise InputError(f"{text}: cannot instantiate {name} without arguments ({exc})") from None
-        if not isinstance(obj, Rule):
-            raise InputError(f"{text}: {name} is not a dtd_formal.rules.Rule (got {type(obj).__name__})")
-        return obj
-    return parse_rule(text)
 
 
 def parse_domain(text: str | None) -> Domain | None:
@@ -115,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         print_json(report.to_json())
     else:
         print(report.table())
+    if report.errors:
+        return 2
     if report.refuted:
         return 1
     if report.unknown:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,9 @@ import numpy as np
 from ..errors import InputError
 from ..exact import ExactArray, to_fraction_array
 from ..network import Network
+from ..rules.base import Rule
+from ..rules.catalogue import CATALOGUE
+from ..rules.parse import parse_rule
 from ..verdict import to_jsonable
 
 
@@ -75,3 +80,32 @@ def load_inputs(path: str) -> ExactArray:
 def print_json(obj: Any) -> None:
     json.dump(to_jsonable(obj), sys.stdout, indent=1)
     sys.stdout.write("\n")
+
+
+def load_rule(text: str) -> Rule:
+    """``module:Class`` (the user's own rule: imported, also from the current directory, and instantiated without
+    arguments) or a catalogue rule string (``zplus``, ``gamma:0.25``, ``lrp0@zennit``)."""
+    module, sep, name = text.partition(":")
+    catalogue_name = module.strip().lower().replace("-", "").replace("_", "").split("@")[0]
+    is_catalogue = catalogue_name in set(CATALOGUE) | {"z", "zb", "w2", "alpha1beta0"}
+    if sep and not is_catalogue and re.fullmatch(r"[A-Za-z_][\w.]*", module) and re.fullmatch(r"[A-Za-z_]\w*", name):
+        if str(Path.cwd()) not in sys.path:
+            sys.path.insert(0, str(Path.cwd()))
+        try:
+            mod = importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - any import failure is bad input
+            raise InputError(f"cannot import module {module!r}: {type(exc).__name__}: {exc}") from None
+        obj = getattr(mod, name, None)
+        if obj is None:
+            raise InputError(f"module {module!r} has no attribute {name!r}")
+        if isinstance(obj, type):
+            if not issubclass(obj, Rule):
+                raise InputError(f"{text}: {name} is not a dtd_formal.rules.Rule subclass")
+            try:
+                obj = obj()
+            except Exception as exc:  # noqa: BLE001 - a constructor that needs arguments, or fails
+                raise InputError(f"{text}: cannot instantiate {name} without arguments ({exc})") from None
+        if not isinstance(obj, Rule):
+            raise InputError(f"{text}: {name} is not a dtd_formal.rules.Rule (got {type(obj).__name__})")
+        return obj
+    return parse_rule(text)

@@ -41,6 +41,29 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+def report_json(net: Any, per_neuron: dict[int, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """The replayable report of a run (``dtd_formal.root-exit-report/1``): the summary, the network once (exact
+    JSON; its digest is in every question) and every neuron's self-describing verdict."""
+    from ..replay import REPORT_FORMAT
+
+    return {"format": REPORT_FORMAT, **summary, "network": net.to_json(),
+            "neurons": {str(j): v.to_json() for j, v in per_neuron.items()}}
+
+
+def write_tests(path: Path, net: Any, per_neuron: dict[int, Any]) -> None:
+    """A pytest regression test per counterexample in ``path``; the network is written once beside it
+    (``<path stem>.network.json``) and each test loads it and checks its digest."""
+    refuted = {j: v for j, v in per_neuron.items() if v.status == "refuted"}
+    if not refuted:
+        path.write_text("# no counterexamples\n")
+        return
+    net_path = path.with_name(path.stem + ".network.json")
+    net.save(net_path)
+    tests = [v.counterexample.to_pytest(net, f"test_root_exit_layer{v.counterexample.layer}_neuron{j}",
+                                        network_file=str(net_path)) for j, v in refuted.items()]
+    path.write_text("\n\n".join(tests))
+
+
 def _domain(args: argparse.Namespace, net: Any) -> Any:
     if args.domain is not None:
         return args.domain
@@ -55,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     net = load_model(args.model)
     rule = parse_rule(args.rule)
-    net._check_layer(args.layer)
+    net.check_layer(args.layer)
     verdict = find_root_exit(
         net, rule, layer=args.layer, neuron=args.neuron if args.neuron else None, domain=_domain(args, net),
         scope=args.scope, timeout=args.timeout, variant=args.variant, output=args.output,
@@ -64,13 +87,11 @@ def run(args: argparse.Namespace) -> int:
     per = getattr(verdict, "per_neuron", None) or {args.neuron[0]: verdict}
     counts = {s: sum(v.status == s for v in per.values()) for s in ("refuted", "proved", "unknown")}
     if args.save_tests:
-        tests = [v.counterexample.to_pytest(net, f"test_root_exit_layer{args.layer}_neuron{j}")
-                 for j, v in per.items() if v.status == "refuted"]
-        Path(args.save_tests).write_text("\n\n".join(tests) if tests else "# no counterexamples\n")
+        write_tests(Path(args.save_tests), net, per)
     if args.json:
-        print_json({"model": args.model, "rule": rule.spec(), "layer": args.layer, "scope": args.scope,
-                    "variant": args.variant, "definition": args.definition, "counts": counts,
-                    "neurons": {str(j): v.to_json() for j, v in per.items()}})
+        print_json(report_json(net, per, {"model": args.model, "rule": rule.spec(), "layer": args.layer,
+                                          "scope": args.scope, "variant": args.variant,
+                                          "definition": args.definition, "counts": counts}))
     else:
         print(f"model {args.model}: {net!r}; rule {rule.spec()}; layer {args.layer}; scope {args.scope}; "
               f"variant {args.variant}" + (f"; {args.definition} roots" if args.definition != "true" else ""))

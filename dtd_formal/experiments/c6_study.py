@@ -26,7 +26,8 @@ import numpy as np
 from ..exact import to_float
 from ..examples import STUDY_SEED, PaperInit, paper_inputs, paper_mlp
 from ..network import Network
-from ..dtd import forward_arrays
+from ..rules.ops import FAST_EXACT
+from ..walk import forward
 from ..exact import to_fast
 from ..regions import _U, certified_float_forward, root_regions
 from ..rules import LRP0, Gamma, Rule, WSquare, ZPlus
@@ -95,7 +96,7 @@ def _output_changed(net: Network, layer: int, points: np.ndarray, f_x: list[Any]
     separated = ~cf.uncertain & (np.abs(out - fx) > out_err + 4 * _U * np.abs(fx) + 2.0**-1070)
     changed = separated.copy()
     for r in np.flatnonzero(~separated):
-        out_exact = forward_arrays(net.fast_layers, net, points[r], start=layer)[0][-1]
+        out_exact = forward(FAST_EXACT, net.fast_layers, net.relu_flags, points[r], start=layer)[0][-1]
         changed[r] = out_exact[output] != f_x[r]
     return changed
 
@@ -116,7 +117,7 @@ def c6_study(
     net = paper_mlp(seed, init)
     xs = paper_inputs(net, n_inputs, seed=input_seed, output=output)
     cells: list[StudyCell] = []
-    exact_runs = [forward_arrays(net.fast_layers, net, to_fast(x))[0] for x in xs]
+    exact_runs = [forward(FAST_EXACT, net.fast_layers, net.relu_flags, to_fast(x))[0] for x in xs]
     f_x = [acts[-1][output] for acts in exact_runs]
     acts_float = {l: np.array([[float(v) for v in acts[l - 1]] for acts in exact_runs]) for l in range(1, net.n_layers + 1)}
     for name, rule in rules.items():

@@ -221,7 +221,7 @@ def step_root_exit_search(ctx: Context) -> StepResult:
         row: dict[str, Any] = {"neuron": j, "status": v.status, "method": getattr(v, "method", "")}
         if v.status == "refuted":
             path = cex_dir / f"layer1_neuron{j}.json"
-            path.write_text(json.dumps(v.counterexample.to_json(net), indent=1))
+            path.write_text(json.dumps(v.attach(v.question, net).to_json(), indent=1))
             row["counterexample"] = str(path.relative_to(ctx.out))
             row["flipped"] = [list(f) for f in getattr(v.counterexample, "flipped", [])][:8]
         if v.status == "unknown":
@@ -236,12 +236,17 @@ def step_root_exit_search(ctx: Context) -> StepResult:
         "|---|---|---|---|",
     ]
     md += [f"| {r['neuron']} | {r['status']} | {r['method']} | {r.get('flipped', '')} |" for r in rows]
-    safe = find_root_exit(no_exit_network(), ZPlus(), layer=1, domain=(0, 1), scope="upper",
-                          timeout=per_neuron_timeout)
+    control = no_exit_network()
+    safe = find_root_exit(control, ZPlus(), layer=1, domain=(0, 1), scope="upper", timeout=per_neuron_timeout)
     safe_counts = {s: sum(v.status == s for v in safe.per_neuron.values()) for s in ("refuted", "proved", "unknown")}  # type: ignore[attr-defined]
+    for j, v in safe.per_neuron.items():  # type: ignore[attr-defined]
+        if v.status == "proved":  # the proofs, replayable on their own (dtd-formal replay FILE)
+            (ctx.certificates / f"root_exit_control_neuron{j}.json").write_text(
+                json.dumps(v.attach(v.question, control).to_json(), indent=1))
     md += ["", f"Control: on `examples.no_exit_network()` (3-3-2-1, disjoint layer-1 supports, an always-active "
                f"layer 2) the same search answers {safe_counts['proved']} proved, {safe_counts['refuted']} refuted, "
-               f"{safe_counts['unknown']} unknown: absence of exits is proved, not just not found."]
+               f"{safe_counts['unknown']} unknown: absence of exits is proved, not just not found; the proofs are "
+               "saved as `certificates/root_exit_control_neuron*.json` (`dtd-formal replay FILE` re-derives them)."]
     if safe_counts["refuted"]:
         raise AssertionError("a root exit was reported on a network where none exists by construction")
     counts_safe = {"no_exit_network": safe_counts}

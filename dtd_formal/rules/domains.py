@@ -4,7 +4,8 @@
 - :class:`Box`: l <= a <= h entrywise (ZBox's pixel box); bounds are scalars or per-input arrays.
 - :class:`Unbounded`: all of R^n (WSquare; valid as a first-layer rule).
 
-Membership is decided exactly.
+Membership is written once over the ops namespace (:meth:`Domain.member`: a Python boolean in exact arithmetic, a
+Z3 formula for terms); :meth:`Domain.contains` is its exact form.
 """
 
 from __future__ import annotations
@@ -21,8 +22,15 @@ from ..exact import to_fraction_array
 class Domain:
     """A set of layer inputs; ``contains`` is exact."""
 
-    def contains(self, a: Any) -> bool:  # pragma: no cover - interface
+    def member(self, ops: Any, a: Any) -> Any:  # pragma: no cover - interface
+        """Whether the point a lies in the domain, in the logic of ``ops`` (exact: bool; Z3: a formula)."""
         raise NotImplementedError
+
+    def contains(self, a: Any) -> bool:
+        """Exact membership (:meth:`member` in exact arithmetic)."""
+        from .ops import EXACT
+
+        return bool(self.member(EXACT, np.asarray(a, dtype=object)))
 
     def bounds(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact (low, high) arrays of length n; entries may be None for an open side."""
@@ -36,8 +44,8 @@ class Domain:
 class NonNegative(Domain):
     """The non-negative orthant a >= 0."""
 
-    def contains(self, a: Any) -> bool:
-        return bool(all(v >= 0 for v in np.ravel(np.asarray(a, dtype=object))))
+    def member(self, ops: Any, a: Any) -> Any:
+        return ops.all_true(a >= ops.zero)
 
     def bounds(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         return to_fraction_array(np.zeros(n)), np.array([None] * n, dtype=object)
@@ -50,8 +58,8 @@ class NonNegative(Domain):
 class Unbounded(Domain):
     """All of R^n."""
 
-    def contains(self, a: Any) -> bool:
-        return True
+    def member(self, ops: Any, a: Any) -> Any:
+        return ops.true
 
     def bounds(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         return np.array([None] * n, dtype=object), np.array([None] * n, dtype=object)
@@ -69,9 +77,10 @@ class Box(Domain):
         if np.any(np.broadcast_to(self.low, np.broadcast(self.low, self.high).shape) > self.high):
             raise InputError(f"box: low {low} exceeds high {high}")
 
-    def contains(self, a: Any) -> bool:
-        a = np.asarray(a, dtype=object)
-        return bool(np.all(a >= self.low) and np.all(a <= self.high))
+    def member(self, ops: Any, a: Any) -> Any:
+        n = np.shape(a)[-1] if np.ndim(a) else 1
+        low, high = self.bounds(n)
+        return ops.and_(ops.all_true(a >= ops.const(low)), ops.all_true(a <= ops.const(high)))
 
     def bounds(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         return np.broadcast_to(self.low, (n,)).copy(), np.broadcast_to(self.high, (n,)).copy()

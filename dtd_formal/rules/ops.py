@@ -10,7 +10,10 @@ float64 here, SymPy, Z3 and torch in their backends):
 - ``const(v)``: a rule parameter (gamma, epsilon, box bounds) as a backend number (exact for floats),
 - ``ones_like(x)``, ``zeros_like(x)``,
 - ``stabilise(z, eps)`` = :math:`z + \varepsilon\,\mathrm{sign}_0(z)` with :math:`\mathrm{sign}_0(0) = +1` (zennit's),
-- ``safe_divide(n, d)`` = n / d where d != 0, else 0 (relevance with a zero normaliser is dropped and reported).
+- ``safe_divide(n, d)`` = n / d where d != 0, else 0 (relevance with a zero normaliser is dropped and reported);
+- logic for properties (:mod:`dtd_formal.properties`): ``all_true(x)`` / ``any_true(x)`` over an array of
+  conditions, ``and_(*c)``, ``or_(*c)``, ``not_(c)``, ``implies(p, q)`` (Python booleans here, Z3 Booleans in
+  :class:`dtd_formal.smt.ops.Z3Ops`).
 """
 
 from __future__ import annotations
@@ -23,12 +26,46 @@ import numpy as np
 from ..exact import FAST_RATIONAL, to_fraction, to_fraction_array
 
 
-class ExactOps:
+class _BooleanLogic:
+    """Logic of properties on Python booleans (exact and float64 backends)."""
+
+    true = True
+    false = False
+
+    @staticmethod
+    def all_true(x: Any) -> bool:
+        return bool(np.all(np.asarray(x, dtype=bool)))
+
+    @staticmethod
+    def any_true(x: Any) -> bool:
+        return bool(np.any(np.asarray(x, dtype=bool)))
+
+    @staticmethod
+    def and_(*conditions: Any) -> bool:
+        return all(bool(c) for c in conditions)
+
+    @staticmethod
+    def or_(*conditions: Any) -> bool:
+        return any(bool(c) for c in conditions)
+
+    @staticmethod
+    def not_(condition: Any) -> bool:
+        return not bool(condition)
+
+    @staticmethod
+    def implies(p: Any, q: Any) -> bool:
+        return (not bool(p)) or bool(q)
+
+
+class ExactOps(_BooleanLogic):
     """Exact backend: numpy object arrays of rationals.
 
     ``ExactOps()`` uses :class:`fractions.Fraction` (the public exact type); ``ExactOps(FAST_RATIONAL)`` uses
     gmpy2's ``mpq`` when installed (the same exact values, about ten times faster), for internal hot paths.
     """
+
+    #: results of rule methods in this namespace must be exact rationals (checked by :mod:`dtd_formal.walk`)
+    exact_results = True
 
     def __init__(self, rational: Any = Fraction) -> None:
         self.rational = rational
@@ -102,7 +139,7 @@ class ExactOps:
         return np.asarray(np.asarray(x, dtype=object) == 0, dtype=bool)
 
 
-class FloatOps:
+class FloatOps(_BooleanLogic):
     """float64 backend (numpy): the same rule bodies, rounded arithmetic, for large batches."""
 
     name = "float64"

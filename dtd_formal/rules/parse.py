@@ -51,3 +51,73 @@ def parse_rule(spec: str, bias: str | None = None) -> Rule:
     if cls is ZBox:
         return ZBox(args[0], args[1], bias=convention)
     return cls(bias=convention)  # type: ignore[call-arg]
+
+
+def _exact_params(rule: Rule) -> list[Fraction] | None:
+    """The rule's parameters as exact rationals, or None when one is not a scalar number."""
+    from ..exact import to_fraction
+
+    out = []
+    for v in rule.params().values():
+        if isinstance(v, (list, tuple)) or getattr(v, "ndim", 0):
+            return None
+        try:
+            out.append(to_fraction(v, "rule parameter"))
+        except InputError:
+            return None
+    return out
+
+
+def _same_rule(a: Rule, b: Rule) -> bool:
+    """Exactly the same rule: the same class, bias convention, exact parameters and stabiliser."""
+    from ..exact import to_fraction
+
+    pa, pb = _exact_params(a), _exact_params(b)
+    return (type(a) is type(b) and a.bias == b.bias and pa is not None and pa == pb
+            and to_fraction(a.stabilizer) == to_fraction(b.stabilizer))
+
+
+def rule_reference(rule: Rule) -> str:
+    """How a verdict or counterexample file names a rule.
+
+    A catalogue rule is named by an exact spec string that :func:`parse_rule` turns back into exactly this rule
+    (parameters as "num/den" where a float is not the decimal it prints as: ``Epsilon(1e-6)`` is
+    ``epsilon:4722366482869645/4722366482869645213696``). Any other rule — a subclass, a user rule, a catalogue rule
+    with a non-default stabiliser or per-input box — is named ``python:<module>:<class>[<spec>]``: a file never
+    makes dtd_formal import it; the user passes it explicitly (``--rule module:Class`` or a Rule object).
+    """
+    cls = type(rule)
+    if CATALOGUE.get(rule.name) is cls:
+        params = _exact_params(rule)
+        if params is not None:
+            text = rule.name + (":" + ",".join(str(p) for p in params) if params else "")
+            text += "@zennit" if rule.bias == "zennit" else ""
+            try:
+                if _same_rule(parse_rule(text), rule):
+                    return text
+            except InputError:
+                pass
+    return f"python:{cls.__module__}:{cls.__qualname__}[{rule.spec()}]"
+
+
+def resolve_rule(reference: str, given: Rule | None = None, source: str = "file") -> Rule:
+    """The rule a file names by ``reference`` (:func:`rule_reference`), without importing anything.
+
+    ``given`` is the caller's own rule (``--rule module:Class``); it must be the rule the file names. A catalogue
+    reference is parsed; a ``python:`` reference without ``given`` is refused (:class:`InputError`).
+    """
+    if not isinstance(reference, str):
+        raise InputError(f"{source}: the rule must be named by a string, got {reference!r}")
+    if given is not None:
+        if rule_reference(given) != reference:
+            raise InputError(f"{source}: the file is about the rule {reference!r}, the rule given is "
+                             f"{rule_reference(given)!r}")
+        return given
+    if reference.startswith("python:"):
+        raise InputError(f"{source}: the file names the user rule {reference!r}; files never import code: pass the "
+                         "rule explicitly (--rule module:Class on the command line, or a Rule object in Python)")
+    rule = parse_rule(reference)
+    if rule_reference(rule) != reference:
+        raise InputError(f"{source}: {reference!r} is not an exact catalogue rule reference "
+                         f"(it reads as {rule_reference(rule)!r})")
+    return rule

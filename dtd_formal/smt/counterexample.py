@@ -1,13 +1,22 @@
-r"""Counterexamples of the search engines, replayed in exact arithmetic by code independent of any encoding.
+r"""Counterexamples of the search engines: self-describing, and re-derived in exact arithmetic by code independent of
+any encoding.
 
-A root-exit counterexample is an input x (exact rationals) of the network such that, with :math:`a = a_{l-1}(x)`,
-neuron j of layer l carries relevance, its train-free root :math:`\tilde a = a - t v_j(a)`,
-:math:`t = z_j(a) / (w_j \cdot v_j(a))`, exists, and some OTHER neuron m of the scope has strictly opposite signs
-at a and at the root (``variant="pattern"``), or the exact affine maps of the two closest patterns differ
-(``variant="affine_map"``). :meth:`RootExitCounterexample.replay` recomputes the root with :func:`dtd_formal.roots`,
-the flipped neurons with a plain Fraction forward pass, the verdict with the core's exact
-:func:`dtd_formal.root_regions` and, on small nets, with :func:`dtd_formal.regions.classify_root_reference` (the slow
-textbook twin); nothing of the Z3/LP encodings is used.
+A counterexample carries its :class:`~dtd_formal.verdict.Question` (network digest, rule spec, what was asked, the
+input box) and the exact witness with every value derived from it. :meth:`RootExitCounterexample.check` /
+:meth:`ViolationCounterexample.check` recompute all of it from network + rule + question + input and list every
+field that differs (an empty list confirms the file); nothing stored is trusted:
+
+- root exit: the input lies in the box exactly; the root and step come from :func:`dtd_formal.roots` (the rule's
+  own ``root_step``, the same root definition: the root is what the rule says it is); the sign patterns
+  before/after and the flipped neurons come from a plain Fraction forward pass (:func:`root_patterns`); the verdict
+  from the core's exact :func:`dtd_formal.root_regions` and, on small nets, the slow textbook twin
+  :func:`dtd_formal.regions.classify_root_reference`;
+- violation: the input lies in the box; the catalogue property (:mod:`dtd_formal.properties`) fails there, and the
+  values it reports equal the stored ones.
+
+JSON: :meth:`to_json` (optionally embedding the network) and :meth:`from_json` (strict types: a malformed file is
+an :class:`~dtd_formal.errors.InputError`). The rule of a file is named by its catalogue spec string only; a user
+rule is passed explicitly by the caller, never imported from a file.
 """
 
 from __future__ import annotations
@@ -20,9 +29,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..exact import array_to_json, fraction_to_str, to_fraction_array
+from ..exact import array_to_json, fraction_to_str, to_fraction, to_fraction_array
 from ..network import Network
 from ..rules.base import Rule
+from ..rules.parse import rule_reference
+from ..verdict import Question, to_jsonable
+from .problem import box_of
 
 
 def _sign(v: Fraction) -> int:
@@ -30,27 +42,19 @@ def _sign(v: Fraction) -> int:
 
 
 def root_patterns(net: Network, a: np.ndarray, root: np.ndarray, layer: int, neuron: int) -> tuple[list[list[int]], list[list[int]]]:
-    """Sign patterns of the ReLU layers layer..L at the layer input ``a`` and at ``root`` (Fraction forward).
+    """Sign patterns of the ReLU layers layer..L at the layer input ``a`` and at ``root`` (Fraction forward, the
+    walk's :func:`~dtd_formal.walk.forward` in exact arithmetic).
 
     At the root, neuron ``neuron`` of ``layer`` passes its pre-activation linearly (the region semantics of
     :mod:`dtd_formal.regions`); at a it is active anyway. Returns (before, after), one list per ReLU layer.
     """
+    from ..rules.ops import EXACT
+    from ..walk import forward
+
     out: list[list[list[int]]] = []
-    for point, forced in ((a, False), (root, True)):
-        pats: list[list[int]] = []
-        h = np.asarray(point, dtype=object)
-        for m in range(layer, net.n_layers + 1):
-            z = net.weight(m).dot(h) + net.bias(m)
-            if net.has_relu(m):
-                s = [_sign(v) for v in z]
-                pats.append(s)
-                keep = [v > 0 for v in z]
-                if forced and m == layer:
-                    keep[neuron] = True
-                h = np.array([v if k else Fraction(0) for v, k in zip(z, keep)], dtype=object)
-            else:
-                h = z
-        out.append(pats)
+    for point, linear in ((a, None), (root, neuron)):
+        _, zs = forward(EXACT, net.arrays("fraction"), net.relu_flags, np.asarray(point, dtype=object), layer, linear)
+        out.append([[_sign(v) for v in z] for m, z in zip(range(layer, net.n_layers + 1), zs) if net.has_relu(m)])
     return out[0], out[1]
 
 
@@ -70,107 +74,191 @@ def flipped_neurons(before: list[list[int]], after: list[list[int]], net: Networ
     return flips
 
 
+def in_box(x: np.ndarray, question: Question, n: int) -> bool:
+    """Whether the exact input x lies in the question's box (and has the network's input size)."""
+    low, high = box_of(question, n)
+    return x.shape == (n,) and all(lo <= v <= hi for v, lo, hi in zip(x, low, high))
+
+
+def _check_question(question: Question, net: Network, rule: Rule) -> list[str]:
+    out = []
+    if question.network != net.digest():
+        out.append(f"network: the file is about {question.network}, the network given is {net.digest()}")
+    if question.rule != rule_reference(rule):
+        out.append(f"rule: the file names {question.rule!r}, the rule given is {rule_reference(rule)!r}")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- strict JSON
+def _field(data: dict[str, Any], key: str, kind: type | tuple[type, ...], source: str) -> Any:
+    if key not in data:
+        raise InputError(f"{source}: missing field {key!r}")
+    value = data[key]
+    if isinstance(value, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise InputError(f"{source}: field {key!r} must be {getattr(kind, '__name__', kind)}, got {value!r}")
+    if not isinstance(value, kind):
+        raise InputError(f"{source}: field {key!r} must be {getattr(kind, '__name__', kind)}, got {value!r}")
+    return value
+
+
+def _int_lists(value: Any, key: str, source: str) -> list[list[int]]:
+    if not isinstance(value, list) or not all(isinstance(r, list) and all(isinstance(v, int) and not isinstance(v, bool)
+                                                                         for v in r) for r in value):
+        raise InputError(f"{source}: field {key!r} must be a list of lists of integers")
+    return value
+
+
+def question_from_json(data: Any, kind: str, source: str) -> Question:
+    """Strict reading of a :class:`~dtd_formal.verdict.Question` of the given kind."""
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: \"question\" must be an object")
+    if data.get("kind") != kind:
+        raise InputError(f"{source}: question kind must be {kind!r}, got {data.get('kind')!r}")
+    network = _field(data, "network", str, source)
+    rule = _field(data, "rule", str, source)
+    if kind == "root-exit":
+        spec = {"layer": int, "neuron": int, "scope": str, "variant": str, "definition": str, "output": int,
+                "low": list, "high": list}
+    else:
+        spec = {"property": str, "output": int, "low": list, "high": list}
+    params = {k: _field(data, k, t, source) for k, t in spec.items()}
+    extra = set(data) - set(spec) - {"kind", "network", "rule"}
+    if extra:
+        raise InputError(f"{source}: unknown question fields {sorted(extra)}")
+    for k in ("low", "high"):
+        params[k] = [fraction_to_str(to_fraction(v, f"{source}: question {k}")) if isinstance(v, str) else
+                     _bad(source, k) for v in params[k]]
+    return Question(kind, network, rule, params)
+
+
+def _bad(source: str, key: str) -> Any:
+    raise InputError(f"{source}: question field {key!r} must hold \"num/den\" strings")
+
+
+# ---------------------------------------------------------------------------------------------------- root exit
 @dataclass
 class RootExitCounterexample:
     """An exact input whose root of (layer, neuron) leaves the region (see module docstring)."""
 
+    question: Question
     input: np.ndarray
-    layer: int
-    neuron: int
     root: np.ndarray
     step: Fraction
-    rule: str
-    scope: str = "upper"
-    variant: str = "pattern"
-    output: int = 0
     patterns_before: list[list[int]] = field(default_factory=list)
     patterns_after: list[list[int]] = field(default_factory=list)
     flipped: list[tuple[int, int]] = field(default_factory=list)
     leaves_pattern: bool = True
     leaves_affine_map: bool = False
     found_by: str = ""
-    model: str | None = None  #: where the network came from (file path), if known
-    definition: str = "true"  #: root definition: "true" (t = z_j / w_j.v_j) or "paper-code" (t = R_j / w_j.v_j)
 
     kind = "root_exit"
 
+    # ------------------------------------------------------------------ the question's parameters
+    @property
+    def layer(self) -> int:
+        return int(self.question.params["layer"])
+
+    @property
+    def neuron(self) -> int:
+        return int(self.question.params["neuron"])
+
+    @property
+    def scope(self) -> str:
+        return str(self.question.params["scope"])
+
+    @property
+    def variant(self) -> str:
+        return str(self.question.params["variant"])
+
+    @property
+    def output(self) -> int:
+        return int(self.question.params["output"])
+
+    @property
+    def definition(self) -> str:
+        return str(self.question.params["definition"])
+
+    @property
+    def rule(self) -> str:
+        """The rule's spec string."""
+        return self.question.rule
+
+    # ------------------------------------------------------------------ build / check
     @classmethod
-    def build(cls, net: Network, rule: Rule, x: Any, layer: int, neuron: int, scope: str = "upper",
-              variant: str = "pattern", output: int = 0, found_by: str = "", definition: str = "true"
-              ) -> "RootExitCounterexample | None":
-        """Compute everything from the exact input x; None if x is not a counterexample (checked exactly by the
-        core's exact :func:`dtd_formal.root_regions`, then re-checked by :meth:`replay`)."""
+    def derive(cls, question: Question, net: Network, rule: Rule, x: Any, found_by: str = ""
+               ) -> tuple["RootExitCounterexample | None", str]:
+        """Everything a counterexample records, computed from the exact input x alone; (None, why) when x is not a
+        counterexample of the question (outside the box, no root, no exit)."""
+        from ..dtd import roots
         from ..regions import root_regions
 
-        x = to_fraction_array(x, "counterexample input")
-        if x.shape != (net.input_size,):
-            return None
-        recs = [r for r in root_regions(net, x.reshape(1, -1), rule, scope=scope, output=output, layers=layer,
-                                        definition=definition).records if r.neuron == neuron]
-        if not recs:
-            return None
-        rec = recs[0]
-        if not (rec.leaves_pattern if variant == "pattern" else rec.leaves_affine_map):
-            return None
-        a = net.activations(x)[layer - 1]
-        root = np.asarray(rec.root, dtype=object)
-        before, after = root_patterns(net, a, root, layer, neuron)
-        flips = flipped_neurons(before, after, net, layer, neuron, scope)
-        cex = cls(x, layer, neuron, root, Fraction(rec.step), rule.spec(), scope, variant, output, before, after, flips,
-                  bool(rec.leaves_pattern), bool(rec.leaves_affine_map), found_by, net.metadata.get("source"),
-                  definition)
-        return cex if cex.replay(net, rule) else None
+        try:
+            xa = to_fraction_array(x, "counterexample input")
+        except InputError as exc:
+            return None, str(exc)
+        if not in_box(xa, question, net.input_size):
+            return None, "the input is not in the question's box"
+        q = question.params
+        layer, neuron = int(q["layer"]), int(q["neuron"])
+        r = roots(net, xa, rule, layer=layer, output=int(q["output"]), definition=str(q["definition"]))
+        if neuron not in r.points:
+            return None, f"neuron {neuron} has no root at this input ({r.skipped.get(neuron, 'not relevant')})"
+        root, step = r.points[neuron], r.steps[neuron]
+        before, after = root_patterns(net, r.layer_input, root, layer, neuron)
+        flips = flipped_neurons(before, after, net, layer, neuron, str(q["scope"]))
+        recs = [rec for rec in root_regions(net, xa.reshape(1, -1), rule, scope=str(q["scope"]), output=int(q["output"]),
+                                            layers=layer, definition=str(q["definition"])).records
+                if rec.neuron == neuron]
+        leaves_map = bool(recs and recs[0].leaves_affine_map)
+        cex = cls(question, xa, np.asarray(root, dtype=object), Fraction(step), before, after, flips, bool(flips),
+                  leaves_map, found_by)
+        holds = cex.leaves_pattern if q["variant"] == "pattern" else cex.leaves_affine_map
+        return (cex, "") if holds else (None, "the root does not leave the region")
 
-    def replay(self, net: Network, rule: Rule | None = None, reference: bool | None = None) -> bool:
-        """Re-check in exact arithmetic, independently of every search encoding: the root and step by
-        :func:`dtd_formal.roots` (Fractions, same root definition), :math:`z_j(\\tilde a) = 0` for true roots, the
-        flipped neurons by a plain Fraction forward pass (:func:`root_patterns`), and the region verdict by the
-        core's :func:`dtd_formal.root_regions`; with ``reference`` (default: nets with at most 64 ReLUs) also by the slow textbook twin
-        :func:`dtd_formal.regions.classify_root_reference`."""
-        from ..dtd import roots
-        from ..regions import classify_root_reference, root_regions
-        from ..rules.parse import parse_rule
+    @classmethod
+    def build(cls, question: Question, net: Network, rule: Rule, x: Any, found_by: str = ""
+              ) -> "RootExitCounterexample | None":
+        """:meth:`derive`, then confirmed by the independent :meth:`check`; None if x is not a counterexample."""
+        cex, _ = cls.derive(question, net, rule, x, found_by)
+        return cex if cex is not None and not cex.check(net, rule) else None
 
-        rule = rule if rule is not None else parse_rule(self.rule)
-        x = to_fraction_array(self.input, "counterexample input")
-        r = roots(net, x, rule, layer=self.layer, output=self.output, definition=self.definition)
-        if self.neuron not in r.points:
-            return False
-        root = r.points[self.neuron]
-        if not all(u == v for u, v in zip(root, self.root)) or r.steps[self.neuron] != self.step:
-            return False
-        if self.definition == "true" and net.weight(self.layer)[self.neuron].dot(root) + net.bias(self.layer)[self.neuron] != 0:
-            return False
-        before, after = root_patterns(net, r.layer_input, root, self.layer, self.neuron)
-        flips = flipped_neurons(before, after, net, self.layer, self.neuron, self.scope)
-        if self.variant == "pattern" and not flips:
-            return False
-        if flips != [tuple(f) for f in self.flipped]:
-            return False
-        rec = [q for q in root_regions(net, x.reshape(1, -1), rule, scope=self.scope, output=self.output,
-                                       layers=self.layer, definition=self.definition).records
-               if q.neuron == self.neuron]
-        if not rec or sorted(map(tuple, rec[0].flipped)) != sorted(flips):
-            return False
-        if self.variant == "affine_map" and not rec[0].leaves_affine_map:
-            return False
+    def check(self, net: Network, rule: Rule, reference: bool | None = None) -> list[str]:
+        """Every mismatch between this counterexample and its exact re-derivation from network + rule + question
+        + input (empty: confirmed). ``reference`` (default: nets with at most 64 ReLUs) also asks the slow
+        textbook twin :func:`dtd_formal.regions.classify_root_reference`."""
+        from ..regions import classify_root_reference
+
+        bad = _check_question(self.question, net, rule)
+        if bad:
+            return bad
+        fresh, why = type(self).derive(self.question, net, rule, self.input, self.found_by)
+        if fresh is None:
+            return [f"input: {why}"]
+        for name in ("root", "step", "patterns_before", "patterns_after", "flipped", "leaves_pattern",
+                     "leaves_affine_map"):
+            mine, theirs = getattr(self, name), getattr(fresh, name)
+            same = (len(mine) == len(theirs) and all(u == v for u, v in zip(mine, theirs))) if name == "root" else \
+                ([tuple(f) for f in mine] == [tuple(f) for f in theirs] if name == "flipped" else mine == theirs)
+            if not same:
+                bad.append(f"{name}: stored {_fmt(mine)}, re-derived {_fmt(theirs)}")
         if reference if reference is not None else net.n_relus <= 64:
-            leaves, leaves_map = classify_root_reference(net, x, self.layer, self.neuron, root, self.output, self.scope)
-            if not (leaves if self.variant == "pattern" else leaves_map) or leaves != bool(flips):
-                return False
-        return True
+            leaves, leaves_map = classify_root_reference(net, self.input, self.layer, self.neuron, fresh.root,
+                                                         self.output, self.scope)
+            if not (leaves if self.variant == "pattern" else leaves_map) or leaves != bool(fresh.flipped):
+                bad.append("the textbook region twin does not confirm the exit")
+        return bad
 
+    def replay(self, net: Network, rule: Rule) -> bool:
+        """Whether :meth:`check` confirms the counterexample."""
+        return not self.check(net, rule)
+
+    # ------------------------------------------------------------------ JSON
     def to_json(self, net: Network | None = None) -> dict[str, Any]:
         """JSON form (exact rationals as strings); with ``net`` the network is embedded, so that
-        ``dtd-formal replay FILE`` can re-check the file on its own (else it uses ``model``, the source path)."""
+        ``dtd-formal replay FILE`` re-checks the file on its own."""
         out = {
             "kind": self.kind,
-            "rule": self.rule,
-            "layer": self.layer,
-            "neuron": self.neuron,
-            "output": self.output,
-            "scope": self.scope,
-            "variant": self.variant,
+            "question": self.question.to_json(),
             "input": array_to_json(self.input),
             "root": array_to_json(self.root),
             "step": fraction_to_str(self.step),
@@ -180,32 +268,40 @@ class RootExitCounterexample:
             "leaves_pattern": self.leaves_pattern,
             "leaves_affine_map": self.leaves_affine_map,
             "found_by": self.found_by,
-            "model": self.model,
-            "definition": self.definition,
         }
         if net is not None:
             out["network"] = net.to_json()
         return out
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "RootExitCounterexample":
-        from ..exact import array_from_json
+    def from_json(cls, data: Any, source: str = "counterexample") -> "RootExitCounterexample":
+        """Strict inverse of :meth:`to_json` (wrong types or missing fields: :class:`InputError`)."""
+        if not isinstance(data, dict) or data.get("kind") != cls.kind:
+            raise InputError(f"{source}: not a root-exit counterexample")
+        q = question_from_json(data.get("question"), "root-exit", source)
+        flipped = _int_lists(_field(data, "flipped", list, source), "flipped", source)
+        if not all(len(f) == 2 for f in flipped):
+            raise InputError(f"{source}: field 'flipped' must hold (layer, neuron) pairs")
+        return cls(q, to_fraction_array(_field(data, "input", list, source), f"{source}: input"),
+                   to_fraction_array(_field(data, "root", list, source), f"{source}: root"),
+                   to_fraction(_field(data, "step", str, source), f"{source}: step"),
+                   _int_lists(_field(data, "patterns_before", list, source), "patterns_before", source),
+                   _int_lists(_field(data, "patterns_after", list, source), "patterns_after", source),
+                   [(int(a), int(b)) for a, b in flipped],
+                   _field(data, "leaves_pattern", bool, source), _field(data, "leaves_affine_map", bool, source),
+                   str(data.get("found_by", "")))
 
-        try:
-            return cls(array_from_json(data["input"], "input"), int(data["layer"]), int(data["neuron"]),
-                       array_from_json(data["root"], "root"), Fraction(data["step"]), data["rule"], data["scope"],
-                       data["variant"], int(data["output"]), data["patterns_before"], data["patterns_after"],
-                       [tuple(f) for f in data["flipped"]], data["leaves_pattern"], data["leaves_affine_map"],
-                       data.get("found_by", ""), data.get("model"), data.get("definition", "true"))
-        except (KeyError, ValueError, TypeError) as exc:
-            raise InputError(f"counterexample JSON: {exc}") from None
-
-    def to_pytest(self, net: Network, name: str | None = None) -> str:
-        """A ready-to-paste pytest regression test: rebuilds the network and input exactly and asserts the exit."""
+    def to_pytest(self, net: Network, name: str | None = None, network_file: str | None = None) -> str:
+        """A ready-to-paste pytest regression test: loads the network (from ``network_file``, checked against the
+        digest, or inlined), rebuilds the input exactly and asserts the exit with the core's own functions."""
         name = name or f"test_root_exit_layer{self.layer}_neuron{self.neuron}"
-        net_json = json.dumps(net.to_json())
         x = json.dumps(array_to_json(self.input))
         attr = "leaves_pattern" if self.variant == "pattern" else "leaves_affine_map"
+        if network_file is not None:
+            load = (f"    net = dtd.load({network_file!r})\n"
+                    f"    assert net.digest() == {self.question.network!r}\n")
+        else:
+            load = f"    net = dtd.Network.from_json(json.loads({json.dumps(net.to_json())!r}))\n"
         return (
             "import json\n"
             "from fractions import Fraction\n\n"
@@ -213,7 +309,7 @@ class RootExitCounterexample:
             "from dtd_formal.regions import classify_root_reference\n"
             "from dtd_formal.rules.parse import parse_rule\n\n\n"
             f"def {name}() -> None:\n"
-            f"    net = dtd.Network.from_json(json.loads({net_json!r}))\n"
+            f"{load}"
             f"    x = [Fraction(v) for v in json.loads({x!r})]\n"
             f"    rule = parse_rule({self.rule!r})\n"
             f"    r = dtd.roots(net, x, rule, layer={self.layer}, output={self.output}, definition={self.definition!r})\n"
@@ -229,71 +325,118 @@ class RootExitCounterexample:
         )
 
 
+def _fmt(v: Any) -> str:
+    if isinstance(v, np.ndarray):
+        return "[" + ", ".join(str(e) for e in v.ravel()[:6]) + (", ..." if v.size > 6 else "") + "]"
+    text = str(v)
+    return text if len(text) < 80 else text[:77] + "..."
+
+
+# ---------------------------------------------------------------------------------------------------- violation
 @dataclass
 class ViolationCounterexample:
-    """An exact input where a rule property fails; ``values`` records the exact quantities compared."""
+    """An exact input of the question's box where the rule breaks the question's property; ``values`` are the
+    exact quantities the property's failing check reports (:mod:`dtd_formal.properties`)."""
 
+    question: Question
     input: np.ndarray
-    property: str
-    rule: str
-    output: int = 0
-    layer: int | None = None
-    neuron: int | None = None
-    root: np.ndarray | None = None
     values: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
     found_by: str = ""
 
     kind = "violation"
 
-    def replay(self, net: Network, rule: Rule | None = None) -> bool:
-        """Recompute the property exactly at ``input`` (see :func:`dtd_formal.smt.violations.property_holds`)."""
-        from ..rules.parse import parse_rule
-        from .violations import property_holds
+    @property
+    def property_name(self) -> str:
+        return str(self.question.params["property"])
 
-        rule = rule if rule is not None else parse_rule(self.rule)
-        holds, _ = property_holds(net, rule, self.property, to_fraction_array(self.input), self.output)
-        return not holds
+    @property
+    def output(self) -> int:
+        return int(self.question.params["output"])
+
+    @property
+    def rule(self) -> str:
+        return self.question.rule
+
+    @classmethod
+    def derive(cls, question: Question, net: Network, rule: Rule, x: Any, found_by: str = ""
+               ) -> tuple["ViolationCounterexample | None", str]:
+        """The counterexample at the exact input x, or (None, why) when the property holds there."""
+        from ..properties import get_property
+
+        try:
+            xa = to_fraction_array(x, "counterexample input")
+        except InputError as exc:
+            return None, str(exc)
+        if not in_box(xa, question, net.input_size):
+            return None, "the input is not in the question's box"
+        outcome = get_property(question.params["property"]).evaluate(rule, net, xa, int(question.params["output"]))
+        if outcome.error:
+            return None, f"the rule raised: {outcome.error}"
+        if outcome.holds:
+            return None, "the property holds at the input"
+        return cls(question, xa, to_jsonable(outcome.values), outcome.message, found_by), ""
+
+    @classmethod
+    def build(cls, question: Question, net: Network, rule: Rule, x: Any, found_by: str = ""
+              ) -> "ViolationCounterexample | None":
+        cex, _ = cls.derive(question, net, rule, x, found_by)
+        return cex if cex is not None and not cex.check(net, rule) else None
+
+    def check(self, net: Network, rule: Rule) -> list[str]:
+        """Every mismatch with the exact re-derivation (empty: confirmed)."""
+        bad = _check_question(self.question, net, rule)
+        if bad:
+            return bad
+        fresh, why = type(self).derive(self.question, net, rule, self.input, self.found_by)
+        if fresh is None:
+            return [f"input: {why}"]
+        if to_jsonable(self.values) != fresh.values:
+            keys = sorted(k for k in set(fresh.values) | set(self.values)
+                          if to_jsonable(self.values.get(k)) != fresh.values.get(k))
+            bad.append(f"values: stored {keys} differ from the re-derived ones")
+        if self.message != fresh.message:
+            bad.append("message: differs from the re-derived one")
+        return bad
+
+    def replay(self, net: Network, rule: Rule) -> bool:
+        return not self.check(net, rule)
 
     def to_json(self, net: Network | None = None) -> dict[str, Any]:
-        """JSON form; with ``net`` the network is embedded (for ``dtd-formal replay FILE``)."""
-        from ..verdict import to_jsonable
-
-        out = {"kind": self.kind, "property": self.property, "rule": self.rule, "output": self.output,
-               "layer": self.layer, "neuron": self.neuron, "input": array_to_json(self.input),
-               "root": None if self.root is None else array_to_json(self.root),
-               "values": to_jsonable(self.values), "found_by": self.found_by}
+        out = {"kind": self.kind, "question": self.question.to_json(), "input": array_to_json(self.input),
+               "values": to_jsonable(self.values), "message": self.message, "found_by": self.found_by}
         if net is not None:
             out["network"] = net.to_json()
         return out
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ViolationCounterexample":
-        from ..exact import array_from_json
+    def from_json(cls, data: Any, source: str = "counterexample") -> "ViolationCounterexample":
+        if not isinstance(data, dict) or data.get("kind") != cls.kind:
+            raise InputError(f"{source}: not a violation counterexample")
+        q = question_from_json(data.get("question"), "violation", source)
+        return cls(q, to_fraction_array(_field(data, "input", list, source), f"{source}: input"),
+                   dict(_field(data, "values", dict, source)), str(_field(data, "message", str, source)),
+                   str(data.get("found_by", "")))
 
-        try:
-            return cls(array_from_json(data["input"], "input"), str(data["property"]), str(data["rule"]),
-                       int(data.get("output", 0)), data.get("layer"), data.get("neuron"),
-                       None if data.get("root") is None else array_from_json(data["root"], "root"),
-                       dict(data.get("values") or {}), str(data.get("found_by", "")))
-        except (KeyError, ValueError, TypeError) as exc:
-            raise InputError(f"violation JSON: {exc}") from None
-
-    def to_pytest(self, net: Network, name: str | None = None) -> str:
-        name = name or f"test_{self.property.replace('-', '_')}_violation"
-        net_json = json.dumps(net.to_json())
+    def to_pytest(self, net: Network, name: str | None = None, network_file: str | None = None) -> str:
+        name = name or f"test_{self.property_name.replace('-', '_').replace(':', '_')}_violation"
         x = json.dumps(array_to_json(self.input))
+        load = (f"    net = dtd.load({network_file!r})\n    assert net.digest() == {self.question.network!r}\n"
+                if network_file is not None else
+                f"    net = dtd.Network.from_json(json.loads({json.dumps(net.to_json())!r}))\n")
         return (
             "import json\n"
             "from fractions import Fraction\n\n"
             "import dtd_formal as dtd\n"
-            "from dtd_formal.rules.parse import parse_rule\n"
-            "from dtd_formal.smt.violations import property_holds\n\n\n"
+            "from dtd_formal.properties import evaluate_property\n"
+            "from dtd_formal.rules.parse import parse_rule\n\n\n"
             f"def {name}() -> None:\n"
-            f"    net = dtd.Network.from_json(json.loads({net_json!r}))\n"
+            f"{load}"
             f"    x = [Fraction(v) for v in json.loads({x!r})]\n"
-            f"    holds, values = property_holds(net, parse_rule({self.rule!r}), {self.property!r}, x, {self.output})\n"
-            "    assert not holds, values\n"
+            f"    outcome = evaluate_property({self.property_name!r}, parse_rule({self.rule!r}), net, x, {self.output})\n"
+            "    assert not outcome.holds, outcome.message\n"
         )
 
 
-__all__ = ["RootExitCounterexample", "ViolationCounterexample", "root_patterns", "flipped_neurons"]
+__all__ = ["RootExitCounterexample", "ViolationCounterexample", "root_patterns", "flipped_neurons", "in_box",
+           "question_from_json"]

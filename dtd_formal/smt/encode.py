@@ -1,14 +1,16 @@
 r"""Z3 encoding of a :class:`Network` with exact rationals and ReLU phases as Boolean literals.
 
-For layer k and neuron i: a real :math:`z_{k,i} = \sum_n W_{k,in} h_n + b_{k,i}` (coefficients ``z3.Q(num, den)``
+The forward pass is the walk's (:func:`dtd_formal.walk.forward`) over Z3 terms with a hook
+(:func:`phase_activation`). For layer k and neuron i: a real :math:`z_{k,i} = \sum_n W_{k,in} h_n + b_{k,i}` (coefficients ``z3.Q(num, den)``
 from the exact Fractions) and, for an unstable ReLU, a Boolean phase :math:`p_{k,i}` with
 :math:`p \Rightarrow (z > 0 \wedge h = z)`, :math:`\neg p \Rightarrow (z \le 0 \wedge h = 0)`. The phases are the
 activation pattern (readable from a model, usable as assumptions, blockable). Interval bounds (:mod:`.bounds`) fix
 stable neurons first: :math:`\underline z \ge 0` gives h = z, :math:`\overline z \le 0` gives h = 0, no Boolean.
 
-:func:`root_exit_solver` adds the root of neuron j of layer l: a real t with :math:`t \cdot \mathrm{den} = z_j`,
-:math:`\mathrm{den} = w_j \cdot v_j(a) \ne 0` (the direction built by the rule's own definition over
-:class:`dtd_formal.smt.ops.Z3Ops`), root :math:`\tilde a = a - t v_j(a)`, the forward pass of layers l..L at the root
+:func:`root_exit_solver` adds the root of neuron j of layer l from the rule's own ``root_step`` over
+:class:`dtd_formal.smt.ops.Z3Ops` (the walk's :func:`~dtd_formal.walk.root_points`): a real t with
+:math:`t \cdot \mathrm{den} = z_j` when the stock form is verified, else t equal to the rule's step term,
+:math:`\mathrm{den} = w_j \cdot v_j(a) \ne 0`, root :math:`\tilde a = a - t v_j(a)`, the forward pass of layers l..L at the root
 (neuron j linear), and the exit disjunction :math:`\bigvee_m (z_m > 0 \wedge \tilde z_m < 0) \vee
 (z_m < 0 \wedge \tilde z_m > 0)`. With t left free the query is nonlinear (Z3's nlsat decides it on small nets);
 with t fixed to a rational (a *t-slice*) it is linear, and every model is a genuine counterexample.
@@ -24,6 +26,7 @@ import numpy as np
 import z3
 
 from ..network import Network
+from ..walk import forward, relevance_per_layer, root_points
 from .bounds import interval_bounds
 from .ops import Z3, to_z3, to_z3_array
 from .problem import RootExitProblem
@@ -35,55 +38,65 @@ def q(v: Any) -> z3.ArithRef:
     return z3.Q(f.numerator, f.denominator) if f.denominator != 1 else z3.RealVal(f.numerator)
 
 
-def _affine(W_row: np.ndarray, h: list[Any], b: Any) -> z3.ArithRef:
-    terms = [q(w) * hv for w, hv in zip(W_row, h) if w != 0]
-    return z3.Sum(terms + [q(b)]) if terms else q(b)
+def z3_layers(net: Network) -> list[tuple[Any, Any]]:
+    """(W_l, b_l) of every layer as :class:`~dtd_formal.smt.ops.Z3Array` of exact rationals (cached on the net)."""
+    cache = net.__dict__.get("_z3_layers")
+    if cache is None:
+        cache = net.__dict__["_z3_layers"] = [(Z3.lift(W), Z3.lift(b)) for W, b in net.arrays("fraction")]
+    return cache
 
 
-def encode_forward(s: z3.Solver, net: Network, inputs: list[Any], start: int, prefix: str,
-                   bounds: Any = None, forced: int | None = None, stop: int | None = None
-                   ) -> tuple[list[list[z3.ArithRef]], list[list[Any]], dict[tuple[int, int], z3.BoolRef]]:
-    """Encode layers start..stop (default L) from ``inputs`` (terms of a_{start-1}).
+def phase_activation(s: z3.Solver, net: Network, prefix: str, phases: dict[tuple[int, int], z3.BoolRef],
+                     bounds: Any = None, linear: tuple[int, int] | None = None) -> Any:
+    r"""The forward hook of :func:`dtd_formal.walk.forward` for Z3: every pre-activation becomes a named real
+    :math:`z_{k,i}` (``prefix`` tells the copies apart), and an unstable ReLU a Boolean phase
+    :math:`p_{k,i}` with :math:`p \Rightarrow (z > 0 \wedge h = z)`, :math:`\neg p \Rightarrow (z \le 0 \wedge
+    h = 0)`, recorded in ``phases``. Interval ``bounds`` (over the same inputs) fix stable neurons; ``linear`` =
+    (layer, neuron) passes that neuron's pre-activation unchanged."""
 
-    Returns (z variables per layer, post-activation terms per layer, phase Booleans {(layer, i): p}). ``bounds``
-    (a :class:`dtd_formal.smt.bounds.Bounds` over the same inputs) fixes stable neurons; ``forced`` keeps that
-    neuron of layer ``start`` linear.
-    """
-    stop = net.n_layers if stop is None else stop
-    h = list(inputs)
-    zs: list[list[z3.ArithRef]] = []
-    hs: list[list[Any]] = []
-    phases: dict[tuple[int, int], z3.BoolRef] = {}
-    for k in range(start, stop + 1):
-        W, b = net.weight(k), net.bias(k)
-        zk = []
-        hk = []
-        for i in range(W.shape[0]):
-            z = z3.Real(f"{prefix}z{k}_{i}")
-            s.add(z == _affine(W[i], h, b[i]))
-            zk.append(z)
-            if not net.has_relu(k) or (forced is not None and k == start and i == forced):
-                hk.append(z)
+    def activation(k: int, z: Any) -> tuple[Any, Any]:
+        zk, hk = [], []
+        for i, term in enumerate(np.asarray(z, dtype=object).ravel().tolist()):
+            v = z3.Real(f"{prefix}z{k}_{i}")
+            s.add(v == term)
+            zk.append(v)
+            if not net.has_relu(k) or linear == (k, i):
+                hk.append(v)
                 continue
             if bounds is not None:
                 lo, hi = bounds.z[k - 1][0][i], bounds.z[k - 1][1][i]
-                s.add(z >= q(Fraction(int(lo.numerator), int(lo.denominator))),
-                      z <= q(Fraction(int(hi.numerator), int(hi.denominator))))
+                s.add(v >= q(Fraction(int(lo.numerator), int(lo.denominator))),
+                      v <= q(Fraction(int(hi.numerator), int(hi.denominator))))
                 if lo >= 0:
-                    hk.append(z)
+                    hk.append(v)
                     continue
                 if hi <= 0:
                     hk.append(z3.RealVal(0))
                     continue
             p = z3.Bool(f"{prefix}p{k}_{i}")
-            a = z3.Real(f"{prefix}a{k}_{i}")
-            s.add(z3.Implies(p, z3.And(z > 0, a == z)), z3.Implies(z3.Not(p), z3.And(z <= 0, a == 0)))
+            h = z3.Real(f"{prefix}a{k}_{i}")
+            s.add(z3.Implies(p, z3.And(v > 0, h == v)), z3.Implies(z3.Not(p), z3.And(v <= 0, h == 0)))
             phases[(k, i)] = p
-            hk.append(a)
-        zs.append(zk)
-        hs.append(hk)
-        h = hk
-    return zs, hs, phases
+            hk.append(h)
+        return to_z3_array(zk), to_z3_array(hk)
+
+    return activation
+
+
+def encode_forward(s: z3.Solver, net: Network, inputs: list[Any], start: int, prefix: str,
+                   bounds: Any = None, forced: int | None = None
+                   ) -> tuple[list[list[z3.ArithRef]], list[list[Any]], dict[tuple[int, int], z3.BoolRef]]:
+    """Encode layers start..L from ``inputs`` (terms of a_{start-1}): the walk's forward pass
+    (:func:`dtd_formal.walk.forward`) with :func:`phase_activation`.
+
+    Returns (z variables per layer, post-activation terms per layer, phase Booleans {(layer, i): p}). ``bounds``
+    (a :class:`dtd_formal.smt.bounds.Bounds` over the same inputs) fixes stable neurons; ``forced`` keeps that
+    neuron of layer ``start`` linear.
+    """
+    phases: dict[tuple[int, int], z3.BoolRef] = {}
+    hook = phase_activation(s, net, prefix, phases, bounds, None if forced is None else (start, forced))
+    acts, zs = forward(Z3, z3_layers(net), net.relu_flags, to_z3_array(inputs), start, activation=hook)
+    return [list(z) for z in zs], [list(a) for a in acts[1:]], phases
 
 
 @dataclass
@@ -104,39 +117,43 @@ def encode_root_exit(P: RootExitProblem, t_value: Fraction | None = None, low: A
                      use_bounds: bool = True, exit_constraint: bool = True) -> RootExitEncoding:
     r"""The whole-net root-exit query (module docstring) over the box [low, high] (default: the problem's box).
 
-    ``t_value`` fixes t (a linear t-slice for true roots). With ``definition="paper-code"`` the step is
-    :math:`t\,\mathrm{den} = R^l_j`, the LRP relevance of the rule over layers L..l+1 as Z3 terms (the rule's own
-    ``redistribute`` over Z3Ops, :func:`dtd_formal.smt.violations._z3_lrp`): nonlinear, for Z3's nlsat.
-    ``exit_constraint=False`` leaves out the exit disjunction (callers add their own).
+    The root is the rule's own ``root_step`` evaluated on Z3 terms (:func:`dtd_formal.walk.root_points` over
+    :class:`~dtd_formal.smt.ops.Z3Ops`; paper-code roots take :math:`R^l_j` from the walk's backward pass on the
+    same terms). When the problem's stock form is verified (:func:`dtd_formal.smt.problem.verify_stock_form`) the
+    step is encoded as the equivalent polynomial :math:`t\,\mathrm{den} = z_j` (linear for a fixed t: a t-slice);
+    otherwise t equals the rule's own step term. ``t_value`` fixes t. ``exit_constraint=False`` leaves out the
+    exit disjunction (callers add their own).
     """
     net, l, j = P.net, P.layer, P.neuron
     low = P.low if low is None else low
     high = P.high if high is None else high
-    linear = t_value is not None and P.true_root
+    stock = P.stock is not None
+    linear = t_value is not None and P.true_root and stock
     s = z3.SolverFor("QF_LRA") if linear else z3.SolverFor("QF_NRA")
     xs = [z3.Real(f"x{i}") for i in range(net.input_size)]
     for x, lo, hi in zip(xs, low, high):
         s.add(x >= q(lo), x <= q(hi))
     B = interval_bounds(net, low, high) if use_bounds else None
     zs, hs, phases_x = encode_forward(s, net, xs, 1, "", B)
-    a = xs if l == 1 else hs[l - 2]
+    acts = [to_z3_array(xs)] + [to_z3_array(h) for h in hs]
+    a = acts[l - 1]
     zj = zs[l - 1][j]
     if net.has_relu(l):
         s.add(zj > 0)
-    Wj = net.weight(l)[j : j + 1]
-    bj = net.bias(l)[j : j + 1]
-    V = np.asarray(P.rule.direction(Z3, to_z3_array(a), to_z3_array(Wj), to_z3_array(bj)), dtype=object).reshape(-1)
-    v = [z3.simplify(to_z3(vi)) for vi in V]
-    den = z3.simplify(z3.Sum([q(w) * vi for w, vi in zip(Wj[0], v)]))
+    W, b = z3_layers(net)[l - 1]
+    R = None
+    if not P.true_root:
+        R = relevance_per_layer(Z3, z3_layers(net), net.relu_flags, acts, P.rule, P.output)[l][j : j + 1]
+    rs = root_points(Z3, P.rule, a, W[j : j + 1], b[j : j + 1], R, P.definition, l)
+    v = [z3.simplify(to_z3(vi)) for vi in np.asarray(rs.V, dtype=object)[0]]
+    den = z3.simplify(to_z3(rs.den[0]))
     t = z3.Real("t") if t_value is None else q(t_value)
-    if P.true_root:
-        numer = zj
+    numer = zj if P.true_root else z3.simplify(to_z3(R[0]))
+    s.add(den != 0)
+    if stock:
+        s.add(t * den == numer)
     else:
-        from .violations import _z3_lrp
-
-        per = _z3_lrp(net, P.rule, [list(xs)] + hs, P.output)
-        numer = z3.simplify(to_z3(np.asarray(per[l], dtype=object).ravel()[j]))
-    s.add(den != 0, t * den == numer)
+        s.add(t == z3.simplify(to_z3(rs.t[0])))
     r = []
     for i, (ai, vi) in enumerate(zip(a, v)):
         ri = z3.Real(f"r{i}")
@@ -207,4 +224,4 @@ def solve_root_exit(P: RootExitProblem, timeout_s: float, t_value: Fraction | No
     return "unknown", None
 
 
-__all__ = ["encode_forward", "encode_root_exit", "exit_formula", "RootExitEncoding", "root_exit_solver", "solve_root_exit", "model_value", "q"]
+__all__ = ["z3_layers", "phase_activation", "encode_forward", "encode_root_exit", "exit_formula", "RootExitEncoding", "root_exit_solver", "solve_root_exit", "model_value", "q"]

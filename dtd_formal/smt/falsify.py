@@ -24,35 +24,67 @@ from .problem import RootExitProblem
 
 
 class FloatModel:
-    """float64 view of a :class:`RootExitProblem` for batch scoring (needs a diagonal-affine direction)."""
+    """float64 view of a :class:`RootExitProblem` for batch scoring.
+
+    The step and direction are the rule's: vectorised over the batch when the stock form is verified
+    (:func:`dtd_formal.smt.problem.verify_stock_form`, :math:`v = D \odot a + e`), else the rule's own
+    ``root_step`` in float64 row by row (:func:`dtd_formal.walk.root_points`).
+    """
 
     def __init__(self, P: RootExitProblem) -> None:
-        if P.direction is None:
-            raise ValueError("the rule's search direction is not diagonal-affine")
         self.P = P
         fnet = P.net.to_float()
         self.W, self.b = fnet.weights, fnet.biases
-        D, e = P.direction
-        self.D = np.array([float(v) for v in D])
-        self.e = np.array([float(v) for v in e])
+        if P.direction is not None:
+            D, e = P.direction
+            self.D = np.array([float(v) for v in D])
+            self.e = np.array([float(v) for v in e])
+        else:
+            self.D = self.e = None
         self.lo = np.array([float(v) for v in P.low])
         self.hi = np.array([float(v) for v in P.high])
         self.scope = P.proof_scope if P.variant == "affine_map" else P.scope
 
     def relevance(self, X: np.ndarray) -> np.ndarray:
-        """:math:`R^l_j(x)` per row in float64 (the LRP pass of :func:`dtd_formal.dtd.propagate`, same rule body),
-        the numerator of the paper-code step."""
-        from ..dtd import forward_arrays, propagate
+        """:math:`R^l_j(x)` per row in float64 (the walk's backward pass, same rule body), the numerator of the
+        paper-code step."""
         from ..rules.ops import FLOAT64
+        from ..walk import forward, relevance_per_layer
 
         P = self.P
         layers = list(zip(self.W, self.b))
         out = np.empty(len(X))
         for r, x in enumerate(X):
-            acts, _ = forward_arrays(layers, P.net, np.asarray(x, dtype=float))
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                out[r] = propagate(P.net, acts, layers, FLOAT64, P.rule, P.output)[0][P.layer][P.neuron]
+                acts, _ = forward(FLOAT64, layers, P.net.relu_flags, np.asarray(x, dtype=float))
+                out[r] = relevance_per_layer(FLOAT64, layers, P.net.relu_flags, acts, P.rule, P.output)[P.layer][P.neuron]
         return out
+
+    def steps(self, A: np.ndarray, z: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(t, v, valid) for every row of the layer inputs A (rows of X are the network inputs)."""
+        from ..rules.ops import FLOAT64
+        from ..walk import RuleEvaluationError, root_points
+
+        P, j = self.P, self.P.neuron
+        W, b = self.W[P.layer - 1], self.b[P.layer - 1]
+        R = None if P.true_root else self.relevance(X)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if self.D is not None:
+                v = A * self.D + self.e
+                den = v @ W[j]
+                t = (z[:, j] if R is None else R) / den
+                valid = (den != 0) & np.isfinite(t)
+                return t, v, valid
+            t, v, valid = np.zeros(len(A)), np.zeros_like(A), np.zeros(len(A), dtype=bool)
+            for r, a in enumerate(A):
+                try:
+                    rs = root_points(FLOAT64, P.rule, a, W[j : j + 1], b[j : j + 1],
+                                     None if R is None else R[r : r + 1], P.definition, P.layer)
+                except RuleEvaluationError:
+                    continue
+                t[r], v[r] = rs.t[0], rs.V[0]
+                valid[r] = rs.den[0] != 0 and np.isfinite(rs.t[0]) and np.all(np.isfinite(rs.V[0]))
+            return t, v, valid
 
     def score(self, X: np.ndarray) -> np.ndarray:
         """s(x) for each row of X (module docstring)."""
@@ -64,12 +96,7 @@ class FloatModel:
             if net.has_relu(k):
                 a = np.maximum(a, 0.0)
         z = a @ self.W[l - 1].T + self.b[l - 1]
-        v = a * self.D + self.e
-        den = v @ self.W[l - 1][j]
-        numer = z[:, j] if P.true_root else self.relevance(X)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            t = numer / den
-        valid = (den != 0) & np.isfinite(t)
+        t, v, valid = self.steps(a, z, X)
         if P.relu:
             valid &= z[:, j] > 0
         t = np.where(valid, t, 0.0)
@@ -95,12 +122,11 @@ class FloatModel:
 
 
 def confirm(P: RootExitProblem, x: np.ndarray, found_by: str) -> RootExitCounterexample | None:
-    """Exact check of a float candidate (converted exactly, Fraction(float))."""
+    """Exact check of a float candidate: converted exactly (Fraction(float)), clamped exactly into the box, then
+    :meth:`RootExitCounterexample.build` (which re-derives everything and checks the box again)."""
     xs = np.array([Fraction(float(v)) for v in x], dtype=object)
-    if any(v < lo or v > hi for v, lo, hi in zip(xs, P.low, P.high)):
-        return None
-    return RootExitCounterexample.build(P.net, P.rule, xs, P.layer, P.neuron, P.scope, P.variant, P.output, found_by,
-                                        P.definition)
+    xs = np.minimum(np.maximum(xs, P.low), P.high)  # exact clamp: float(high) may round above the exact bound
+    return RootExitCounterexample.build(P.question(), P.net, P.rule, xs, found_by)
 
 
 def falsify(P: RootExitProblem, deadline: float, n_samples: int = 4096, seed: int = 0, max_confirm: int = 8,
@@ -110,7 +136,7 @@ def falsify(P: RootExitProblem, deadline: float, n_samples: int = 4096, seed: in
     Returns (counterexample or None, the best float points, their scores) — the points seed t-slicing.
     """
     fm = FloatModel(P)
-    if not P.true_root:  # the float LRP pass per sample is slower: fewer samples and rounds
+    if not P.true_root or fm.D is None:  # a float LRP pass or root_step call per sample: fewer samples and rounds
         n_samples, local_rounds = min(n_samples, 512), min(local_rounds, 10)
     rng = np.random.default_rng(seed)
     lo, hi = fm.lo, fm.hi

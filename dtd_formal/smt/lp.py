@@ -497,7 +497,8 @@ def lp_slice_search(P: Any, points: np.ndarray, deadline: float) -> Any:
     r"""The LP path for root exits: at a float point x0, fix the patterns at x0 and at its root, fix
     :math:`t = \tau` (t(x0) rationalised), pick the neuron m closest to flipping, and maximise a margin
     :math:`\delta` with :math:`\sigma z_m \ge \delta`, :math:`-\sigma \tilde z_m \ge \delta`, :math:`z_j \ge \delta`.
-    A positive-margin solution is rationalised and checked by :meth:`RootExitCounterexample.build` (exact)."""
+    A positive-margin solution is rationalised, clamped exactly into the box and checked by
+    :meth:`RootExitCounterexample.build` (exact); each LP gets at most the time left before ``deadline``."""
     from .counterexample import RootExitCounterexample
     from .falsify import FloatModel
 
@@ -545,17 +546,18 @@ def lp_slice_search(P: Any, points: np.ndarray, deadline: float) -> Any:
                     best, target = sc, (k, m, sg)
         if target is None:
             continue
-        x = _lp_slice_point(P, zs, zrs, tau, target, D, e)
+        x = _lp_slice_point(P, zs, zrs, tau, target, D, e, max(0.01, min(2.0, deadline - time.monotonic())))
         if x is None:
             continue
-        cex = RootExitCounterexample.build(net, P.rule, x, l, j, P.scope, P.variant, P.output, f"LP slice t={tau}")
+        x = np.minimum(np.maximum(x, P.low), P.high)  # exact clamp: HiGHS saw float(low), float(high)
+        cex = RootExitCounterexample.build(P.question(), net, P.rule, x, f"LP slice t={tau}")
         if cex is not None:
             return cex
     return None
 
 
 def _lp_slice_point(P: Any, zs: list[np.ndarray], zrs: list[np.ndarray], tau: Fraction, target: tuple[int, int, float],
-                    D: np.ndarray, e: np.ndarray) -> np.ndarray | None:
+                    D: np.ndarray, e: np.ndarray, time_limit: float) -> np.ndarray | None:
     """Solve the fixed-pattern, fixed-t margin LP (see :func:`lp_slice_search`) in floats; the point is only a
     candidate (the caller replays it exactly)."""
     net, l, j = P.net, P.layer, P.neuron
@@ -655,7 +657,7 @@ def _lp_slice_point(P: Any, zs: list[np.ndarray], zrs: list[np.ndarray], tau: Fr
     c[dvar] = -1.0
     A_ub = np.array(rows_ub)
     res = linprog(c, A_ub=csr_matrix(A_ub), b_ub=np.array(b_ub), A_eq=csr_matrix(np.array(rows_eq)),
-                  b_eq=np.array(b_eq), bounds=bounds, method="highs", options={"time_limit": 2.0})
+                  b_eq=np.array(b_eq), bounds=bounds, method="highs", options={"time_limit": time_limit})
     if res.status != 0 or res.x[dvar] <= 0:
         return None
     return np.array([Fraction(float(v)) for v in res.x[:n0]], dtype=object)

@@ -1,7 +1,7 @@
 r"""The "affine map changes" variant decided by enumerating the reachable resolved pattern pairs (Z3, exact).
 
 For an input x with layer input a and the root :math:`\tilde a` of neuron j of layer l, the core
-(:mod:`dtd_formal.regions`, ``_AffineMapCache``) compares the exact affine maps of :math:`f_c` (as a function of
+(:mod:`dtd_formal.regions`, :class:`~dtd_formal.regions.AffineMapCache`) compares the exact affine maps of :math:`f_c` (as a function of
 :math:`a_{l-1}`) of the two *closest patterns* of layers l..L: a zero sign takes the other point's phase, zeros on
 both sides count inactive, and neuron j is held active. As Boolean terms over the pre-activations at x
 (:math:`z_m`) and at the root (:math:`\tilde z_m`):
@@ -62,8 +62,7 @@ def _witness(P: RootExitProblem, model: z3.ModelRef, enc: Any, lits: list[Any], 
              deadline: float) -> RootExitCounterexample | None:
     """An exact counterexample from a model whose pattern pair changes the map (see module docstring)."""
     x = [model_value(model, v) for v in enc.xs]
-    cex = RootExitCounterexample.build(P.net, P.rule, x, P.layer, P.neuron, P.scope, "affine_map", P.output, found_by,
-                                       P.definition)
+    cex = RootExitCounterexample.build(P.question(), P.net, P.rule, x, found_by)
     if cex is not None or time.monotonic() > deadline:
         return cex
     tau = model_value(model, enc.t, 20).limit_denominator(1 << 20)
@@ -74,9 +73,8 @@ def _witness(P: RootExitProblem, model: z3.ModelRef, enc: Any, lits: list[Any], 
         e2.solver.set("timeout", max(1, int(1000 * min(5.0, deadline - time.monotonic()))))
         if e2.solver.check() == z3.sat:
             m2 = e2.solver.model()
-            cex = RootExitCounterexample.build(P.net, P.rule, [model_value(m2, v) for v in e2.xs], P.layer, P.neuron,
-                                               P.scope, "affine_map", P.output, found_by + f", t fixed to {t_try}",
-                                               P.definition)
+            cex = RootExitCounterexample.build(P.question(), P.net, P.rule, [model_value(m2, v) for v in e2.xs],
+                                               found_by + f", t fixed to {t_try}")
             if cex is not None:
                 return cex
         if time.monotonic() > deadline:
@@ -86,12 +84,12 @@ def _witness(P: RootExitProblem, model: z3.ModelRef, enc: Any, lits: list[Any], 
 
 def enumerate_map_changes(P: RootExitProblem, deadline: float, max_patterns: int = 256) -> MapEnumeration:
     """Decide the affine-map variant by enumeration (module docstring)."""
-    from ..regions import _AffineMapCache
+    from ..regions import AffineMapCache
 
     enc = encode_root_exit(P)
     s = enc.solver
     rho = _resolved_terms(P, enc.zs, enc.zrs)
-    cache = _AffineMapCache(P.net, P.layer, P.output)
+    cache = AffineMapCache(P.net, P.layer, P.output)
     seen = 0
     keys: list[tuple[str, str]] = []
     while True:

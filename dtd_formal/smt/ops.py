@@ -137,8 +137,35 @@ def _cmp(op: str) -> Any:
     return method
 
 
+def _exact_operand(other: Any) -> Any:
+    """A Python/numpy float operand as its exact Z3 rational (``Fraction(float)``): Z3's own coercion would read
+    the float's decimal text (0.1 as 1/10), a different number than the exact backend's."""
+    if isinstance(other, (float, np.floating)):
+        return _scalar(to_z3(other))
+    if isinstance(other, np.ndarray) and other.dtype.kind == "f":
+        return to_z3_array(other)
+    return other
+
+
+def _arith(name: str) -> Any:
+    def method(self: "Z3Array", other: Any) -> Any:
+        return getattr(np.ndarray, name)(self, _exact_operand(other))
+
+    return method
+
+
 class Z3Array(np.ndarray):
-    """numpy object array of Z3 terms whose comparisons give arrays of Z3 Boolean terms (never Python bools)."""
+    """numpy object array of Z3 terms whose comparisons give arrays of Z3 Boolean terms (never Python bools);
+    float operands of its arithmetic are converted exactly (:func:`_exact_operand`)."""
+
+    __add__ = _arith("__add__")
+    __radd__ = _arith("__radd__")
+    __sub__ = _arith("__sub__")
+    __rsub__ = _arith("__rsub__")
+    __mul__ = _arith("__mul__")
+    __rmul__ = _arith("__rmul__")
+    __truediv__ = _arith("__truediv__")
+    __rtruediv__ = _arith("__rtruediv__")
 
     __gt__ = _cmp(">")
     __ge__ = _cmp(">=")
@@ -268,6 +295,34 @@ class Z3Ops:
     def is_zero(x: Any) -> Z3Array:
         """Entrywise Boolean terms ``x == 0`` (a solver decides them; :func:`from_z3` does not apply)."""
         return _elementwise(lambda v: to_z3(v) == 0, x)
+
+    # ---------------------------------------------------------------- logic (properties)
+    true = z3.BoolVal(True)
+    false = z3.BoolVal(False)
+
+    @staticmethod
+    def all_true(x: Any) -> z3.BoolRef:
+        return z3.And([_bool(c) for c in np.ravel(np.asarray(x, dtype=object)).tolist()])
+
+    @staticmethod
+    def any_true(x: Any) -> z3.BoolRef:
+        return z3.Or([_bool(c) for c in np.ravel(np.asarray(x, dtype=object)).tolist()])
+
+    @staticmethod
+    def and_(*conditions: Any) -> z3.BoolRef:
+        return z3.And([_bool(c) for c in conditions])
+
+    @staticmethod
+    def or_(*conditions: Any) -> z3.BoolRef:
+        return z3.Or([_bool(c) for c in conditions])
+
+    @staticmethod
+    def not_(condition: Any) -> z3.BoolRef:
+        return z3.Not(_bool(condition))
+
+    @staticmethod
+    def implies(p: Any, q: Any) -> z3.BoolRef:
+        return z3.Implies(_bool(p), _bool(q))
 
 
 Z3 = Z3Ops()

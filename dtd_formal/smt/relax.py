@@ -24,7 +24,8 @@ envelopes of :math:`t a_i` coupled with the step equation and the layer maps, tr
 per open flip, and counts only with an exactly checked Farkas certificate. Otherwise the prover bisects the box
 (widest dimension, weighted by the first layer's weights). The certificate is the split tree (preorder: -1 =
 interval-safe leaf, -2 = LP-certified leaf, d = split at the exact midpoint of dimension d, -3 = split of the
-node's step range), which :func:`check_certificate` replays with the same exact tests. All arithmetic is exact
+node's step range), which :func:`check_certificate` re-derives node by node with the same exact tests and the
+prover's deterministic branching rule. All arithmetic is exact
 (gmpy2 rationals / Fractions).
 
 **Branching on t.** A node is a pair (box, t-slice :math:`[t_L, t_U]`); its t enclosure is intersected with the
@@ -390,8 +391,7 @@ def prove_by_relaxation(P: RootExitProblem, deadline: float, max_boxes: int = 20
         raise ValueError(f"branch must be one of {BRANCHING}, got {branch!r}")
     prep = prepare(P)
     lo0, hi0 = to_fast(P.low), to_fast(P.high)
-    W1 = P.net.fast_layers[0][0]
-    weight = np.array([sum(abs(v) for v in W1[:, i]) + FAST_RATIONAL(1, 10**6) for i in range(W1.shape[1])], dtype=object)
+    weight = _split_weight(P)
     tree: list[int] = []
     # (lo, hi, t_lo, t_hi, box depth, t depth, volume share of the node)
     stack: list[tuple[Any, ...]] = [(lo0, hi0, None, None, 0, 0, _ONE)]
@@ -445,52 +445,81 @@ def prove_by_relaxation(P: RootExitProblem, deadline: float, max_boxes: int = 20
     return ProofResult("proved", tree, boxes, Fraction(1), t_splits=t_splits)
 
 
-def check_certificate(P: RootExitProblem, tree: list[int]) -> bool:
-    """Replay a split tree exactly: every leaf (box, t-slice) must pass :func:`box_safe` (-1) or the LP relaxation
-    with a freshly derived, exactly checked Farkas certificate (-2); a t split (-3) re-derives the node's exact t
-    enclosure and bisects it; the tree must be complete."""
+def _split_weight(P: RootExitProblem) -> np.ndarray:
+    """Per input dimension: the first layer's column sums of |W| (plus 1e-6), the prover's bisection weights."""
+    W1 = P.net.fast_layers[0][0]
+    return np.array([sum(abs(v) for v in W1[:, i]) + FAST_RATIONAL(1, 10**6) for i in range(W1.shape[1])],
+                    dtype=object)
+
+
+def check_certificate(P: RootExitProblem, tree: list[int], branch: str = "both") -> bool:
+    """Whether the split tree re-derives exactly (:func:`certificate_problems` finds nothing)."""
+    return not certificate_problems(P, tree, branch)
+
+
+def certificate_problems(P: RootExitProblem, tree: list[int], branch: str = "both") -> list[str]:
+    """Re-derive a split tree exactly; returns the problems found (empty: the proof checks).
+
+    Every node is recomputed from the problem alone: its box and t-slice (the root's box, bisected at the exact
+    midpoints the codes say), :func:`node_box` and :func:`box_analysis`. A leaf -1 must pass the interval test; a
+    leaf -2 must fail it and pass the LP relaxation with a freshly derived, exactly checked Farkas certificate; a
+    split must be at a node the interval test does not settle, and must be the split the prover's deterministic
+    rule makes there (:func:`_choose_t` with ``branch``, else :func:`_split_dim`), so a tree is accepted only as
+    the prover would have written it; the codes must cover the whole box and be used up exactly.
+    """
+    from .mccormick import box_lp_safe
+
+    if branch not in BRANCHING:
+        return [f"branch {branch!r} is not one of {', '.join(BRANCHING)}"]
+    if not isinstance(tree, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in tree):
+        return ["the split tree must be a list of integers"]
     prep = prepare(P)
+    weight = _split_weight(P)
     pos = 0
     stack: list[tuple[Any, ...]] = [(to_fast(P.low), to_fast(P.high), None, None)]
     while stack:
         if pos >= len(tree):
-            return False
+            return [f"the tree ends after {pos} codes but the box is not covered"]
         lo, hi, t_lo, t_hi = stack.pop()
         d = tree[pos]
+        node = pos
         pos += 1
         box = node_box(P, prep, lo, hi, t_lo, t_hi)
         if box is None:
             if d != LEAF_INTERVAL:
-                return False
+                return [f"node {node}: the slice is empty (an interval leaf -1), the tree says {d}"]
             continue
         lo, hi = box
+        safe, info = box_analysis(P, prep, lo, hi, t_lo, t_hi)
+        if safe:
+            if d != LEAF_INTERVAL:
+                return [f"node {node}: the interval test settles the node (a leaf -1), the tree says {d}"]
+            continue
         if d == LEAF_INTERVAL:
-            if not box_safe(P, prep, lo, hi, t_lo, t_hi):
-                return False
-            continue
+            return [f"node {node}: the tree says interval leaf, but the interval test does not settle the node"]
         if d == LEAF_LP:
-            from .mccormick import box_lp_safe
-
-            if not box_lp_safe(P, prep, lo, hi, box_analysis(P, prep, lo, hi, t_lo, t_hi)[1], time.monotonic() + 3600):
-                return False
+            if not box_lp_safe(P, prep, lo, hi, info, time.monotonic() + 3600):
+                return [f"node {node}: the LP relaxation gives no exactly checked Farkas certificate"]
             continue
-        if d == SPLIT_T:
-            safe, info = box_analysis(P, prep, lo, hi, t_lo, t_hi)
-            if info is None:
-                return False
+        if _choose_t(P, prep, branch, info, lo, hi):
+            if d != SPLIT_T:
+                return [f"node {node}: the prover splits t here (-3), the tree says {d}"]
             mid = (info.tl + info.th) / 2
             stack.append((lo, hi, mid, info.th))
             stack.append((lo, hi, info.tl, mid))
             continue
-        if not 0 <= d < len(lo):
-            return False
+        want = _split_dim(P, lo, hi, weight)
+        if d != want:
+            return [f"node {node}: the prover bisects dimension {want} here, the tree says {d}"]
         mid = (lo[d] + hi[d]) / 2
         lo2, hi1 = lo.copy(), hi.copy()
         hi1[d] = mid
         lo2[d] = mid
         stack.append((lo2, hi, t_lo, t_hi))
         stack.append((lo, hi1, t_lo, t_hi))
-    return pos == len(tree)
+    if pos != len(tree):
+        return [f"the box is covered after {pos} codes, the tree has {len(tree)}"]
+    return []
 
 
-__all__ = ["box_safe", "prove_by_relaxation", "check_certificate", "ProofResult", "prepare", "BRANCHING"]
+__all__ = ["box_safe", "prove_by_relaxation", "check_certificate", "certificate_problems", "ProofResult", "prepare", "BRANCHING"]

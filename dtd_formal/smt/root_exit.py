@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import InputError
 from ..network import Network
 from ..rules.base import Rule
+from ..errors import check_timeout
 from ..verdict import Proved, Refuted, Unknown, Verdict
 from .counterexample import RootExitCounterexample
 from .problem import RootExitProblem, parse_box
@@ -42,20 +43,75 @@ Z3_MAX_RELUS = 40
 
 def _refuted(P: RootExitProblem, cex: RootExitCounterexample, method: str) -> Refuted:
     cex.found_by = cex.found_by or method
-    if not cex.replay(P.net, P.rule):  # pragma: no cover - build() already checked; replay is the independent re-check
-        raise AssertionError("counterexample did not replay")
-    return Refuted(P.statement(), cex, method=method)
+    bad = cex.check(P.net, P.rule)
+    if bad:  # pragma: no cover - build() already checked; check() is the independent re-derivation
+        raise AssertionError(f"counterexample did not replay: {bad}")
+    return Refuted(P.statement(), cex, method=method, question=P.question())
+
+
+def _proved(P: RootExitProblem, method: str, certificate: dict[str, Any]) -> Proved:
+    return Proved(P.statement(), method, certificate, question=P.question())
 
 
 def _trivial(P: RootExitProblem) -> Verdict | None:
+    reason = trivial_reason(P)
+    return None if reason is None else _proved(P, "trivial", {"reason": reason})
+
+
+def trivial_reason(P: RootExitProblem) -> str | None:
+    """Why the question holds without a search (the neuron carries no relevance, or the scope has no other ReLU
+    neuron), or None. Replay re-derives it from the question."""
     scope = P.proof_scope
     relu_in_scope = [k for k in range(P.layer, P.net.n_layers + 1) if P.net.has_relu(k) and (scope == "upper" or k == P.layer)]
     n_others = sum(P.net.weight(k).shape[0] for k in relu_in_scope) - (1 if P.relu else 0)
     if not P.candidate:
-        return Proved(P.statement(), "trivial", {"reason": "the neuron carries no relevance (not the explained output)"})
+        return "the neuron carries no relevance (not the explained output)"
     if n_others <= 0:
-        return Proved(P.statement(), "trivial", {"reason": "no other ReLU neuron in the scope"})
+        return "no other ReLU neuron in the scope"
+    if P.stock is not None:
+        w = P.net.weight(P.layer)[P.neuron]
+        if all(wi * d == 0 for wi, d in zip(w, P.stock.D)) and sum(wi * e for wi, e in zip(w, P.stock.e)) == 0:
+            return "the rule's denominator w_j . v_j is identically 0 (verified stock form): the neuron has no root"
     return None
+
+
+def root_step_disagreement(P: RootExitProblem, points: Sequence[np.ndarray]) -> str | None:
+    """Where the rule's ``root_step`` on Z3 terms differs from its exact value at layer l's input of an exact
+    input point (t, V and den compared), or None. A Z3 answer about a rule whose body behaves differently on terms
+    would be about another rule; this is checked before a Z3 "unsat" is trusted."""
+    from ..rules.ops import EXACT
+    from ..walk import RuleEvaluationError, forward, root_points
+    from .ops import Z3, from_z3
+
+    net, l, j = P.net, P.layer, P.neuron
+    W, b = net.weight(l)[j : j + 1], net.bias(l)[j : j + 1]
+    for x in points:
+        acts, _ = forward(EXACT, net.arrays("fraction"), net.relu_flags, np.asarray(x, dtype=object))
+        R = None
+        if not P.true_root:
+            from ..dtd import lrp
+
+            R = lrp(net, x, P.rule, output=P.output).per_layer[l][j : j + 1]
+        try:
+            exact = root_points(EXACT, P.rule, acts[l - 1], W, b, R, P.definition, l)
+            terms = root_points(Z3, P.rule, Z3.lift(acts[l - 1]), Z3.lift(W), Z3.lift(b),
+                                None if R is None else Z3.lift(R), P.definition, l)
+            got = [from_z3(terms.t), from_z3(terms.V), from_z3(terms.den)]
+        except (RuleEvaluationError, InputError) as exc:
+            return f"root_step cannot be compared on Z3 terms at x = {[str(v) for v in x]} ({exc})"
+        for name, e, z in zip(("t", "V", "den"), (exact.t, exact.V, exact.den), got):
+            if not np.array_equal(np.asarray(e, dtype=object), np.asarray(z, dtype=object)):
+                return f"root_step's {name} on Z3 terms differs from exact arithmetic at x = {[str(v) for v in x]}"
+    return None
+
+
+def probe_points(P: RootExitProblem, points: np.ndarray, k: int = 4) -> list[np.ndarray]:
+    """Exact probe inputs: the box centre and corners and up to k of the best float points (clamped exactly)."""
+    out = [(P.low + P.high) / 2, P.low.copy(), P.high.copy()]
+    for x in points[:k]:
+        xs = np.array([Fraction(float(v)) for v in x], dtype=object)
+        out.append(np.minimum(np.maximum(xs, P.low), P.high))
+    return out
 
 
 def _slice_values(P: RootExitProblem, points: np.ndarray, scores: np.ndarray, k: int = 6
@@ -114,7 +170,14 @@ def _best_points(P: RootExitProblem, seed: int, n: int = 2048, k: int = 16) -> t
 
 def solve_problem(P: RootExitProblem, timeout: float = 60.0, engines: Sequence[str] = DEFAULT_ENGINES,
                   seed: int = 0, branch: str = "both") -> Verdict:
-    """Run the engines on one (layer, neuron) within ``timeout`` seconds (module docstring)."""
+    """Run the engines on one (layer, neuron) within ``timeout`` seconds (module docstring).
+
+    The relaxation, LP and slicing engines encode the stock step :math:`t = z_j / (w_j \cdot v_j)` with a
+    diagonal-affine direction; they run only when :func:`dtd_formal.smt.problem.verify_stock_form` has verified
+    that the rule's own ``root_step`` is of that form, and otherwise step aside with the reason. The falsifier and
+    Z3 evaluate the rule's ``root_step`` itself; a Z3 "unsat" counts only after :func:`root_step_disagreement`
+    finds the rule's body to give the same numbers on Z3 terms as in exact arithmetic.
+    """
     t0 = time.monotonic()
     deadline = t0 + timeout
     unknown = [e for e in engines if e not in DEFAULT_ENGINES]
@@ -124,19 +187,21 @@ def solve_problem(P: RootExitProblem, timeout: float = 60.0, engines: Sequence[s
     if trivial is not None:
         return trivial
     notes: list[str] = []
-    affine = P.direction is not None
+    stock = P.stock is not None and P.true_root
+    linear_engines = [e for e in ("relax", "lp", "slice") if e in engines]
+    if linear_engines and not stock:
+        why = P.not_stock_reason if P.stock is None else "paper-code roots use t = R_j / (w_j . v_j)"
+        notes.append(f"{'/'.join(linear_engines)} stepped aside: they encode the stock step t = z_j / (w_j . v_j) "
+                     f"with a diagonal-affine direction, and {why}")
     points = np.empty((0, P.net.input_size))
     scores = np.empty(0)
-    if "falsify" in engines and affine:
+    if "falsify" in engines:
         from .falsify import falsify
 
         cex, points, scores = falsify(P, min(deadline, t0 + 0.15 * timeout + 0.2), seed=seed)
         if cex is not None:
             return _refuted(P, cex, "falsify")
-    true_root = P.true_root
-    if not true_root and any(e in engines for e in ("relax", "lp", "slice")):
-        notes.append("paper-code roots: relax/lp/slice assume the true step and were skipped")
-    if "relax" in engines and affine and true_root:
+    if "relax" in engines and stock:
         from .falsify import FloatModel, confirm
         from .relax import check_certificate, prove_by_relaxation
 
@@ -147,9 +212,9 @@ def solve_problem(P: RootExitProblem, timeout: float = 60.0, engines: Sequence[s
             flo = np.array([float(v) for v in lo])
             fhi = np.array([float(v) for v in hi])
             X = np.vstack([(flo + fhi) / 2, flo + (fhi - flo) * rng.random((8, len(flo)))])
-            s = fm.score(X)
-            i = int(np.argmax(s))
-            return confirm(P, X[i], "relax probe") if s[i] > 0 else None
+            sc = fm.score(X)
+            i = int(np.argmax(sc))
+            return confirm(P, X[i], "relax probe") if sc[i] > 0 else None
 
         z3_next = "z3" in engines and P.net.n_relus <= Z3_MAX_RELUS
         # the affine-map variant: the relaxation only proves "no upper flip"; leave Z3's enumeration more time
@@ -159,22 +224,21 @@ def solve_problem(P: RootExitProblem, timeout: float = 60.0, engines: Sequence[s
         if res.status == "refuted":
             return _refuted(P, res.counterexample, "relax probe")
         if res.status == "proved":
-            if not check_certificate(P, res.tree):  # pragma: no cover - the same exact test, replayed
+            if not check_certificate(P, res.tree, branch):  # pragma: no cover - the same exact test, replayed
                 raise AssertionError("relaxation certificate did not re-check")
-            return Proved(P.statement(), "interval/McCormick relaxation + branching on the input box and t (exact)",
-                          {"split_tree": res.tree, "boxes": res.boxes, "t_splits": res.t_splits, "low": P.low,
-                           "high": P.high, "scope": P.proof_scope, "branch": branch})
+            return _proved(P, "interval/McCormick relaxation + branching on the input box and t (exact)",
+                           {"split_tree": res.tree, "boxes": res.boxes, "t_splits": res.t_splits, "branch": branch})
         notes.append(f"relax: {res.reason}")
-    if affine and true_root and not len(points) and ("lp" in engines or "slice" in engines):
+    if stock and not len(points) and ("lp" in engines or "slice" in engines):
         points, scores = _best_points(P, seed)
-    if "lp" in engines and affine and true_root and len(points) and time.monotonic() < deadline:
+    if "lp" in engines and stock and len(points) and time.monotonic() < deadline:
         from .lp import lp_slice_search
 
         cex = lp_slice_search(P, points[:4], deadline)
         if cex is not None:
             return _refuted(P, cex, "lp")
         notes.append("lp: no certified witness at the best points")
-    if "slice" in engines and affine and true_root and time.monotonic() < deadline:
+    if "slice" in engines and stock and time.monotonic() < deadline:
         from .encode import solve_root_exit
 
         taus = _slice_values(P, points, scores)
@@ -187,41 +251,53 @@ def solve_problem(P: RootExitProblem, timeout: float = 60.0, engines: Sequence[s
             st, x = solve_root_exit(P, min(left - last, max(1.0, 0.1 * timeout)), t_value=tau, assume=pattern)
             last = time.monotonic() - started
             if st == "sat":
-                cex = RootExitCounterexample.build(P.net, P.rule, x, P.layer, P.neuron, P.scope, P.variant, P.output,
-                                                   f"t-slice t={tau}", P.definition)
+                cex = RootExitCounterexample.build(P.question(), P.net, P.rule, x, f"t-slice t={tau}")
                 if cex is not None:
                     return _refuted(P, cex, "slice")
         notes.append(f"slice: {len(taus)} slices without counterexample")
-    if ("z3" in engines and P.variant == "affine_map" and (P.net.n_relus <= Z3_MAX_RELUS or not affine)
-            and time.monotonic() < deadline - 0.05):
+    z3_fits = P.net.n_relus <= Z3_MAX_RELUS or not stock
+    if "z3" in engines and z3_fits and time.monotonic() < deadline - 0.05:
+        verdict = _z3_engine(P, deadline, points, notes)
+        if verdict is not None:
+            return verdict
+    elif "z3" in engines and not z3_fits:
+        notes.append(f"z3: not tried on {P.net.n_relus} ReLUs (at most {Z3_MAX_RELUS})")
+    return Unknown(P.statement(), "; ".join(notes) or "no engine answered within the time budget",
+                   question=P.question())
+
+
+def _z3_engine(P: RootExitProblem, deadline: float, points: np.ndarray, notes: list[str]) -> Verdict | None:
+    """Z3 on the whole query (nlsat, t free) or, for the affine-map variant, the enumeration of reachable pattern
+    pairs; an "unsat" counts only once the rule's root_step agrees on Z3 terms and in exact arithmetic."""
+    disagreement = root_step_disagreement(P, probe_points(P, points))
+    if disagreement:
+        notes.append(f"z3 stepped aside: {disagreement}")
+        return None
+    if P.variant == "affine_map":
         from .maps import enumerate_map_changes
 
         res = enumerate_map_changes(P, deadline)
         if res.status == "refuted":
             return _refuted(P, res.counterexample, "z3 pattern enumeration")
         if res.status == "proved":
-            return Proved(P.statement(), "z3 enumeration of the reachable resolved pattern pairs (exact maps)",
-                          {"solver": "z3", "logic": "QF_NRA", "pattern_pairs": res.patterns,
-                           "pairs": [list(k) for k in res.keys], "definition": P.definition})
+            return _proved(P, "z3 enumeration of the reachable resolved pattern pairs (exact maps)",
+                           {"solver": "z3", "logic": "QF_NRA", "pattern_pairs": res.patterns,
+                            "pairs": [list(k) for k in res.keys]})
         notes.append(f"z3 maps: {res.reason}")
-    elif "z3" in engines and (P.net.n_relus <= Z3_MAX_RELUS or not affine) and time.monotonic() < deadline - 0.05:
-        from .encode import solve_root_exit
+        return None
+    from .encode import solve_root_exit
 
-        st, x = solve_root_exit(P, deadline - time.monotonic())
-        if st == "unsat":
-            return Proved(P.statement(), "z3 nlsat (exact, t free)", {"solver": "z3", "logic": "QF_NRA",
-                                                                      "definition": P.definition})
-        if st == "sat":
-            cex = RootExitCounterexample.build(P.net, P.rule, x, P.layer, P.neuron, P.scope, P.variant, P.output, "z3",
-                                               P.definition)
-            if cex is not None:
-                return _refuted(P, cex, "z3")
-            notes.append("z3: model did not replay exactly (algebraic/affine-map variant)")
-        else:
-            notes.append("z3: timeout")
-    if not affine:
-        notes.append("rule direction is not diagonal-affine: only the Z3 engine applies")
-    return Unknown(P.statement(), "; ".join(notes) or "no engine answered within the time budget")
+    st, x = solve_root_exit(P, deadline - time.monotonic())
+    if st == "unsat":
+        return _proved(P, "z3 nlsat (exact, t free)", {"solver": "z3", "logic": "QF_NRA"})
+    if st == "sat":
+        cex = RootExitCounterexample.build(P.question(), P.net, P.rule, x, "z3")
+        if cex is not None:
+            return _refuted(P, cex, "z3")
+        notes.append("z3: model did not replay exactly (algebraic model)")
+    else:
+        notes.append("z3: timeout")
+    return None
 
 
 def _solve_task(args: tuple) -> Verdict:
@@ -284,7 +360,8 @@ def find_root_exit(
     ``.layer``, ``.root``), Proved if no neuron's can, Unknown otherwise. With several neurons the verdict also has
     ``.per_neuron`` = {neuron: verdict}.
     """
-    net._check_layer(layer)
+    check_timeout(timeout)
+    net.check_layer(layer)
     low, high = parse_box(domain, net.input_size)
     n_l = net.weight(layer).shape[0]
     if neuron is None:

@@ -71,7 +71,7 @@ def to_sympy(
         raise InputError(f"to_sympy: {len(xs)} symbols for a network with {net.input_size} inputs")
     outputs = range(net.output_size) if output is None else [output]
     if output is not None:
-        net._check_output(output)
+        net.check_output(output)
     if pattern is not None:
         exprs = []
         for c in outputs:

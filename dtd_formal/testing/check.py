@@ -11,9 +11,11 @@ For every requested property (catalogue: :mod:`dtd_formal.testing.properties`):
    elsewhere), a witness becomes "refuted" after an exact replay, and a timeout is "unknown", never a pass.
 
 Statuses: "proved", "refuted", "passed" (no counterexample in N examples, no solver for this property),
-"unknown" (the solver timed out or could not replay), "not applicable" (e.g. root properties of a non-root rule),
+"unknown" (the solver timed out or could not replay), "error" (the rule's code raised, or returned inexact numbers
+in exact arithmetic, on a valid case: the report names the method, the exception and the input; this is a bug in
+the rule's code, not a mathematical counterexample), "not applicable" (e.g. root properties of a non-root rule),
 "not run" (``fail_fast`` stopped after an earlier refutation).
-``report.passed`` is True when nothing is refuted or unknown.
+``report.passed`` is True when nothing is refuted, unknown or in error.
 """
 
 from __future__ import annotations
@@ -36,12 +38,20 @@ from .properties import DEFAULT_PROPERTIES, Outcome, Property, get_property
 from .solver import SOLVABLE, decide
 from .strategies import Case, NetworkSpec, cases
 
-STATUSES = ("proved", "refuted", "passed", "unknown", "not applicable", "not run")
+STATUSES = ("proved", "refuted", "passed", "unknown", "error", "not applicable", "not run")
 
 
 class _PropertyFailed(Exception):
     def __init__(self, case: Case, outcome: Outcome) -> None:
         super().__init__(outcome.message)
+        self.case, self.outcome = case, outcome
+
+
+class _RuleRaised(Exception):
+    """The rule's code failed on a case (stops the search; not shrunk as a counterexample)."""
+
+    def __init__(self, case: Case, outcome: Outcome) -> None:
+        super().__init__(outcome.error)
         self.case, self.outcome = case, outcome
 
 
@@ -106,6 +116,11 @@ class RuleReport:
         return [p for p in self.properties if p.status == "unknown"]
 
     @property
+    def errors(self) -> list[PropertyReport]:
+        """Properties whose evaluation stopped because the rule's code raised."""
+        return [p for p in self.properties if p.status == "error"]
+
+    @property
     def counterexample(self) -> Counterexample | None:
         """The first refuted property's counterexample (None when nothing is refuted)."""
         bad = self.refuted
@@ -137,8 +152,14 @@ class RuleReport:
             if p.counterexample is not None:
                 lines.append(f"counterexample for {p.name}:")
                 lines.append(p.counterexample.describe())
-        verdict = "PASSED" if self.passed else ("REFUTED: " + ", ".join(p.name for p in self.refuted) if self.refuted
-                                                 else "UNKNOWN: " + ", ".join(p.name for p in self.unknown))
+        if self.passed:
+            verdict = "PASSED"
+        elif self.errors:
+            verdict = "ERROR (the rule's code failed): " + "; ".join(f"{p.name}: {p.reason}" for p in self.errors)
+        elif self.refuted:
+            verdict = "REFUTED: " + ", ".join(p.name for p in self.refuted)
+        else:
+            verdict = "UNKNOWN: " + ", ".join(p.name for p in self.unknown)
         lines.append(verdict)
         return "\n".join(lines)
 
@@ -206,6 +227,8 @@ def _run_hypothesis(prop: Property, rule: Rule, spec: NetworkSpec, domain: Domai
             if failed["shrink_calls"] > shrink_budget and repr(case) != failed["best"]:
                 return
         outcome = prop.evaluate(rule, case.network, case.x, case.output, domain)
+        if outcome.error:
+            raise _RuleRaised(case, outcome)
         if not failed["seen"]:
             counts["examples"] += 1
             counts["degenerate"] += int(outcome.vacuous or case.stats.degenerate)
@@ -220,15 +243,20 @@ def _run_hypothesis(prop: Property, rule: Rule, spec: NetworkSpec, domain: Domai
     if seed is not None:
         run = hypothesis_seed(seed)(run)
     cex = None
+    error = ""
     try:
         run()
     except _PropertyFailed as exc:
         case = exc.case
         cex = Counterexample(prop.name, rule, case.network, case.x, case.output, domain, exc.outcome.values,
                              exc.outcome.message, "hypothesis (shrunk)", seed)
+    except _RuleRaised as exc:
+        error = (f"{exc.outcome.error} (input x = {[str(v) for v in exc.case.x]} of the "
+                 f"{'-'.join(str(n) for n in exc.case.network.layer_sizes)} network {exc.case.network.to_json()['layers']})")
     zeros = {k: counts[k] for k in ("kinks", "zero_inputs", "zero_weights")}
-    report = PropertyReport(prop.name, prop.statement, "refuted" if cex else "passed", counts["examples"],
-                            counts["degenerate"], zeros, cex)
+    status = "error" if error else ("refuted" if cex else "passed")
+    report = PropertyReport(prop.name, prop.statement, status, counts["examples"], counts["degenerate"], zeros, cex,
+                            reason=error)
     return report, cex
 
 
@@ -301,6 +329,9 @@ def check_rule(
             reports.append(PropertyReport(prop.name, prop.statement, "not applicable", reason=reason))
             continue
         report, cex = _run_hypothesis(prop, rule, spec, domain, max_examples, seed, shrink_budget)
+        if report.status == "error":
+            reports.append(report)
+            continue
         if cex is None and smalls and prop.name in SOLVABLE:
             positive = spec.output_sign == "positive"
             cond = f"all inputs with {domain.describe()}" + (f" and f_{spec.output}(x) >= 0" if positive else "")

@@ -9,7 +9,6 @@ while the rule has the bug and passes once it is fixed); :meth:`Counterexample.t
 
 from __future__ import annotations
 
-import importlib
 import json
 import pprint
 import re
@@ -25,6 +24,7 @@ from ..exact import array_to_json, fraction_to_str, to_fraction_array
 from ..network import Network
 from ..rules.base import Rule
 from ..rules.domains import Box, Domain, NonNegative, Unbounded
+from ..rules.parse import resolve_rule, rule_reference
 from ..verdict import to_jsonable
 from .properties import Outcome, evaluate_property
 
@@ -57,43 +57,18 @@ def domain_from_json(data: dict[str, Any]) -> Domain:
 
 # ---------------------------------------------------------------------------------------------------- rules
 def rule_to_json(rule: Rule) -> dict[str, Any]:
-    """Class path, parameters (exact), bias convention and the rule's own repr/spec."""
-    cls = type(rule)
-    return {
-        "class": f"{cls.__module__}:{cls.__qualname__}",
-        "spec": rule.spec(),
-        "repr": repr(rule),
-        "bias": rule.bias,
-        "params": {k: (fraction_to_str(v) if isinstance(v, Fraction) else to_jsonable(v))
-                   for k, v in rule.params().items()},
-    }
+    """How a file names the rule: its :func:`~dtd_formal.rules.parse.rule_reference` (an exact catalogue spec, or
+    ``python:module:Class[spec]`` for a user rule, which is never imported from the file), plus its repr for
+    people."""
+    return {"reference": rule_reference(rule), "spec": rule.spec(), "repr": repr(rule)}
 
 
-def rule_from_json(data: dict[str, Any]) -> Rule:
-    """Rebuild a rule: import its class and call it with its parameters (and ``bias`` unless it is "dtd")."""
-    path = data.get("class", "")
-    module, _, qualname = path.partition(":")
-    if not module or "<locals>" in qualname:
-        raise InputError(f"rule class {path!r} cannot be imported; pass the rule explicitly")
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise InputError(f"rule class {path!r} cannot be imported ({exc}); pass the rule explicitly") from None
-
-    def number(v: Any) -> Any:
-        if isinstance(v, str) and re.fullmatch(r"-?\d+(/\d+)?", v):
-            return Fraction(v)
-        return v
-
-    kwargs = {k: number(v) for k, v in data.get("params", {}).items()}
-    if data.get("bias", "dtd") != "dtd":
-        kwargs["bias"] = data["bias"]
-    try:
-        return obj(**kwargs)
-    except TypeError as exc:
-        raise InputError(f"cannot rebuild {path}({kwargs}): {exc}; pass the rule explicitly") from None
+def rule_from_json(data: Any, rule: Rule | None = None, source: str = "JSON") -> Rule:
+    """The rule a file names (:func:`~dtd_formal.rules.parse.resolve_rule`): a catalogue reference is parsed; a user
+    rule must be passed as ``rule`` (it must be the rule the file names). Nothing is imported."""
+    if not isinstance(data, dict) or not isinstance(data.get("reference"), str):
+        raise InputError(f"{source}: \"rule\" must be an object with a \"reference\" string")
+    return resolve_rule(data["reference"], rule, source)
 
 
 def rule_source(rule: Rule) -> tuple[list[str], str] | None:
@@ -127,9 +102,26 @@ class Counterexample:
         """Re-evaluate the property exactly (Fractions) on the stored case."""
         return evaluate_property(self.property, self.rule, self.network, self.input, self.output, self.domain)
 
+    def check(self) -> list[str]:
+        """Every mismatch between the stored case and its exact re-evaluation (empty: confirmed). The property must
+        fail (not hold, and not crash) with exactly the stored values and message."""
+        outcome = self.replay()
+        if outcome.error:
+            return [f"the rule raised during the replay: {outcome.error}"]
+        if outcome.holds:
+            return ["the property holds at the stored input: the violation does not reproduce"]
+        bad = []
+        if to_jsonable(self.values) != to_jsonable(outcome.values):
+            keys = sorted(k for k in set(self.values) | set(outcome.values)
+                          if to_jsonable(self.values.get(k)) != to_jsonable(outcome.values.get(k)))
+            bad.append(f"values {keys}: stored ones differ from the re-derived ones")
+        if self.message != outcome.message:
+            bad.append("message: differs from the re-derived one")
+        return bad
+
     def reproduces(self) -> bool:
-        """Whether the exact replay still shows the violation."""
-        return not self.replay().holds
+        """Whether the exact replay shows the violation with the stored values."""
+        return not self.check()
 
     # ------------------------------------------------------------------ JSON
     def to_json(self) -> dict[str, Any]:
@@ -154,21 +146,29 @@ class Counterexample:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], rule: Rule | None = None, source: str = "JSON") -> "Counterexample":
-        """Read a counterexample back (the rule is rebuilt from its class path unless given)."""
+        """Read a counterexample back; the rule is resolved from its reference without importing anything (a user
+        rule must be given as ``rule``). Wrong types or missing fields: :class:`InputError`."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise InputError(f"{source}: not a dtd_formal counterexample (expected \"format\": \"{FORMAT}\")")
+        for key, kind in (("property", str), ("network", dict), ("input", list), ("output", int), ("domain", dict),
+                          ("values", dict), ("message", str)):
+            if key not in data or not isinstance(data[key], kind) or isinstance(data[key], bool):
+                raise InputError(f"{source}: field {key!r} missing or not {kind.__name__}")
+        from ..properties import get_property
+
         net = Network.from_json(data["network"], source=source)
+        seed = data.get("seed")
         return cls(
-            property=data["property"],
-            rule=rule if rule is not None else rule_from_json(data["rule"]),
+            property=get_property(data["property"]).name,
+            rule=rule_from_json(data.get("rule"), rule, source),
             network=net,
             input=net.as_input(data["input"], f"{source}: input"),
-            output=int(data.get("output", 0)),
+            output=data["output"],
             domain=domain_from_json(data["domain"]),
-            values=data.get("values", {}),
-            message=data.get("message", ""),
-            found_by=data.get("found_by", ""),
-            seed=data.get("seed"),
+            values=data["values"],
+            message=data["message"],
+            found_by=str(data.get("found_by", "")),
+            seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
         )
 
     # ------------------------------------------------------------------ pytest

@@ -21,6 +21,8 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from ..rules.ops import ExactOps
+
 PRECISION = 6
 
 
@@ -189,4 +191,15 @@ def _deg_add(a: int | None, b: int | None) -> int | None:
     return None if a is None or b is None else max(a, b)
 
 
-__all__ = ["Germ", "Undecided", "PRECISION"]
+
+
+class GermOps(ExactOps):
+    """The exact ops over arrays of :class:`Germ` (and Fractions): the rule bodies and the walk run unchanged; the
+    walk's check that results are exact rationals does not apply (germs are exact series)."""
+
+    exact_results = False
+
+
+GERM_OPS = GermOps()
+
+__all__ = ["Germ", "Undecided", "PRECISION", "GermOps", "GERM_OPS"]
