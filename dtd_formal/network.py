@@ -177,6 +177,12 @@ class Network:
 
     __hash__ = None  # type: ignore[assignment]
 
+    #: per-network caches of backends that hold objects a process pool cannot pickle (Z3 terms); rebuilt on use
+    _UNPICKLED_CACHES = ("_z3_layers", "_stock_forms", "_smt_split_weights")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in self._UNPICKLED_CACHES}
+
     # ------------------------------------------------------------------ inputs
     def as_input(self, x: Any, name: str = "input") -> ExactArray:
         """Convert one input exactly and check its length."""

@@ -136,12 +136,21 @@ def _show(v: Any) -> Any:
 # ---------------------------------------------------------------------------------------------------- the checks
 def _conservation(tr: Trace, ctx: Context) -> list[Check]:
     ops, R = tr.ops, tr.relevance
+    steps = {st.layer: st for st in tr.steps}
     out = []
     for l in ctx.layers:
         upper, lower = ops.sum(R[l]), ops.sum(R[l - 1])
-        out.append(Check(upper != lower, l, None, {"upper_total": upper, "lower_total": lower},
+        values = {"upper_total": upper, "lower_total": lower, "absorbed": upper - lower, "R_upper": R[l],
+                  "R_lower": R[l - 1], "relu_dropped": ops.sum(steps[l].lower_raw) - lower}
+        if getattr(ops, "exact_results", False):  # which neurons dropped their relevance (exact bookkeeping)
+            W, b = tr.layers[l - 1]
+            values["dropped_neurons"] = [int(j) for j in call_rule(tr.rule_at(l), "dropped_neurons", ops,
+                                                                   tr.acts[l - 1], W, b, R[l], layer=l)]
+        out.append(Check(upper != lower, l, None, values,
                          lambda v, l=l: f"layer {l}: sum R^{l - 1} = {v['lower_total']} but sum R^{l} = "
-                                        f"{v['upper_total']} (absorbed {v['upper_total'] - v['lower_total']})"))
+                                        f"{v['upper_total']} (absorbed {v['absorbed']}; dropped neurons "
+                                        f"{v.get('dropped_neurons', [])}; given to inactive neurons "
+                                        f"{v['relu_dropped']})"))
     return out
 
 

@@ -104,6 +104,8 @@ def replay_data(data: Any, source: str = "file", model: Network | None = None, r
         return _replay_report(data, source, model, rule, timeout)
     if fmt == VERDICT_FORMAT:
         return replay_verdict(data, source, model, rule, timeout)
+    if data.get("kind") in ("root_exit", "violation") and isinstance(data.get("question"), dict):
+        return _replay_bare_counterexample(data, source, model, rule)
     raise InputError(f"{source}: not a dtd_formal verdict, report, counterexample or certificate (format {fmt!r})")
 
 
@@ -263,6 +265,20 @@ def _replay_violation_proof(question: Any, net: Network, rule: Rule, cert: dict[
             return [f"z3: {bad}"]
     st, _, why = decide_property(prop, rule, net, question.params["output"], Box(low, high), timeout)
     return [] if st == "unsat" else [f"z3: the re-run query answers {st} {why}".rstrip()]
+
+
+def _replay_bare_counterexample(data: dict[str, Any], source: str, model: Network | None,
+                                given_rule: Rule | None) -> ReplayReport:
+    """A counterexample object on its own (``counterexample.to_json(net)``): re-derived like a refuted verdict."""
+    from .rules.parse import resolve_rule
+    from .smt.counterexample import RootExitCounterexample, ViolationCounterexample
+
+    cls = RootExitCounterexample if data["kind"] == "root_exit" else ViolationCounterexample
+    cex = cls.from_json(data, source)
+    net = _network(data, model, source)
+    problems = cex.check(net, resolve_rule(cex.question.rule, given_rule, source))
+    return ReplayReport(cex.question.kind, "refuted", not problems,
+                        _describe(cex.question, "refuted") if not problems else problems[0], problems)
 
 
 # ---------------------------------------------------------------------------------------------------- reports

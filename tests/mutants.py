@@ -87,7 +87,7 @@ class ZPlusDropsLastInput(ZPlus):
         return ops.where(np.arange(np.shape(C)[-1]) < np.shape(C)[-1] - 1, C, ops.zero)
 
 
-PROPERTIES = ["conservation", "positivity", "root_on_hyperplane", "root_in_domain", "backend_agreement"]
+PROPERTIES = ["conservation", "positivity", "root-on-hyperplane", "root-in-domain", "backend-agreement"]
 
 #: (mutant, correct rule, keyword arguments of check_rule for the network class)
 MUTANTS: list[tuple[Rule, Rule, dict[str, Any]]] = [

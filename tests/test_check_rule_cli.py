@@ -51,7 +51,13 @@ def test_refuted_property_exits_1_and_exports(rule_module, capsys, tmp_path):
     out = capsys.readouterr().out
     assert rc == 1 and "refuted" in out and "input x =" in out and "REFUTED: conservation" in out
     data = json.loads((tmp_path / "cex" / "conservation.json").read_text())
-    assert data["format"] == "dtd_formal.counterexample/1" and data["rule"]["class"] == "my_rules:ZPlusNoNorm"
+    assert data["format"] == "dtd_formal.counterexample/1"
+    assert data["rule"]["reference"] == "python:my_rules:ZPlusNoNorm[zplus]"  # named, never imported from the file
+    # replay needs the user rule passed explicitly; a file never makes dtd-formal import code
+    assert main(["replay", str(tmp_path / "cex" / "conservation.json")]) == 2
+    assert "never import code" in capsys.readouterr().err
+    assert main(["replay", str(tmp_path / "cex" / "conservation.json"), "--rule", f"{rule_module}:ZPlusNoNorm"]) == 0
+    assert main(["replay", str(tmp_path / "cex" / "conservation.json"), "--rule", "zplus"]) == 2
     text = (tmp_path / "cex" / "test_conservation_regression.py").read_text()
     ns: dict = {}
     exec(compile(text, "regression.py", "exec"), ns)
@@ -66,7 +72,7 @@ def test_json_output_is_machine_readable(rule_module, capsys):
     assert data["rule"]["spec"] == "flat_positives"
     st = {p["name"]: p["status"] for p in data["properties"]}
     # v = [w > 0]: contributions w+ >= 0, normaliser sum w+ -> positive; a neuron with no positive weight drops
-    assert st["positivity"] in ("proved", "passed") and st["root_on_hyperplane"] in ("proved", "passed")
+    assert st["positivity"] in ("proved", "passed") and st["root-on-hyperplane"] in ("proved", "passed")
     assert rc == (1 if "refuted" in st.values() else 0)
 
 
@@ -96,3 +102,20 @@ def test_domain_option_and_catalogue_rule_with_parameters(capsys):
     out = capsys.readouterr().out
     assert rc == 0 and "-1 <= a <= 1" in out, out
     assert main(["check-rule", "zplus", "--domain", "1:0"]) == 2
+
+
+def test_rule_code_that_raises_is_an_error_not_a_refutation(rule_module, capsys, tmp_path):
+    """A rule whose body crashes (a float literal mixed into exact arithmetic) is reported as "error" with exit 2,
+    naming the method and the input; "refuted" is kept for mathematical counterexamples."""
+    (tmp_path / "float_rule.py").write_text(
+        "from dtd_formal.rules import ZPlus\n\n"
+        "class FloatLiteral(ZPlus):\n"
+        "    def direction(self, ops, a, W, b):\n"
+        "        return ops.positive_mask(W) * a * (ops.one + 0.1)\n")
+    rc = main(["check-rule", "float_rule:FloatLiteral", "--bias", "nonpositive", "--max-examples", "10",
+               "--properties", "conservation"])
+    out = capsys.readouterr().out
+    assert rc == 2, out
+    assert "error" in out and "redistribute" in out and "inexact value" in out and "input x =" in out
+    assert "REFUTED" not in out
+    sys.modules.pop("float_rule", None)

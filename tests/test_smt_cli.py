@@ -45,7 +45,8 @@ def test_cli_exit_codes(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[
 
 
 def test_replay_counterexample_files(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    """`dtd-formal replay FILE` on counterexample JSON: 0 when it replays exactly, 1 when not, 2 when malformed."""
+    """`dtd-formal replay FILE` on verdicts and counterexamples: 0 when every stored value re-derives exactly, 1 when
+    one does not (named), 2 when the file is malformed or the network is missing."""
     import numpy as np
 
     from dtd_formal.rules import ZPlus
@@ -57,31 +58,32 @@ def test_replay_counterexample_files(tmp_path, capsys) -> None:  # type: ignore[
     good = tmp_path / "root_exit.json"
     good.write_text(json.dumps(v.counterexample.to_json(net)))
     assert main(["replay", str(good)]) == 0
-    assert "root_exit counterexample (zplus): checks" in capsys.readouterr().out
+    assert "root-exit (refuted): checks" in capsys.readouterr().out
     data = v.counterexample.to_json(net)
     data["input"] = ["1/8", "1/8"]  # neuron 1 inactive there: no exit
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(data))
     assert main(["replay", str(bad)]) == 1
     assert "DOES NOT CHECK" in capsys.readouterr().out
-    # the verdict wrapper of `counterexample --json` names the model file instead of embedding the network
+    # the whole self-describing verdict, network embedded
+    (tmp_path / "verdict.json").write_text(json.dumps(v.attach(v.question, net).to_json()))
+    assert main(["replay", str(tmp_path / "verdict.json"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["checks"] is True
+    # without the network: a path named in a file is never opened; the user passes --model (digest checked)
     model = tmp_path / "net.json"
     net.save(model)
-    wrapped = {"status": "refuted", "counterexample": {**v.counterexample.to_json(), "model": str(model)}}
-    (tmp_path / "wrapped.json").write_text(json.dumps(wrapped))
-    assert main(["replay", str(tmp_path / "wrapped.json"), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["ok"] is True
-    no_net = v.counterexample.to_json()
-    no_net["model"] = None
-    (tmp_path / "no_net.json").write_text(json.dumps(no_net))
+    (tmp_path / "no_net.json").write_text(json.dumps(v.counterexample.to_json()))
     assert main(["replay", str(tmp_path / "no_net.json")]) == 2
     assert main(["replay", str(tmp_path / "no_net.json"), "--model", str(model)]) == 0
+    other = tmp_path / "other.json"
+    dtd.Network([[[1, 1], [1, 0]], [[1, 2]]], [[F(-1, 2), F(-1, 2)], [0]]).save(other)
+    assert main(["replay", str(tmp_path / "no_net.json"), "--model", str(other)]) == 1  # another network's digest
     capsys.readouterr()
-    # the whole --json report of `dtd-formal counterexample` (model named at the top)
-    assert main(["counterexample", str(model), "--neuron", "0", "--domain", "0:1", "--timeout", "5", "--json"]) == 0
+    # the whole --json report of `dtd-formal counterexample` (network embedded once)
+    assert main(["counterexample", str(model), "--domain", "0:1", "--timeout", "5", "--json"]) == 0
     (tmp_path / "report.json").write_text(capsys.readouterr().out)
     assert main(["replay", str(tmp_path / "report.json")]) == 0
-    assert "1 of 1 counterexamples replay" in capsys.readouterr().out
+    assert "2 of 2 per-neuron verdicts re-derived" in capsys.readouterr().out
     broken = v.counterexample.to_json(net)
     del broken["input"]
     (tmp_path / "broken.json").write_text(json.dumps(broken))
@@ -90,11 +92,13 @@ def test_replay_counterexample_files(tmp_path, capsys) -> None:  # type: ignore[
     pos = dtd.Network([[[1, -1], [1, 1]], [[1, 1]]], [[F(1, 2), F(-1, 4)], [0]])
     w = dtd.find_violation(pos, ZPlus(), "conservation", domain=(0, 1), timeout=10)
     assert w.status == "refuted"
-    (tmp_path / "violation.json").write_text(json.dumps(w.counterexample.to_json(pos)))
+    (tmp_path / "violation.json").write_text(json.dumps(w.attach(w.question, pos).to_json()))
     assert main(["replay", str(tmp_path / "violation.json")]) == 0
     # ... and the testing package's format: z+ drops the relevance of neuron 0 at x = 0 (z = 1/2, x . w+ = 0)
     cex = Counterexample("conservation", ZPlus(), pos, np.array([F(0), F(0)], dtype=object), 0, dtd.rules.NonNegative())
-    assert not cex.replay().holds
+    out = cex.replay()
+    assert not out.holds
+    cex.values, cex.message = out.values, out.message
     cex.save(tmp_path / "testing.json")
     assert main(["replay", str(tmp_path / "testing.json")]) == 0
     cex.input = np.array([F(1), F(1)], dtype=object)  # x . w+ = 2 > 0: conserved there

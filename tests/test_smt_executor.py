@@ -45,4 +45,4 @@ def test_local_pool_and_dask_match_serial() -> None:
         via_dask = dtd.find_root_exit(net, ZPlus(), layer=1, domain=(0, 1), timeout=4,
                                       executor="dask://" + address.split("://", 1)[1])
         assert _statuses(via_dask) == _statuses(serial)
-        assert via_dask.per_neuron[0].counterexample.replay(net)
+        assert via_dask.per_neuron[0].counterexample.replay(net, ZPlus())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from fractions import Fraction as F
 
@@ -12,7 +13,7 @@ import dtd_formal as dtd
 from dtd_formal.errors import InputError
 from dtd_formal.rules import LRP0, Gamma, WSquare, ZBox, ZPlus
 from dtd_formal.smt.counterexample import RootExitCounterexample
-from dtd_formal.smt.problem import RootExitProblem, affine_direction, parse_box
+from dtd_formal.smt.problem import RootExitProblem, StockForm, parse_box, verify_stock_form
 from dtd_formal.smt.relax import check_certificate, prove_by_relaxation
 
 ENGINES = ("falsify", "relax", "lp", "slice", "z3")
@@ -88,7 +89,8 @@ def test_mixed_safe_net_is_proved() -> None:
 
 def test_hand_derived_exit_is_found_by_every_refuting_engine() -> None:
     net = exit_net()
-    cex = RootExitCounterexample.build(net, ZPlus(), [1, 1], 1, 0)
+    question = RootExitProblem(net, ZPlus(), 1, 0, *parse_box((0, 1), 2)).question()
+    cex = RootExitCounterexample.build(question, net, ZPlus(), [1, 1])
     assert cex is not None and cex.step == F(3, 4)
     assert list(cex.root) == [F(1, 4), F(1, 4)] and cex.flipped == [(1, 1)]
     assert cex.patterns_before[0] == [1, 1] and cex.patterns_after[0][1] == -1
@@ -182,17 +184,39 @@ def test_other_rules_replay_and_never_contradict(rule: object) -> None:
     assert not {"proved", "refuted"} <= seen
 
 
-def test_affine_direction_matches_the_rules() -> None:
+def test_stock_form_is_verified_from_the_rules_own_definition() -> None:
     net = _random_net(3, (3, 2, 1))
     W = net.weight(1)[0]
-    D, e = affine_direction(ZPlus(), net, 1, 0)
-    assert list(D) == [F(int(w > 0)) for w in W] and all(v == 0 for v in e)
-    D, e = affine_direction(Gamma(F(1, 2)), net, 1, 0)
-    assert list(D) == [1 + F(1, 2) * int(w > 0) for w in W]
-    D, e = affine_direction(WSquare(), net, 1, 0)
-    assert all(v == 0 for v in D) and list(e) == list(W)
-    D, e = affine_direction(ZBox(-1, 2), net, 1, 0)
-    assert list(e) == [-(F(-1) if w > 0 else F(2) if w < 0 else 0) for w in W]
+
+    def form(rule: object) -> StockForm:
+        f = verify_stock_form(rule, net, 1, 0, nonnegative=True)
+        assert isinstance(f, StockForm), f
+        return f
+
+    f = form(ZPlus())
+    assert list(f.D) == [F(int(w > 0)) for w in W] and all(v == 0 for v in f.e)
+    assert list(form(Gamma(F(1, 2))).D) == [1 + F(1, 2) * int(w > 0) for w in W]
+    f = form(WSquare())
+    assert all(v == 0 for v in f.D) and list(f.e) == list(W)
+    f = form(ZBox(-1, 2))
+    assert list(f.e) == [-(F(-1) if w > 0 else F(2) if w < 0 else 0) for w in W]
+
+    class WrongStep(ZPlus):  # overrides root_step: the linear engines must not assume the stock step
+        def root_step(self, ops, a, W, b, R=None, definition="true"):  # type: ignore[no-untyped-def]
+            t, V, den = super().root_step(ops, a, W, b, R, definition)
+            return t * 2, V, den
+
+    class Thresholded(ZPlus):  # a data-dependent mask on a: not diagonal-affine
+        def direction(self, ops, a, W, b):  # type: ignore[no-untyped-def]
+            return ops.positive_mask(W) * ops.pos(a - ops.const(F(1, 2)))
+
+    assert "is not z_j / (w_j . v_j)" in verify_stock_form(WrongStep(), net, 1, 0, nonnegative=True)
+    assert "not affine" in verify_stock_form(Thresholded(), net, 1, 0, nonnegative=True)
+    # ... and the problem records it: relax/lp/slice step aside with the reason, never a Proved from them
+    P = RootExitProblem(net, WrongStep(), 1, 0, *parse_box((0, 1), 3))
+    assert P.stock is None and "root_step" in P.not_stock_reason
+    v = dtd.find_root_exit(net, WrongStep(), layer=1, neuron=0, domain=(0, 1), timeout=3, engines=("relax", "lp"))
+    assert v.status == "unknown" and "stepped aside" in v.reason
 
 
 # ---------------------------------------------------------------------------------------------------- certificates
@@ -242,20 +266,26 @@ def test_counterexample_json_pytest_and_tampering() -> None:
     v = dtd.find_root_exit(net, ZPlus(), layer=1, neuron=0, domain=(0, 1), timeout=10)
     c = v.counterexample
     data = v.to_json()
-    assert data["status"] == "refuted" and data["counterexample"]["neuron"] == 0
+    assert data["status"] == "refuted" and data["counterexample"]["question"]["neuron"] == 0
+    assert data["question"]["network"] == net.digest() and data["question"]["rule"] == "zplus"
     back = RootExitCounterexample.from_json(c.to_json())
-    assert back.replay(net) and back.step == c.step
+    assert back.replay(net, ZPlus()) and back.step == c.step
     src = c.to_pytest(net, "test_generated")
     ns: dict = {}
     exec(compile(src, "<generated>", "exec"), ns)
     ns["test_generated"]()
     bad = RootExitCounterexample.from_json(c.to_json())
     bad.root = bad.root + F(1, 10**9)
-    assert not bad.replay(net)
+    assert bad.check(net, ZPlus())[0].startswith("root:")
     bad2 = RootExitCounterexample.from_json(c.to_json())
     bad2.input = np.array([F(1, 8), F(1, 8)], dtype=object)  # x0 < 1/2: neuron 1 inactive, no exit
     bad2.root = np.array([F(0), F(0)], dtype=object)
-    assert not bad2.replay(net)
+    assert not bad2.replay(net, ZPlus())
+    bad3 = RootExitCounterexample.from_json(c.to_json())
+    bad3.input = np.array([F(11, 10), F(1, 2)], dtype=object)  # an exit, but outside the box [0, 1]^2
+    assert bad3.check(net, ZPlus()) == ["input: the input is not in the question's box"]
+    assert not back.replay(net, LRP0())  # another rule than the one the file is about
+    assert not back.replay(upper_only_net(), ZPlus())  # another network (digest)
 
 
 # ---------------------------------------------------------------------------------------------------- budgets, API
@@ -319,7 +349,8 @@ def test_branching_on_t_proves_with_fewer_nodes(n: int) -> None:
     assert box.status == "proved" and both.status == "proved"
     assert both.t_splits >= 1 and -3 in both.tree and -3 not in box.tree
     assert both.boxes < box.boxes, (both.boxes, box.boxes)
-    assert check_certificate(P, both.tree) and check_certificate(P, box.tree)
+    assert check_certificate(P, both.tree) and check_certificate(P, box.tree, "box")
+    assert not check_certificate(P, box.tree)  # read with the other branching rule, the tree is not the prover's
     # at the budget the t-branching proof needs, input-box branching alone does not finish
     cut = prove_by_relaxation(P, time.monotonic() + 20, use_lp=False, branch="box", max_boxes=both.boxes)
     assert cut.status == "unknown"
@@ -364,9 +395,10 @@ def test_paper_code_roots_hand_derived_and_replayed() -> None:
         assert c.definition == "paper-code" and c.step == 2 * (x0 + x1 - F(1, 2)) / (x0 + x1)
         assert c.replay(net, ZPlus())
         back = RootExitCounterexample.from_json(c.to_json())
-        assert back.definition == "paper-code" and back.replay(net)
-        back.definition = "true"  # the same record read with the other definition does not replay
-        assert not back.replay(net)
+        assert back.definition == "paper-code" and back.replay(net, ZPlus())
+        # the same record read with the other definition does not replay
+        back.question = dataclasses.replace(back.question, params={**back.question.params, "definition": "true"})
+        assert not back.replay(net, ZPlus())
         ns: dict = {}
         exec(compile(c.to_pytest(net, "test_generated"), "<generated>", "exec"), ns)
         ns["test_generated"]()

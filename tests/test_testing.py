@@ -14,6 +14,7 @@ import z3
 from hypothesis import given, settings
 
 from dtd_formal.dtd import lrp
+from dtd_formal.errors import InputError
 from dtd_formal.exact import to_fraction_array
 from dtd_formal.network import Network
 from dtd_formal.rules import EXACT, LRP0, AlphaBeta, Box, Epsilon, Flat, Gamma, WSquare, ZBox, ZPlus
@@ -22,7 +23,7 @@ from dtd_formal.testing import Counterexample, NetworkSpec, cases, check_rule, e
 from dtd_formal.testing import solver as solver_mod
 from dtd_formal.testing.strategies import gammas
 
-from mutants import MUTANTS, PROPERTIES
+from mutants import MUTANTS, PROPERTIES, ZPlusFloatLiteral
 
 N = 40  # examples per property: enough for these verdicts, keeps the file fast
 
@@ -95,16 +96,16 @@ def test_hand_derived_epsilon_and_lrp0_zennit_cases():
     # so it absorbs -1/2 (sum R^0 = 1 > sum R^1 = 1/2) and equals grad x input = 1 * 1.
     out = evaluate_property("conservation", LRP0(bias="zennit"), net, [1])
     assert not out.holds and out.values["absorbed"] == F(-1, 2)
-    assert evaluate_property("equals_gradient_x_input", LRP0(bias="zennit"), net, [1]).holds
+    assert evaluate_property("equals-gradient-x-input", LRP0(bias="zennit"), net, [1]).holds
     # DTD LRP0 normalises by x w = 1: R^0 = 1/2, conserves, and differs from grad x input = 1.
     assert evaluate_property("conservation", LRP0(), net, [1]).holds
-    bad = evaluate_property("equals_gradient_x_input", LRP0(), net, [1])
+    bad = evaluate_property("equals-gradient-x-input", LRP0(), net, [1])
     assert not bad.holds and bad.values["R_input"] == ["1/2"] and bad.values["gradient_x_input"] == ["1"]
     # z+ root of layer 1: t = z / (x w+) = 1/2, root = 1 - 1/2 = 1/2 >= 0, on the hyperplane z1(1/2) = 0
-    assert evaluate_property("root_in_domain", ZPlus(), net, [1]).holds
+    assert evaluate_property("root-in-domain", ZPlus(), net, [1]).holds
     # with b1 = +1/2 the z+ root is 1 - 3/2 = -1/2: outside a >= 0
     net2 = Network([[[1]], [[1]]], [[F(1, 2)], [0]])
-    out = evaluate_property("root_in_domain", ZPlus(), net2, [1])
+    out = evaluate_property("root-in-domain", ZPlus(), net2, [1])
     assert not out.holds and out.values["root"] == ["-1/2"]
 
 
@@ -137,38 +138,38 @@ def test_continuity_hand_derived_epsilon_jump():
 # ---------------------------------------------------------------------------------------------------- THEORY verdicts
 def test_zplus_verdicts():
     rep = statuses(check_rule(ZPlus(), max_examples=N, bias="nonpositive"))
-    for name in ("conservation", "positivity", "root_on_hyperplane", "root_in_domain", "backend_agreement"):
+    for name in ("conservation", "positivity", "root-on-hyperplane", "root-in-domain", "backend-agreement"):
         assert rep[name] in ("proved", "passed"), (name, rep[name])
-    assert rep["root_in_linear_region:upper"] == "refuted"  # C5
-    assert rep["equals_gradient_x_input"] == "refuted"
+    assert rep["root-in-linear-region:upper"] == "refuted"  # C5
+    assert rep["equals-gradient-x-input"] == "refuted"
     assert rep["continuity"] == "passed"  # b <= 0: a neuron's relevance vanishes with its positive inputs
-    any_bias = statuses(check_rule(ZPlus(), ["root_in_domain"], max_examples=N, bias="any"))
-    assert any_bias["root_in_domain"] == "refuted"  # needs sum a w^- + b <= 0 (continuity with b > 0: see above)
+    any_bias = statuses(check_rule(ZPlus(), ["root-in-domain"], max_examples=N, bias="any"))
+    assert any_bias["root-in-domain"] == "refuted"  # needs sum a w^- + b <= 0 (continuity with b > 0: see above)
 
 
 def test_epsilon_does_not_conserve_and_lrp0_equals_gradient_x_input():
     assert statuses(check_rule(Epsilon(1e-6), ["conservation"], max_examples=N))["conservation"] == "refuted"
-    rep = statuses(check_rule(LRP0(), ["conservation", "equals_gradient_x_input", "positivity",
-                                       "root_in_linear_region:upper"], max_examples=N, bias="zero"))
+    rep = statuses(check_rule(LRP0(), ["conservation", "equals-gradient-x-input", "positivity",
+                                       "root-in-linear-region:upper"], max_examples=N, bias="zero"))
     assert rep["conservation"] in ("proved", "passed")
-    assert rep["equals_gradient_x_input"] in ("proved", "passed")
-    assert rep["root_in_linear_region:upper"] == "passed"  # root 0 lies on every hyperplane of a bias-free net
+    assert rep["equals-gradient-x-input"] in ("proved", "passed")
+    assert rep["root-in-linear-region:upper"] == "passed"  # root 0 lies on every hyperplane of a bias-free net
     assert rep["positivity"] == "refuted"
-    z = statuses(check_rule(LRP0(bias="zennit"), ["equals_gradient_x_input", "conservation"], max_examples=N))
-    assert z["equals_gradient_x_input"] in ("proved", "passed") and z["conservation"] == "refuted"
+    z = statuses(check_rule(LRP0(bias="zennit"), ["equals-gradient-x-input", "conservation"], max_examples=N))
+    assert z["equals-gradient-x-input"] in ("proved", "passed") and z["conservation"] == "refuted"
 
 
 def test_other_catalogue_rules():
-    ab = statuses(check_rule(AlphaBeta(2, 1), ["positivity", "backend_agreement", "root_in_domain"], max_examples=N))
-    assert ab == {"positivity": "refuted", "backend_agreement": "passed", "root_in_domain": "not applicable"}
+    ab = statuses(check_rule(AlphaBeta(2, 1), ["positivity", "backend-agreement", "root-in-domain"], max_examples=N))
+    assert ab == {"positivity": "refuted", "backend-agreement": "passed", "root-in-domain": "not applicable"}
     fl = statuses(check_rule(Flat(), ["conservation", "positivity"], max_examples=N))
     assert set(fl.values()) <= {"proved", "passed"}
-    ws = check_rule(WSquare(), ["conservation", "positivity", "root_in_domain"], max_examples=60)
-    assert ws["positivity"].status in ("proved", "passed") and ws["root_in_domain"].status in ("proved", "passed")
+    ws = check_rule(WSquare(), ["conservation", "positivity", "root-in-domain"], max_examples=60)
+    assert ws["positivity"].status in ("proved", "passed") and ws["root-in-domain"].status in ("proved", "passed")
     # w^2 loses the relevance of an active neuron whose weights are all 0 (sum w^2 = 0): found and shown
     assert ws["conservation"].status == "refuted"
     assert ws["conservation"].counterexample.values["dropped_neurons"]
-    zb = statuses(check_rule(ZBox(-1, 1), ["positivity", "root_in_domain", "conservation"], max_examples=N,
+    zb = statuses(check_rule(ZBox(-1, 1), ["positivity", "root-in-domain", "conservation"], max_examples=N,
                              bias="nonpositive"))
     assert set(zb.values()) <= {"proved", "passed"}
     g = statuses(check_rule(Gamma(0.25), ["conservation", "positivity"], max_examples=N, bias="nonpositive"))
@@ -179,13 +180,13 @@ def test_layer_scope_region_and_box_domain():
     # z+ root of neuron 0 (w = (1, 0), b = -1/2, x = (1, 1)): t = (1/2) / 1, root = (1/2, 1); neuron 1
     # (w = (1, -1/2), b = -1/4) has z = 1/4 at x and 1/2 - 1/2 - 1/4 = -1/4 at the root: a flip in layer 1.
     net = Network([[[1, 0], [1, F(-1, 2)]], [[1, 1]]], [[F(-1, 2), F(-1, 4)], [0]])
-    out = evaluate_property("root_in_linear_region:layer", ZPlus(), net, [1, 1])
+    out = evaluate_property("root-in-linear-region:layer", ZPlus(), net, [1, 1])
     assert not out.holds and out.values["neuron"] == 0 and (1, 1) in out.values["flipped"]
     assert out.values["root"] == ["1/2", "1"]
-    lrp0 = statuses(check_rule(LRP0(), ["root_in_linear_region:layer"], max_examples=N, bias="zero"))
-    assert lrp0["root_in_linear_region:layer"] == "passed"
-    box = check_rule(ZPlus(), ["root_in_domain"], max_examples=N, bias="nonpositive", domain=Box(0, 1))
-    assert box["root_in_domain"].status in ("proved", "passed") and "0 <= a <= 1" in box["root_in_domain"].solver
+    lrp0 = statuses(check_rule(LRP0(), ["root-in-linear-region:layer"], max_examples=N, bias="zero"))
+    assert lrp0["root-in-linear-region:layer"] == "passed"
+    box = check_rule(ZPlus(), ["root-in-domain"], max_examples=N, bias="nonpositive", domain=Box(0, 1))
+    assert box["root-in-domain"].status in ("proved", "passed") and "0 <= a <= 1" in box["root-in-domain"].solver
 
 
 # ---------------------------------------------------------------------------------------------------- mutants
@@ -195,7 +196,11 @@ def test_every_mutant_is_caught_with_a_replaying_counterexample():
     caught = []
     for mutant, _, kwargs in MUTANTS:
         rep = check_rule(mutant, PROPERTIES, max_examples=100, fail_fast=True, **kwargs)
-        if rep.refuted:
+        if isinstance(mutant, ZPlusFloatLiteral):
+            # a float literal is a bug in the rule's code, not a mathematical counterexample: "error", named
+            assert rep.errors and not rep.refuted and "inexact value" in rep.errors[0].reason, rep.table()
+            caught.append(type(mutant).__name__)
+        elif rep.refuted:
             assert rep.counterexample is not None and rep.counterexample.reproduces(), type(mutant).__name__
             caught.append(type(mutant).__name__)
     rate = len(caught) / len(MUTANTS)
@@ -215,11 +220,15 @@ def test_counterexample_is_shrunk_replays_exports_and_roundtrips(tmp_path):
     # independent replay through dtd.lrp: the totals differ
     rel = lrp(cex.network, cex.input, ZPlusNoNormalisation())
     assert any(c.absorbed != 0 for c in rel.conservation)
-    # JSON round trip (rule rebuilt from its class path)
+    # JSON round trip: a user rule is never imported from the file; it is passed explicitly
     path = tmp_path / "cex.json"
     cex.save(path)
-    back = Counterexample.from_json(json.loads(path.read_text()))
+    with pytest.raises(InputError, match="never import code"):
+        Counterexample.from_json(json.loads(path.read_text()))
+    back = Counterexample.from_json(json.loads(path.read_text()), rule=ZPlusNoNormalisation())
     assert back.network == cex.network and list(back.input) == list(cex.input) and back.reproduces()
+    with pytest.raises(InputError, match="the rule given is"):  # a different rule than the one the file names
+        Counterexample.from_json(json.loads(path.read_text()), rule=ZPlus())
     # the exported regression test runs standalone and fails while the bug is present
     text = cex.to_pytest()
     ns: dict = {}
@@ -244,10 +253,10 @@ def test_solver_timeout_is_unknown_never_a_pass(monkeypatch):
 
 def test_solver_refutation_is_replayed_exactly():
     net = Network([[[1]], [[1]]], [[F(1, 2)], [0]])  # z+ root -1/2 for x = 1 (see the hand-derived test)
-    v = solver_mod.decide("root_in_domain", ZPlus(), net)
+    v = solver_mod.decide("root-in-domain", ZPlus(), net)
     assert v.status == "refuted"
-    assert not evaluate_property("root_in_domain", ZPlus(), net, v.counterexample["input"]).holds
-    assert solver_mod.decide("root_in_domain", ZPlus(), Network([[[1]], [[1]]], [[F(-1, 2)], [0]])).status == "proved"
+    assert not evaluate_property("root-in-domain", ZPlus(), net, v.counterexample["input"]).holds
+    assert solver_mod.decide("root-in-domain", ZPlus(), Network([[[1]], [[1]]], [[F(-1, 2)], [0]])).status == "proved"
 
 
 # ---------------------------------------------------------------------------------------------------- plugin
@@ -279,7 +288,7 @@ def test_network_scope_is_the_closed_activation_region_of_layers_l_to_L():
 
     net = Network([[[1]], [[2]], [[0]]], [[0], [-1], [1]])
     x = to_fraction_array([1])
-    network_scope = evaluate_property("root_in_linear_region:network", ZPlus(), net, x, 0)
-    upper_scope = evaluate_property("root_in_linear_region:upper", ZPlus(), net, x, 0)
+    network_scope = evaluate_property("root-in-linear-region:network", ZPlus(), net, x, 0)
+    upper_scope = evaluate_property("root-in-linear-region:upper", ZPlus(), net, x, 0)
     assert not network_scope.holds and upper_scope.holds
     assert classify_root_reference(net, x, 1, 0, [F(0)], 0, "upper") == (True, False)

@@ -24,7 +24,7 @@ from .problem import RootExitProblem
 
 
 class FloatModel:
-    """float64 view of a :class:`RootExitProblem` for batch scoring.
+    r"""float64 view of a :class:`RootExitProblem` for batch scoring.
 
     The step and direction are the rule's: vectorised over the batch when the stock form is verified
     (:func:`dtd_formal.smt.problem.verify_stock_form`, :math:`v = D \odot a + e`), else the rule's own

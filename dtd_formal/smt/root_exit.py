@@ -170,7 +170,7 @@ def _best_points(P: RootExitProblem, seed: int, n: int = 2048, k: int = 16) -> t
 
 def solve_problem(P: RootExitProblem, timeout: float = 60.0, engines: Sequence[str] = DEFAULT_ENGINES,
                   seed: int = 0, branch: str = "both") -> Verdict:
-    """Run the engines on one (layer, neuron) within ``timeout`` seconds (module docstring).
+    r"""Run the engines on one (layer, neuron) within ``timeout`` seconds (module docstring).
 
     The relaxation, LP and slicing engines encode the stock step :math:`t = z_j / (w_j \cdot v_j)` with a
     diagonal-affine direction; they run only when :func:`dtd_formal.smt.problem.verify_stock_form` has verified

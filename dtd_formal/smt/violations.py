@@ -103,9 +103,9 @@ def encoding_disagreement(prop: Property, rule: Rule, net: Network, x: Any, outp
         if bool(ce.fails) != z3.is_true(z3.simplify(cz.fails)):
             return f"{where}: the Z3 encoding says {'fails' if not ce.fails else 'holds'} at x, exact arithmetic not"
         for key, ve in ce.values.items():
-            vz = cz.values[key]
-            if isinstance(ve, (str, bool)) or key == "precondition":
+            if key not in cz.values or isinstance(ve, (str, bool, list)) or key == "precondition":
                 continue
+            vz = cz.values[key]
             try:
                 ez, ee = np.ravel(from_z3(vz)), np.ravel(np.asarray(ve, dtype=object))
             except InputError:
