@@ -132,6 +132,8 @@ def replay_verdict(data: dict[str, Any], source: str, model: Network | None, giv
     from .rules.parse import resolve_rule
     from .smt.counterexample import question_from_json
 
+    if data.get("format") != VERDICT_FORMAT:
+        raise InputError(f"{source}: not a verdict (expected \"format\": \"{VERDICT_FORMAT}\")")
     status = data.get("status")
     if status not in ("refuted", "proved", "unknown"):
         raise InputError(f"{source}: status must be refuted, proved or unknown, got {status!r}")
@@ -293,11 +295,26 @@ def _replay_report(data: dict[str, Any], source: str, model: Network | None, rul
         if not isinstance(v, dict):
             raise InputError(f"{source}: neuron {j}: expected a verdict object")
         part = replay_verdict(v, f"{source}: neuron {j}", net, rule, timeout)
+        if str(v.get("question", {}).get("neuron")) != j:
+            part.ok, part.problems = False, [f"neuron {j}: the verdict's question is about neuron "
+                                             f"{v.get('question', {}).get('neuron')!r}"]
         if part.status == "unknown":  # an unknown neuron is reported as such, not as a rejection of the file
             part.ok, part.problems = True, []
         parts.append(part)
     bad = [p for p in parts if not p.ok]
     counts = {s: sum(p.status == s for p in parts) for s in ("refuted", "proved", "unknown")}
+    summary_problems = []
+    if "counts" in data and data["counts"] != counts:
+        summary_problems.append(f"counts: stored {data['counts']!r}, the verdicts give {counts!r}")
+    for key in ("rule", "layer", "scope", "variant", "definition"):
+        for j, v in neurons.items():
+            stored = data.get(key, v.get("question", {}).get(key))
+            if stored != v.get("question", {}).get(key):
+                summary_problems.append(f"{key}: the report says {stored!r}, neuron {j}'s question says "
+                                        f"{v.get('question', {}).get(key)!r}")
+                break
+    if summary_problems:
+        return ReplayReport("root-exit-report", "report", False, summary_problems[0], summary_problems, parts)
     detail = (f"{len(parts) - len(bad)} of {len(parts)} per-neuron verdicts re-derived ({counts['refuted']} refuted, "
               f"{counts['proved']} proved, {counts['unknown']} unknown, not re-checkable)")
     return ReplayReport("root-exit-report", "report", not bad, detail if not bad else bad[0].problems[0],

@@ -7,11 +7,12 @@ that class; the mutant must lose at least one of them, with a counterexample.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
-from dtd_formal.rules import Rule, WSquare, ZBox, ZPlus
+from dtd_formal.rules import Box, Domain, Rule, Unbounded, WSquare, ZBox, ZPlus
 
 
 class ZPlusMissingMask(ZPlus):
@@ -102,3 +103,72 @@ MUTANTS: list[tuple[Rule, Rule, dict[str, Any]]] = [
     (ZBoxSwappedBounds(-1, 1), ZBox(-1, 1), {"bias": "nonpositive"}),
     (ZPlusDropsLastInput(), ZPlus(), {"bias": "nonpositive"}),
 ]
+
+
+# ---------------------------------------------------------------------------------------------------- soundness suite
+# One or more mutants per Rule method an engine may read; tests/soundness runs every engine on them and accepts
+# only answers that are right (checked against exact ground truth) or Unknown.
+class ZPlusHalfStep(ZPlus):
+    """root_step: half the step, so the 'root' sits between a and the true root (off the hyperplane)."""
+
+    def root_step(self, ops: Any, a: Any, W: Any, b: Any, R: Any = None, definition: str = "true") -> Any:
+        t, V, den = super().root_step(ops, a, W, b, R, definition)
+        return t * ops.const(Fraction(1, 2)), V, den
+
+
+class ZPlusThresholdDirection(ZPlus):
+    """direction: a data-dependent mask on a (v = [w > 0] * max(a - 1/4, 0)): not diagonal-affine."""
+
+    def direction(self, ops: Any, a: Any, W: Any, b: Any) -> Any:
+        return ops.positive_mask(W) * ops.pos(a - ops.const(Fraction(1, 4)))
+
+
+class ZPlusUnboundedDomain(ZPlus):
+    """domain: claims roots may go anywhere (a first-layer rule then, by the catalogue's convention)."""
+
+    @property
+    def domain(self) -> Domain:
+        return Unbounded()
+
+
+class ZPlusSmallBox(ZPlus):
+    """domain: roots must stay in [0, 1/2]."""
+
+    @property
+    def domain(self) -> Domain:
+        return Box(0, Fraction(1, 2))
+
+
+class ZPlusZennitWrongBias(ZPlus):
+    """zennit_bias: the plain bias b instead of b+ in zennit's normaliser (use with bias="zennit")."""
+
+    def zennit_bias(self, ops: Any, a: Any, W: Any, b: Any) -> Any:
+        return b
+
+
+class ZPlusContributionsScaled(ZPlus):
+    """contributions: twice the contributions (the normaliser follows, so relevance is unchanged; roots too)."""
+
+    def contributions(self, ops: Any, a: Any, W: Any, b: Any) -> Any:
+        return W * self.direction(ops, a, W, b) * ops.const(2)
+
+
+class ZPlusLiesToZ3(ZPlus):
+    """A body that inspects its backend: the stock z+ on Z3 terms, half the step in exact arithmetic. No engine may
+    answer Proved or Refuted about one rule by reasoning on the other."""
+
+    def root_step(self, ops: Any, a: Any, W: Any, b: Any, R: Any = None, definition: str = "true") -> Any:
+        t, V, den = super().root_step(ops, a, W, b, R, definition)
+        return (t, V, den) if getattr(ops, "name", "") == "z3" else (t * ops.const(Fraction(1, 2)), V, den)
+
+
+#: mutants that override each Rule method an engine reads (method name -> mutants), for tests/soundness
+SOUNDNESS_MUTANTS: dict[str, list[Rule]] = {
+    "root_step": [ZPlusWrongRootSign(), ZPlusHalfStep(), ZPlusLiesToZ3()],
+    "direction": [ZPlusMissingMask(), ZPlusNegativeMask(), ZPlusThresholdDirection()],
+    "contributions": [ZPlusDropsLastInput(), ZPlusContributionsScaled()],
+    "normaliser": [ZPlusBiasInNormaliser()],
+    "redistribute": [ZPlusNoNormalisation()],
+    "domain": [ZPlusUnboundedDomain(), ZPlusSmallBox()],
+    "zennit_bias": [ZPlusZennitWrongBias(bias="zennit")],
+}

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..exact import to_float
-from ..rules.parse import parse_rule
+from ..rules.parse import parse_rule, rule_reference
 from .common import load_model, print_json
 
 
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if args.save_tests:
         write_tests(Path(args.save_tests), net, per)
     if args.json:
-        print_json(report_json(net, per, {"model": args.model, "rule": rule.spec(), "layer": args.layer,
+        print_json(report_json(net, per, {"model": args.model, "rule": rule_reference(rule), "layer": args.layer,
                                           "scope": args.scope, "variant": args.variant,
                                           "definition": args.definition, "counts": counts}))
     else:

@@ -130,6 +130,7 @@ class Counterexample:
             "property": self.property,
             "rule": rule_to_json(self.rule),
             "network": self.network.to_json(),
+            "network_digest": self.network.digest(),
             "input": array_to_json(self.input),
             "output": self.output,
             "domain": domain_to_json(self.domain),
@@ -157,6 +158,9 @@ class Counterexample:
         from ..properties import get_property
 
         net = Network.from_json(data["network"], source=source)
+        if data.get("network_digest") != net.digest():
+            raise InputError(f"{source}: the embedded network's digest {net.digest()} is not the file's "
+                             f"network_digest {data.get('network_digest')!r}")
         seed = data.get("seed")
         return cls(
             property=get_property(data["property"]).name,
