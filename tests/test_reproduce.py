@@ -127,3 +127,26 @@ def test_output_changed_is_exact() -> None:
             want = [upper.forward(p)[0] != f_x[0] for p in list(rts.values()) + [a]]
             assert list(got) == want
             assert not got[-1]
+
+
+def test_every_certificate_and_counterexample_replays_and_a_one_digit_edit_is_rejected(
+        quick_run: tuple[int, Path], tmp_path: Path) -> None:
+    """The done-criterion of the soundness issue: every file `reproduce` writes under certificates/ and
+    counterexamples/ is confirmed by `dtd-formal replay`, and rejected after a one-digit edit of a field replay reads
+    (the claim, the question, the counterexample, the proof)."""
+    import re
+
+    _, out = quick_run
+    files = sorted((out / "certificates").glob("*.json")) + sorted((out / "counterexamples").glob("*.json"))
+    assert any("root_exit_control" in f.name for f in files) and any(f.parent.name == "counterexamples" for f in files)
+    for f in files:
+        assert main(["replay", str(f)]) == 0, f.name
+        text = f.read_text()
+        data = json.loads(text)
+        key = "question" if "question" in data else "certificate"
+        start = text.index(f'"{key}"')
+        digit = next(m for m in re.finditer(r"\d", text[start:]))
+        p = start + digit.start()
+        edited = tmp_path / f.name
+        edited.write_text(text[:p] + str((int(text[p]) + 1) % 10) + text[p + 1:])
+        assert main(["replay", str(edited)]) in (1, 2), f"{f.name}: an edit at {p} was accepted"

@@ -96,7 +96,7 @@ class Rule:
 
     def dropped_neurons(self, ops: Any, a: Any, W: Any, b: Any, R: Any) -> list[int]:
         """Neurons whose relevance (or part of it) is dropped because their normaliser is zero."""
-        return _zero_where_relevant(ops, R, self.normaliser(ops, a, W, b))
+        return zero_where_relevant(ops, R, self.normaliser(ops, a, W, b))
 
     def root_step(self, ops: Any, a: Any, W: Any, b: Any, R: Any = None, definition: str = "true") -> tuple[Any, Any, Any]:
         r"""(t, V, den): step sizes, directions and :math:`w_j \cdot v_j`; the roots are :math:`a - t_j v_j`.
@@ -143,7 +143,7 @@ class Rule:
         return hash(repr(self))
 
 
-def _zero_where_relevant(ops: Any, R: Any, *normalisers: Any) -> list[int]:
+def zero_where_relevant(ops: Any, R: Any, *normalisers: Any) -> list[int]:
     """Indices j with R_j != 0 and some normaliser n_j = 0."""
     import numpy as np
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..exact import to_fraction
-from .base import ZENNIT_STABILIZER, BiasConvention, Rule, _zero_where_relevant
+from .base import ZENNIT_STABILIZER, BiasConvention, Rule, zero_where_relevant
 from .domains import Box, Domain, Unbounded
 
 
@@ -136,7 +136,7 @@ class Gamma(Rule):
         z, _, n_pos, _, n_neg = self._zennit_parts(ops, a, W, b)
         # zennit passes nothing for z_j = 0, and a zero normaliser of the taken branch drops R_j
         lost = ops.where(z > 0, n_pos, ops.where(z < 0, n_neg, ops.zero))
-        return _zero_where_relevant(ops, R, lost)
+        return zero_where_relevant(ops, R, lost)
 
     def params(self) -> dict[str, Any]:
         return {"gamma": self.gamma}
@@ -186,7 +186,7 @@ class AlphaBeta(Rule):
         """Neurons where a part with a non-zero weight (alpha, beta) has a zero normaliser."""
         _, n_pos, _, n_neg = self._parts(ops, a, W, b)
         parts = [n for n, w in ((n_pos, self.alpha), (n_neg, self.beta)) if to_fraction(w) != 0]
-        return _zero_where_relevant(ops, R, *parts)
+        return zero_where_relevant(ops, R, *parts)
 
     def params(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "beta": self.beta}

@@ -135,9 +135,51 @@ def _bad(source: str, key: str) -> Any:
     raise InputError(f"{source}: question field {key!r} must hold \"num/den\" strings")
 
 
+# ---------------------------------------------------------------------------------------------------- shared
+def _param(name: str, kind: type) -> Any:
+    """A read-only attribute holding the question's parameter ``name``."""
+    return property(lambda self: kind(self.question.params[name]), doc=f"The question's {name}.")
+
+
+class _Rederived:
+    """What both counterexample kinds share: :meth:`build` derives from the input and confirms with the
+    independent :meth:`check`; :meth:`replay` is :meth:`check` finding nothing."""
+
+    @classmethod
+    def derive(cls, question: Question, net: Network, rule: Rule, x: Any, found_by: str = "") -> tuple[Any, str]:
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def check(self, net: Network, rule: Rule) -> list[str]:
+        raise NotImplementedError  # pragma: no cover - interface
+
+    @classmethod
+    def build(cls, question: Question, net: Network, rule: Rule, x: Any, found_by: str = "") -> Any:
+        """:meth:`derive`, then confirmed by :meth:`check`; None if x is not a counterexample of the question."""
+        cex, _ = cls.derive(question, net, rule, x, found_by)
+        return cex if cex is not None and not cex.check(net, rule) else None
+
+    def replay(self, net: Network, rule: Rule) -> bool:
+        """Whether :meth:`check` confirms the counterexample."""
+        return not self.check(net, rule)
+
+    output = _param("output", int)
+
+    @property
+    def rule(self) -> str:
+        """The rule's reference (:func:`dtd_formal.rules.parse.rule_reference`)."""
+        return self.question.rule  # type: ignore[attr-defined]
+
+
+def _network_loader(net: Network, digest: str, network_file: str | None) -> str:
+    """The lines of an exported test that load the network: from ``network_file`` (digest checked) or inlined."""
+    if network_file is not None:
+        return f"    net = dtd.load({network_file!r})\n    assert net.digest() == {digest!r}\n"
+    return f"    net = dtd.Network.from_json(json.loads({json.dumps(net.to_json())!r}))\n"
+
+
 # ---------------------------------------------------------------------------------------------------- root exit
 @dataclass
-class RootExitCounterexample:
+class RootExitCounterexample(_Rederived):
     """An exact input whose root of (layer, neuron) leaves the region (see module docstring)."""
 
     question: Question
@@ -154,34 +196,11 @@ class RootExitCounterexample:
     kind = "root_exit"
 
     # ------------------------------------------------------------------ the question's parameters
-    @property
-    def layer(self) -> int:
-        return int(self.question.params["layer"])
-
-    @property
-    def neuron(self) -> int:
-        return int(self.question.params["neuron"])
-
-    @property
-    def scope(self) -> str:
-        return str(self.question.params["scope"])
-
-    @property
-    def variant(self) -> str:
-        return str(self.question.params["variant"])
-
-    @property
-    def output(self) -> int:
-        return int(self.question.params["output"])
-
-    @property
-    def definition(self) -> str:
-        return str(self.question.params["definition"])
-
-    @property
-    def rule(self) -> str:
-        """The rule's spec string."""
-        return self.question.rule
+    layer = _param("layer", int)
+    neuron = _param("neuron", int)
+    scope = _param("scope", str)
+    variant = _param("variant", str)
+    definition = _param("definition", str)
 
     # ------------------------------------------------------------------ build / check
     @classmethod
@@ -215,13 +234,6 @@ class RootExitCounterexample:
         holds = cex.leaves_pattern if q["variant"] == "pattern" else cex.leaves_affine_map
         return (cex, "") if holds else (None, "the root does not leave the region")
 
-    @classmethod
-    def build(cls, question: Question, net: Network, rule: Rule, x: Any, found_by: str = ""
-              ) -> "RootExitCounterexample | None":
-        """:meth:`derive`, then confirmed by the independent :meth:`check`; None if x is not a counterexample."""
-        cex, _ = cls.derive(question, net, rule, x, found_by)
-        return cex if cex is not None and not cex.check(net, rule) else None
-
     def check(self, net: Network, rule: Rule, reference: bool | None = None) -> list[str]:
         """Every mismatch between this counterexample and its exact re-derivation from network + rule + question
         + input (empty: confirmed). ``reference`` (default: nets with at most 64 ReLUs) also asks the slow
@@ -247,10 +259,6 @@ class RootExitCounterexample:
             if not (leaves if self.variant == "pattern" else leaves_map) or leaves != bool(fresh.flipped):
                 bad.append("the textbook region twin does not confirm the exit")
         return bad
-
-    def replay(self, net: Network, rule: Rule) -> bool:
-        """Whether :meth:`check` confirms the counterexample."""
-        return not self.check(net, rule)
 
     # ------------------------------------------------------------------ JSON
     def to_json(self, net: Network | None = None) -> dict[str, Any]:
@@ -297,11 +305,7 @@ class RootExitCounterexample:
         name = name or f"test_root_exit_layer{self.layer}_neuron{self.neuron}"
         x = json.dumps(array_to_json(self.input))
         attr = "leaves_pattern" if self.variant == "pattern" else "leaves_affine_map"
-        if network_file is not None:
-            load = (f"    net = dtd.load({network_file!r})\n"
-                    f"    assert net.digest() == {self.question.network!r}\n")
-        else:
-            load = f"    net = dtd.Network.from_json(json.loads({json.dumps(net.to_json())!r}))\n"
+        load = _network_loader(net, self.question.network, network_file)
         return (
             "import json\n"
             "from fractions import Fraction\n\n"
@@ -334,7 +338,7 @@ def _fmt(v: Any) -> str:
 
 # ---------------------------------------------------------------------------------------------------- violation
 @dataclass
-class ViolationCounterexample:
+class ViolationCounterexample(_Rederived):
     """An exact input of the question's box where the rule breaks the question's property; ``values`` are the
     exact quantities the property's failing check reports (:mod:`dtd_formal.properties`)."""
 
@@ -346,17 +350,7 @@ class ViolationCounterexample:
 
     kind = "violation"
 
-    @property
-    def property_name(self) -> str:
-        return str(self.question.params["property"])
-
-    @property
-    def output(self) -> int:
-        return int(self.question.params["output"])
-
-    @property
-    def rule(self) -> str:
-        return self.question.rule
+    property_name = _param("property", str)
 
     @classmethod
     def derive(cls, question: Question, net: Network, rule: Rule, x: Any, found_by: str = ""
@@ -377,12 +371,6 @@ class ViolationCounterexample:
             return None, "the property holds at the input"
         return cls(question, xa, to_jsonable(outcome.values), outcome.message, found_by), ""
 
-    @classmethod
-    def build(cls, question: Question, net: Network, rule: Rule, x: Any, found_by: str = ""
-              ) -> "ViolationCounterexample | None":
-        cex, _ = cls.derive(question, net, rule, x, found_by)
-        return cex if cex is not None and not cex.check(net, rule) else None
-
     def check(self, net: Network, rule: Rule) -> list[str]:
         """Every mismatch with the exact re-derivation (empty: confirmed)."""
         bad = _check_question(self.question, net, rule)
@@ -398,9 +386,6 @@ class ViolationCounterexample:
         if self.message != fresh.message:
             bad.append("message: differs from the re-derived one")
         return bad
-
-    def replay(self, net: Network, rule: Rule) -> bool:
-        return not self.check(net, rule)
 
     def to_json(self, net: Network | None = None) -> dict[str, Any]:
         out = {"kind": self.kind, "question": self.question.to_json(), "input": array_to_json(self.input),
@@ -421,9 +406,7 @@ class ViolationCounterexample:
     def to_pytest(self, net: Network, name: str | None = None, network_file: str | None = None) -> str:
         name = name or f"test_{self.property_name.replace('-', '_').replace(':', '_')}_violation"
         x = json.dumps(array_to_json(self.input))
-        load = (f"    net = dtd.load({network_file!r})\n    assert net.digest() == {self.question.network!r}\n"
-                if network_file is not None else
-                f"    net = dtd.Network.from_json(json.loads({json.dumps(net.to_json())!r}))\n")
+        load = _network_loader(net, self.question.network, network_file)
         return (
             "import json\n"
             "from fractions import Fraction\n\n"
