@@ -100,9 +100,20 @@ class Context:
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
+def rule_domain(rule: Rule) -> Domain:
+    """The rule's ``domain``, with a failure of the rule's code reported as a :class:`RuleEvaluationError`."""
+    try:
+        dom = rule.domain
+    except Exception as exc:  # noqa: BLE001 - the user's property body failed
+        raise RuleEvaluationError(rule.spec(), "domain", None, f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(dom, Domain):
+        raise RuleEvaluationError(rule.spec(), "domain", None, f"returned {type(dom).__name__}, not a Domain")
+    return dom
+
+
 def is_first_layer_rule(rule: Rule) -> bool:
     """A rule whose domain is not the non-negative orthant (ZBox's box, WSquare's R^n) is a first-layer rule."""
-    return not isinstance(rule.domain, NonNegative)
+    return not isinstance(rule_domain(rule), NonNegative)
 
 
 def checked_layers(rule: Rule, net: Network) -> list[int]:
@@ -240,7 +251,7 @@ class Property:
         return None
 
     def context(self, rule: Rule, net: Network, root_domain: Domain | None = None) -> Context:
-        return Context(checked_layers(rule, net), rule.domain if root_domain is None else root_domain)
+        return Context(checked_layers(rule, net), rule_domain(rule) if root_domain is None else root_domain)
 
     def evaluate(self, rule: Rule, net: Network, x: Any, output: int = 0, domain: Domain | None = None) -> Outcome:
         """Exact evaluation at one input; ``domain`` is the domain of layer-1 roots (default: the rule's)."""
@@ -249,8 +260,8 @@ class Property:
             raise InputError(f"{self.name}: {reason}")
         net.check_output(output)
         xa = net.as_input(x)
-        dom = rule.domain if domain is None else domain
         try:
+            dom = rule_domain(rule) if domain is None else domain
             if self.exact is not None:
                 return self.exact(rule, net, xa, output, dom)
             tr = Trace(FAST_EXACT, net.fast_layers, net.relu_flags, to_fast(xa), rule, output)

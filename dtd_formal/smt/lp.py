@@ -247,15 +247,11 @@ def region_program(net: Network, pattern: list[np.ndarray], low: Any, high: Any,
 
 
 def _forward_exact(net: Network, x: np.ndarray) -> list[np.ndarray]:
-    """Exact pre-activations z_1..z_L of x (gmpy2 rationals)."""
-    W, b = net.fast_layers[0]
-    zs = []
-    a = x
-    for k, (W, b) in enumerate(net.fast_layers, start=1):
-        z = W.dot(a) + b
-        zs.append(z)
-        a = np.where(z > 0, z, 0 * z) if net.has_relu(k) else z
-    return zs
+    """Exact pre-activations z_1..z_L of x (gmpy2 rationals; the walk's forward pass)."""
+    from ..rules.ops import FAST_EXACT
+    from ..walk import forward
+
+    return forward(FAST_EXACT, net.fast_layers, net.relu_flags, x)[1]
 
 
 def region_witness_replay(net: Network, pattern: list[np.ndarray], low: Any, high: Any,

@@ -80,7 +80,7 @@ def root_step_disagreement(P: RootExitProblem, points: Sequence[np.ndarray]) -> 
     input point (t, V and den compared), or None. A Z3 answer about a rule whose body behaves differently on terms
     would be about another rule; this is checked before a Z3 "unsat" is trusted."""
     from ..rules.ops import EXACT
-    from ..walk import RuleEvaluationError, forward, root_points
+    from ..walk import RuleEvaluationError, forward, relevance_per_layer, root_points
     from .ops import Z3, from_z3
 
     net, l, j = P.net, P.layer, P.neuron
@@ -88,10 +88,20 @@ def root_step_disagreement(P: RootExitProblem, points: Sequence[np.ndarray]) -> 
     for x in points:
         acts, _ = forward(EXACT, net.arrays("fraction"), net.relu_flags, np.asarray(x, dtype=object))
         R = None
-        if not P.true_root:
-            from ..dtd import lrp
+        if not P.true_root:  # the paper-code step reads the backward pass: it must agree on Z3 terms too
+            from .encode import z3_layers
 
-            R = lrp(net, x, P.rule, output=P.output).per_layer[l][j : j + 1]
+            exact_R = relevance_per_layer(EXACT, net.arrays("fraction"), net.relu_flags, acts, P.rule, P.output)
+            try:
+                z3_acts, _ = forward(Z3, z3_layers(net), net.relu_flags, Z3.lift(np.asarray(x, dtype=object)))
+                z3_R = relevance_per_layer(Z3, z3_layers(net), net.relu_flags, z3_acts, P.rule, P.output)
+                same = all(np.array_equal(np.asarray(e, dtype=object), np.asarray(from_z3(z), dtype=object))
+                           for e, z in zip(exact_R, z3_R))
+            except (RuleEvaluationError, InputError) as exc:
+                return f"the backward pass cannot be compared on Z3 terms at x = {[str(v) for v in x]} ({exc})"
+            if not same:
+                return f"the backward pass on Z3 terms differs from exact arithmetic at x = {[str(v) for v in x]}"
+            R = exact_R[l][j : j + 1]
         try:
             exact = root_points(EXACT, P.rule, acts[l - 1], W, b, R, P.definition, l)
             terms = root_points(Z3, P.rule, Z3.lift(acts[l - 1]), Z3.lift(W), Z3.lift(b),

@@ -105,6 +105,8 @@ class Counterexample:
     def check(self) -> list[str]:
         """Every mismatch between the stored case and its exact re-evaluation (empty: confirmed). The property must
         fail (not hold, and not crash) with exactly the stored values and message."""
+        if not self.domain.contains(self.input):
+            return [f"input: not in the domain {self.domain.describe()} the case was drawn from"]
         outcome = self.replay()
         if outcome.error:
             return [f"the rule raised during the replay: {outcome.error}"]
