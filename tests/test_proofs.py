@@ -208,12 +208,22 @@ def test_cli_prove_table_and_errors(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["replay", str(tmp_path / "float.json")]) == 2
 
 
-def test_refuted_certificate_replays(tmp_path: Path) -> None:
+def test_refuted_certificate_replays_only_as_its_claim_re_derives(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from dtd_formal.symbolic import registry
+
     v = check_conservation([MisNormalisedZPlus()], n_in=2)
     assert isinstance(v, Refuted)
     path = write_certificate(tmp_path / "refuted.json", "rule_conservation", v.to_json(), 0.0)
+    # the registered claim is proved: a refutation filed under its name does not re-derive
     rep = replay_certificate(path)
-    assert rep.status == "refuted" and rep.ok
+    assert not rep.ok and "status" in rep.failures[0]
+    # with the failing claim registered, the refutation re-derives, and its residual is non-zero at its values
+    bad = registry.Claim("rule_conservation", "wrong on purpose",
+                         lambda fast: check_conservation([MisNormalisedZPlus()], n_in=2))
+    monkeypatch.setitem(registry.CLAIMS, "rule_conservation", bad)
+    rep = replay_certificate(path)
+    assert rep.status == "refuted" and rep.ok, rep.failures
 
 
 def test_failed_claim_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -227,12 +237,28 @@ def test_failed_claim_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert data["status"] == "refuted" and data["counterexample"]["values"]
 
 
-def test_replay_rerun_catches_a_certificate_with_checks_left_out(tmp_path: Path) -> None:
+def test_replay_re_derives_and_catches_a_certificate_with_checks_left_out(tmp_path: Path) -> None:
     r = run_claim("zplus_is_alpha1_beta0", out=tmp_path, fast=True)
-    assert main(["replay", "--rerun", r.certificate]) == 0
+    assert main(["replay", r.certificate]) == 0
     data = json.loads(Path(r.certificate).read_text())
     data["certificate"]["identities"] = data["certificate"]["identities"][:1]
     thin = tmp_path / "thin.json"
     thin.write_text(json.dumps(data))
-    assert main(["replay", str(thin)]) == 0  # what is stored still checks ...
-    assert main(["replay", "--rerun", str(thin)]) == 1  # ... but it is not what the proof establishes
+    assert main(["replay", str(thin)]) == 1  # what is stored still simplifies, but it is not what the proof shows
+    # a residual replaced by the literal 0 is not trusted: the re-derived residual differs
+    g = run_claim("rule_roots_on_hyperplane", out=tmp_path, fast=True)
+    data = json.loads(Path(g.certificate).read_text())
+    k = next(i for i, rec in enumerate(data["certificate"]["identities"]) if rec["srepr"] != "Integer(0)")
+    data["certificate"]["identities"][k]["srepr"] = "Integer(0)"
+    (tmp_path / "zero.json").write_text(json.dumps(data))
+    assert main(["replay", str(tmp_path / "zero.json")]) == 1
+    # a certificate filed under another claim's name is re-derived as that claim, and rejected
+    data = json.loads(Path(r.certificate).read_text())
+    data["claim"] = "gamma_limits"
+    (tmp_path / "renamed.json").write_text(json.dumps(data))
+    assert main(["replay", str(tmp_path / "renamed.json")]) == 1
+    # timings and versions are not re-derived
+    data = json.loads(Path(r.certificate).read_text())
+    data["seconds"], data["environment"]["sympy"] = 12345.0, "0.0"
+    (tmp_path / "timing.json").write_text(json.dumps(data))
+    assert main(["replay", str(tmp_path / "timing.json")]) == 0

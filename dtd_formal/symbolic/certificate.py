@@ -11,8 +11,8 @@ A proof records two kinds of evidence in an :class:`Evidence`:
 - *witnesses*: explicit exact data (networks as exact JSON, inputs, roots as "num/den" strings) that a claim's
   own checker re-verifies in rational arithmetic.
 
-Replay (:func:`replay_identity`) parses the stored ``srepr`` text with a token allow-list (only SymPy constructor
-names, integers and quoted names: no floats, no attribute access, no other code) and re-simplifies it exactly.
+Replay parses stored ``srepr`` text with a recursive-descent parser (:func:`parse_srepr`: only SymPy constructor
+names of an allow-list, integers and quoted symbol names; nothing is evaluated as code) and re-simplifies it.
 When an identity does not simplify to 0, :func:`find_counterexample` substitutes seeded small rationals that
 respect the symbols' declared signs and returns an assignment at which the residual is an exact non-zero
 rational (denominators non-zero), so a wrong statement is refuted with a replayable counterexample.
@@ -20,12 +20,10 @@ rational (denominators non-zero), so a wrong statement is refuted with a replaya
 
 from __future__ import annotations
 
-import io
 import json
 import random
 import re
 import time
-import tokenize
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -84,6 +82,7 @@ class Evidence:
     identities: list[dict[str, Any]] = field(default_factory=list)
     witnesses: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  #: seconds of named parts (not re-derived by replay)
     started: float = field(default_factory=time.perf_counter)
     store_text: bool = True
 
@@ -114,47 +113,138 @@ class Evidence:
 
     def to_certificate(self, **extra: Any) -> dict[str, Any]:
         return {"identities": self.identities, "witnesses": self.witnesses, "notes": self.notes,
-                "n_identities": len(self.identities), "seconds": round(self.seconds(), 4), **extra}
+                "n_identities": len(self.identities), "seconds": round(self.seconds(), 4), "timings": self.timings,
+                **extra}
 
 
 # ------------------------------------------------------------------------------------------------ safe parsing
+#: maximal nesting of constructor calls in stored expression text
+MAX_DEPTH = 400
+
+_TOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<int>\d+)|(?P<str>'[A-Za-z_][A-Za-z0-9_]*'|"
+                    r"\"[A-Za-z_][A-Za-z0-9_]*\")|(?P<op>[(),=-]))")
+
+
+def _constructors() -> dict[str, Any]:
+    """Allowed names -> the SymPy object they build (classes are called on their parsed arguments)."""
+    from sympy.functions.elementary.piecewise import ExprCondPair
+
+    out: dict[str, Any] = {name: getattr(sp, name) for name in _ALLOWED_NAMES if hasattr(sp, name)}
+    out["ExprCondPair"] = ExprCondPair
+    out.update({"Half": sp.S.Half, "One": sp.S.One, "Zero": sp.S.Zero, "NegativeOne": sp.S.NegativeOne,
+                "Infinity": sp.S.Infinity, "NegativeInfinity": sp.S.NegativeInfinity, "oo": sp.oo,
+                "true": sp.true, "false": sp.false, "BooleanTrue": sp.true, "BooleanFalse": sp.false})
+    return out
+
+
+_ASSUMPTIONS = frozenset({"real", "positive", "negative", "nonnegative", "nonpositive", "integer", "zero", "nonzero",
+                          "finite", "extended_real", "commutative"})
+_CONSTANTS = frozenset({"Half", "One", "Zero", "NegativeOne", "Infinity", "NegativeInfinity", "oo", "true", "false",
+                        "BooleanTrue", "BooleanFalse"})
+
+
+class _SreprParser:
+    """Recursive descent over srepr tokens: ``expr := int | -int | Const | Name '(' [arg (',' arg)*] ')'``,
+    ``arg := expr | 'name' | key '=' (True|False)``; a quoted identifier only as the first argument of
+    Symbol/Dummy. Builds the expression by calling the allowed constructors; nothing is evaluated as code."""
+
+    def __init__(self, text: str) -> None:
+        self.tokens: list[tuple[str, str]] = []
+        pos = 0
+        while pos < len(text):
+            if text[pos:].strip() == "":
+                break
+            m = _TOKEN.match(text, pos)
+            if m is None:
+                raise InputError(f"expression text has an unexpected character {text[pos:].strip()[:1]!r}"
+                                 " (exact SymPy constructors, integers and symbol names only)")
+            kind = m.lastgroup or ""
+            self.tokens.append((kind, m.group(kind)))
+            pos = m.end()
+        self.k = 0
+        self.ctors = _constructors()
+
+    def peek(self) -> tuple[str, str]:
+        return self.tokens[self.k] if self.k < len(self.tokens) else ("end", "")
+
+    def take(self, kind: str, value: str | None = None) -> str:
+        tok = self.peek()
+        if tok[0] != kind or (value is not None and tok[1] != value):
+            raise InputError(f"expression text: expected {value or kind}, found {tok[1] or 'the end'!r}")
+        self.k += 1
+        return tok[1]
+
+    def parse(self) -> Any:
+        expr = self.expr(0)
+        if self.k != len(self.tokens):
+            raise InputError(f"expression text: unexpected {self.peek()[1]!r} after the expression")
+        return expr
+
+    def expr(self, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            raise InputError(f"expression text nests deeper than {MAX_DEPTH} calls")
+        kind, value = self.peek()
+        if kind == "op" and value == "-":
+            self.k += 1
+            return sp.Integer(-int(self.take("int")))
+        if kind == "int":
+            self.k += 1
+            return sp.Integer(int(value))
+        if kind != "name":
+            raise InputError(f"expression text: expected a constructor or an integer, found {value or 'the end'!r}")
+        if value not in _ALLOWED_NAMES or value in _ASSUMPTIONS:
+            raise InputError(f"expression text uses the name {value!r}, which is not an allowed SymPy constructor")
+        self.k += 1
+        if value in _CONSTANTS and self.peek() != ("op", "("):
+            return self.ctors[value]
+        self.take("op", "(")
+        args: list[Any] = []
+        kwargs: dict[str, bool] = {}
+        while self.peek() != ("op", ")"):
+            if args or kwargs:
+                self.take("op", ",")
+            k2, v2 = self.peek()
+            if k2 == "str":
+                if value not in ("Symbol", "Dummy") or args or kwargs:
+                    raise InputError(f"expression text contains the string {v2!r} outside a symbol name")
+                self.k += 1
+                args.append(v2[1:-1])
+            elif k2 == "name" and self.k + 1 < len(self.tokens) and self.tokens[self.k + 1] == ("op", "="):
+                if v2 not in _ASSUMPTIONS or value not in ("Symbol", "Dummy"):
+                    raise InputError(f"expression text: keyword {v2!r} is not a symbol assumption")
+                self.k += 2
+                flag = self.take("name")
+                if flag not in ("True", "False"):
+                    raise InputError(f"expression text: assumption {v2} must be True or False, got {flag!r}")
+                kwargs[v2] = flag == "True"
+            else:
+                args.append(self.expr(depth + 1))
+        self.take("op", ")")
+        if value in ("Symbol", "Dummy") and (len(args) != 1 or not isinstance(args[0], str)):
+            raise InputError(f"expression text: {value} needs exactly one quoted name")
+        if value not in ("Symbol", "Dummy") and kwargs:
+            raise InputError(f"expression text: {value} takes no keyword arguments")
+        if value in ("Integer", "Rational") and not all(isinstance(a, sp.Integer) for a in args):
+            raise InputError(f"expression text: {value} takes integers only")
+        try:
+            return self.ctors[value](*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - a constructor refusing its arguments is a malformed expression
+            raise InputError(f"cannot rebuild {value} from its text ({type(exc).__name__}: {exc})") from None
+
+
 def parse_srepr(text: str) -> sp.Expr:
-    """Parse stored ``srepr`` text exactly, refusing anything but SymPy constructors, integers and strings.
+    """Parse stored ``srepr`` text exactly with a parser (:class:`_SreprParser`), accepting only SymPy
+    constructors of an allow-list, integers and symbol names; no text is evaluated as code.
 
     Raises
     ------
     InputError
-        Text with a float literal, an unknown name, attribute access or other code.
+        Text with a float literal, an unknown name, attribute access, operators other than the call syntax, strings
+        outside a symbol's name, nesting beyond :data:`MAX_DEPTH`, or any other malformed text.
     """
     if not isinstance(text, str):
         raise InputError("expression text must be a string")
-    try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
-    except (tokenize.TokenError, IndentationError, SyntaxError) as exc:
-        raise InputError(f"cannot tokenise expression text ({exc})") from None
-    significant = [t for t in tokens if t.type in (tokenize.NAME, tokenize.NUMBER, tokenize.STRING, tokenize.OP)]
-    for k, tok in enumerate(significant):
-        if tok.type == tokenize.STRING:
-            # quoted text only as the name argument of Symbol(...) / Dummy(...), and only an identifier: other
-            # constructors would sympify (evaluate) a string
-            prev = significant[k - 2:k] if k >= 2 else []
-            if not (len(prev) == 2 and prev[0].string in ("Symbol", "Dummy") and prev[1].string == "("
-                    and re.fullmatch(r"['\"][A-Za-z_][A-Za-z0-9_]*['\"]", tok.string)):
-                raise InputError(f"expression text contains the string {tok.string!r} outside a symbol name")
-    for tok in tokens:
-        if tok.type == tokenize.NAME and tok.string not in _ALLOWED_NAMES:
-            raise InputError(f"expression text uses the name {tok.string!r}, which is not an allowed SymPy constructor")
-        if tok.type == tokenize.NUMBER and not tok.string.isdigit():
-            raise InputError(f"expression text contains the non-integer literal {tok.string!r} (exact text only)")
-        if tok.type == tokenize.OP and tok.string not in ("(", ")", ",", "=", "-"):
-            raise InputError(f"expression text contains the operator {tok.string!r}")
-    namespace = {name: getattr(sp, name) for name in _ALLOWED_NAMES if hasattr(sp, name)}
-    namespace.update({"Half": sp.S.Half, "One": sp.S.One, "Zero": sp.S.Zero, "NegativeOne": sp.S.NegativeOne,
-                      "true": sp.true, "false": sp.false, "True": True, "False": False})
-    try:
-        expr = eval(compile(text, "<certificate>", "eval"), {"__builtins__": {}}, namespace)  # noqa: S307 - allow-listed
-    except Exception as exc:  # noqa: BLE001 - any failure is a malformed expression
-        raise InputError(f"cannot rebuild expression from its text ({type(exc).__name__}: {exc})") from None
+    expr = _SreprParser(text).parse()
     if not isinstance(expr, sp.Basic):
         raise InputError("expression text does not describe a SymPy expression")
     return expr

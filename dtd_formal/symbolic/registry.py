@@ -9,6 +9,7 @@ from its exact ``srepr`` text and re-simplified, every witness is re-verified by
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,79 +141,125 @@ class ReplayReport:
                 "witnesses": self.witnesses, "failures": self.failures}
 
 
-def replay_certificate(path: str | Path, rerun: bool = False) -> ReplayReport:
-    """Re-check a certificate exactly. Raises :class:`InputError` for a malformed file.
+#: certificate fields replay does not compare with the re-derivation: timings and versions (they differ between runs
+#: of the same proof and nothing depends on them)
+UNCHECKED_FIELDS = ("seconds", "timings", "environment")
 
-    - proved: every identity's residual (rebuilt from ``srepr``) simplifies to 0 and was recorded as holding;
-      every witness passes its claim's exact checker; there is at least one check.
-    - refuted: the stored residual, at the stored rational values, is a non-zero rational.
-    - unknown: nothing to check (reported as not ok).
 
-    ``rerun=True`` also re-runs the claim's proof (same fast flag) and requires the same status and exactly the
-    same residuals (``srepr`` texts) and witness data, so a certificate with checks left out does not pass.
+def _without_unchecked(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _without_unchecked(v) for k, v in obj.items() if k not in UNCHECKED_FIELDS}
+    if isinstance(obj, list):
+        return [_without_unchecked(v) for v in obj]
+    return obj
+
+
+def _first_difference(stored: Any, fresh: Any, path: str = "") -> str | None:
+    """The path of the first place where two JSON values differ (srepr texts compared as parsed expressions)."""
+    if isinstance(stored, dict) and isinstance(fresh, dict):
+        for key in list(fresh) + [k for k in stored if k not in fresh]:
+            if key not in stored or key not in fresh:
+                return f"{path}.{key}" if path else str(key)
+            if key == "srepr" and isinstance(stored[key], str) and isinstance(fresh[key], str):
+                if stored[key] != fresh[key] and parse_srepr(stored[key]) != parse_srepr(fresh[key]):
+                    return f"{path}.srepr"
+                continue
+            diff = _first_difference(stored[key], fresh[key], f"{path}.{key}" if path else str(key))
+            if diff:
+                return diff
+        return None
+    if isinstance(stored, list) and isinstance(fresh, list):
+        if len(stored) != len(fresh):
+            return f"{path} (stored {len(stored)} entries, re-derived {len(fresh)})"
+        for k, (u, v) in enumerate(zip(stored, fresh)):
+            diff = _first_difference(u, v, f"{path}[{k}]")
+            if diff:
+                return diff
+        return None
+    return None if stored == fresh and type(stored) is type(fresh) else path or "(top)"
+
+
+def replay_certificate(path: str | Path, rerun: bool = True) -> ReplayReport:
+    """Re-derive a certificate; :class:`InputError` for a malformed file. Nothing stored is trusted.
+
+    The claim's proof is run again (same ``fast`` flag) and the certificate it writes is compared with the stored
+    one field by field, except :data:`UNCHECKED_FIELDS`: status, statement, method, every identity (case, residual,
+    exact srepr, conditions, how it simplified), every witness, the notes, the claim and the flag. The first
+    difference rejects the file, named. Then, independently of the proof code: every stored residual is parsed
+    (:func:`parse_srepr`, no code is evaluated) and must simplify to exactly 0, every witness must pass its exact
+    checker, and a refutation's stored values must give its stored non-zero residual. A crash of the re-derivation
+    is reported as a failure ("error: ..."), never as a confirmation. ``rerun`` is accepted for compatibility:
+    re-deriving is what replay does.
     """
     data = read_certificate(path)
-    claim, status = str(data["claim"]), str(data["status"])
+    claim, status = data["claim"], data["status"]
+    if not isinstance(claim, str) or claim not in CLAIMS:
+        raise InputError(f"{path}: unknown claim {claim!r}; known claims: {', '.join(CLAIMS)}")
+    fast = data.get("fast", False)
+    if not isinstance(fast, bool):
+        raise InputError(f"{path}: \"fast\" must be true or false, got {fast!r}")
     failures: list[str] = []
     n_id = n_w = 0
-    if status == "proved":
-        cert = data.get("certificate")
-        if not isinstance(cert, dict):
-            raise InputError(f"{path}: proved certificate without a \"certificate\" object")
-        identities, witnesses = cert.get("identities", []), cert.get("witnesses", [])
-        if not isinstance(identities, list) or not isinstance(witnesses, list):
-            raise InputError(f"{path}: \"identities\" and \"witnesses\" must be lists")
-        for rec in identities:
-            n_id += 1
-            if not (isinstance(rec, dict) and rec.get("holds") is True and replay_identity(rec)):
-                failures.append(f"identity {rec.get('case') if isinstance(rec, dict) else rec!r} does not simplify to 0")
-        for w in witnesses:
-            n_w += 1
-            kind = w.get("kind") if isinstance(w, dict) else None
-            checker = WITNESS_CHECKERS.get(str(kind))
-            if checker is None:
-                raise InputError(f"{path}: witness of unknown kind {kind!r}")
-            try:
-                ok = bool(checker(w))
-            except InputError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - malformed witness data
-                raise InputError(f"{path}: witness {kind!r} is malformed ({type(exc).__name__}: {exc})") from None
-            if not ok:
-                failures.append(f"witness {kind!r} does not re-verify")
-        if n_id + n_w == 0:
-            failures.append("no checks stored")
-    elif status == "refuted":
-        cex = data.get("counterexample")
-        if not isinstance(cex, dict) or "srepr" not in cex or "values" not in cex:
-            raise InputError(f"{path}: refuted certificate without a residual and values")
-        import sympy as sp
+    try:
+        fresh = {"format": data["format"], "claim": claim, **({"fast": fast} if "fast" in data else {}),
+                 **prove(claim, fast=fast).to_json()}
+        fresh = json.loads(json.dumps(fresh))
+        diff = _first_difference(_without_unchecked(data), _without_unchecked(fresh))
+        if diff:
+            failures.append(f"{diff}: the stored value differs from the re-derived one")
+        if status == "proved":
+            n_id, n_w, independent = _independent_checks(data, path)
+            failures.extend(independent)
+        elif status == "refuted":
+            n_w = 1
+            failures.extend(_check_refutation(data, path))
+        else:
+            failures.append(f"status {status!r}: nothing to re-check")
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - never a confirmation
+        failures.append(f"error: the re-derivation failed ({type(exc).__name__}: {exc})")
+    return ReplayReport(claim, str(status), not failures, n_id, n_w, failures)
 
-        expr = parse_srepr(cex["srepr"])
-        vals = {s: sp.Rational(str(cex["values"][s.name])) for s in expr.free_symbols if s.name in cex["values"]}
-        v = expr.xreplace(vals)
-        n_w = 1
-        if not (v.is_Rational and v != 0 and str(v) == str(sp.Rational(cex["values"]["residual"]))):
-            failures.append("counterexample does not give the stored non-zero residual")
-    else:
-        failures.append(f"status {status!r}: nothing to re-check")
-    if rerun and claim in CLAIMS:
-        fresh = prove(claim, fast=bool(data.get("fast", False)))
-        if fresh.status != status:
-            failures.append(f"re-run gives {fresh.status!r}, the certificate says {status!r}")
-        elif status == "proved":
-            import json
 
-            cert = data["certificate"]
-            new = json.loads(json.dumps(fresh.to_json()))["certificate"]
-            if [r["srepr"] for r in new["identities"]] != [r.get("srepr") for r in cert["identities"]]:
-                failures.append("re-run residuals differ from the stored ones")
-            if new["witnesses"] != cert["witnesses"]:
-                failures.append("re-run witnesses differ from the stored ones")
-    elif rerun:
-        raise InputError(f"{path}: unknown claim {claim!r}; known claims: {', '.join(CLAIMS)}")
-    return ReplayReport(claim, status, not failures, n_id, n_w, failures)
+def _independent_checks(data: dict[str, Any], path: str | Path) -> tuple[int, int, list[str]]:
+    """Re-simplify every stored identity, re-verify every stored witness (independent of the proof's code)."""
+    cert = data.get("certificate")
+    if not isinstance(cert, dict):
+        raise InputError(f"{path}: proved certificate without a \"certificate\" object")
+    identities, witnesses = cert.get("identities", []), cert.get("witnesses", [])
+    if not isinstance(identities, list) or not isinstance(witnesses, list):
+        raise InputError(f"{path}: \"identities\" and \"witnesses\" must be lists")
+    failures = []
+    for rec in identities:
+        if not (isinstance(rec, dict) and rec.get("holds") is True and replay_identity(rec)):
+            failures.append(f"identity {rec.get('case') if isinstance(rec, dict) else rec!r} does not simplify to 0")
+    for w in witnesses:
+        kind = w.get("kind") if isinstance(w, dict) else None
+        checker = WITNESS_CHECKERS.get(str(kind))
+        if checker is None:
+            raise InputError(f"{path}: witness of unknown kind {kind!r}")
+        if not bool(checker(w)):
+            failures.append(f"witness {kind!r} does not re-verify")
+    if not identities and not witnesses:
+        failures.append("no checks stored")
+    return len(identities), len(witnesses), failures
+
+
+def _check_refutation(data: dict[str, Any], path: str | Path) -> list[str]:
+    """The stored counterexample values give the stored non-zero residual, exactly."""
+    import sympy as sp
+
+    cex = data.get("counterexample")
+    if not isinstance(cex, dict) or "srepr" not in cex or not isinstance(cex.get("values"), dict):
+        raise InputError(f"{path}: refuted certificate without a residual and values")
+    expr = parse_srepr(cex["srepr"])
+    vals = {s: sp.Rational(str(cex["values"][s.name])) for s in expr.free_symbols if s.name in cex["values"]}
+    v = expr.xreplace(vals)
+    if not (v.is_Rational and v != 0 and str(v) == str(sp.Rational(str(cex["values"].get("residual"))))):
+        return ["counterexample does not give the stored non-zero residual"]
+    return []
 
 
 __all__ = ["Claim", "CLAIMS", "WITNESS_CHECKERS", "claim_names", "get_claim", "prove", "run_claim", "ClaimResult",
-           "replay_certificate", "ReplayReport"]
+           "replay_certificate", "ReplayReport", "UNCHECKED_FIELDS"]

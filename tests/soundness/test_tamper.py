@@ -132,3 +132,39 @@ def test_single_digit_edits_are_rejected(name: str) -> None:
             continue
         assert not _replays(edited), f"{name}: the edit of {path} was accepted"
     assert not_read <= NOT_READ
+
+
+CLAIMS = ["zplus_is_alpha1_beta0", "taylor_crossing_remainder", "softplus_has_no_root", "train_free_roots_unconstrained",
+          "lrp0_equals_gradient_x_input"]
+
+
+@pytest.mark.parametrize("claim", CLAIMS)
+def test_single_digit_edits_of_claim_certificates_are_rejected(claim: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Claim certificates are re-derived by re-running the proof: every edit outside the timings and versions
+    (``symbolic.registry.UNCHECKED_FIELDS``) is rejected."""
+    from dtd_formal.replay import replay_file
+    from dtd_formal.symbolic.registry import UNCHECKED_FIELDS, run_claim
+
+    path = run_claim(claim, out=tmp_path, fast=True).certificate
+    data = json.loads(open(path).read())
+    assert replay_file(path).ok
+    leaves = list(_leaves(data))
+    rng = random.Random(claim)
+    chosen: dict[Any, tuple] = {}
+    for p, _ in leaves:
+        chosen.setdefault(next((k for k in reversed(p) if isinstance(k, str)), ""), p)
+    sample = list(chosen.values()) + [p for p, _ in rng.sample(leaves, min(12, len(leaves)))]
+    for p in sample:
+        edited = _edit(data, p, rng)
+        if edited is None:
+            continue
+        target = tmp_path / "edited.json"
+        target.write_text(json.dumps(edited))
+        try:
+            ok = replay_file(target).ok
+        except InputError:
+            ok = False
+        if any(k in UNCHECKED_FIELDS for k in p):
+            assert ok, f"{claim}: an edit of the unread field {p} changed the verdict"
+        else:
+            assert not ok, f"{claim}: the edit of {p} was accepted"
