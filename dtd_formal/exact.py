@@ -11,6 +11,7 @@ This module is the numeric foundation; it imports nothing else of the package bu
 from __future__ import annotations
 
 import math
+import re
 from fractions import Fraction
 from numbers import Rational
 from typing import Any
@@ -20,6 +21,14 @@ import numpy as np
 from .errors import InputError
 
 ExactArray = np.ndarray  # object array of Fraction
+
+#: bounds on numbers read from text or given as integers/rationals (a number beyond them is refused, named): at most
+#: this many digits in a numeric text, a decimal exponent of at most this magnitude, and numerators/denominators of
+#: at most this many bits (about 10^10000). Generous for any network, small enough that parsing cannot hang.
+MAX_DIGITS = 10_000
+MAX_EXPONENT = 4_000
+MAX_BITS = 33_300
+_EXPONENT = re.compile(r"[eE]\s*([+-]?\d+)")
 
 try:  # gmpy2's mpq: the same exact rationals, implemented in C (about 10x faster than Fraction)
     from gmpy2 import mpq as FAST_RATIONAL
@@ -42,26 +51,49 @@ def to_fraction(value: Any, name: str = "value") -> Fraction:
         For NaN, infinity, booleans, or anything that is not a number.
     """
     if isinstance(value, Fraction):
-        return value
+        return _bounded(value, name)
     if isinstance(value, (bool, np.bool_)):
         raise InputError(f"{name}: expected a number, got the boolean {value!r}")
     if isinstance(value, (int, np.integer)):
-        return Fraction(int(value))
+        return _bounded(Fraction(int(value)), name)
     if isinstance(value, Rational):
-        return Fraction(value.numerator, value.denominator)
+        return _bounded(Fraction(value.numerator, value.denominator), name)
     if isinstance(value, (float, np.floating)):
         f = float(value)
         if not math.isfinite(f):
             raise InputError(f"{name}: {f!r} is not a finite number")
         return Fraction(f)
     if isinstance(value, str):
-        try:
-            return Fraction(value.strip())
-        except (ValueError, ZeroDivisionError) as exc:
-            raise InputError(f"{name}: cannot read {value!r} as a rational number ({exc})") from None
+        return parse_rational(value, name)
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # torch / numpy 0-d
         return to_fraction(value.item(), name)
     raise InputError(f"{name}: expected a number, got {type(value).__name__}")
+
+
+def _bounded(q: Fraction, name: str) -> Fraction:
+    """``q`` if its numerator and denominator have at most :data:`MAX_BITS` bits, else :class:`InputError`."""
+    if q.numerator.bit_length() > MAX_BITS or q.denominator.bit_length() > MAX_BITS:
+        raise InputError(f"{name}: the number has more than {MAX_BITS} bits (about 10^10000) in its numerator or "
+                         "denominator; larger numbers are refused")
+    return q
+
+
+def parse_rational(text: str, name: str = "value") -> Fraction:
+    """The rational a text spells ("3", "-1/3", "0.25", "1e-3"), exactly; a text with more than
+    :data:`MAX_DIGITS` digits or a decimal exponent beyond :data:`MAX_EXPONENT` is refused (it could not be a
+    network's number, and Fraction would build a gigantic integer for it)."""
+    stripped = text.strip()
+    digits = sum(ch.isdigit() for ch in stripped)
+    if digits > MAX_DIGITS or len(stripped) > MAX_DIGITS + 64:
+        raise InputError(f"{name}: {stripped[:40]!r}... has {digits} digits; at most {MAX_DIGITS} are read")
+    for m in _EXPONENT.finditer(stripped):
+        if abs(int(m.group(1))) > MAX_EXPONENT:
+            raise InputError(f"{name}: {stripped[:40]!r} has the exponent {m.group(1)}; at most {MAX_EXPONENT} in "
+                             "magnitude is read")
+    try:
+        return _bounded(Fraction(stripped), name)
+    except (ValueError, ZeroDivisionError) as exc:
+        raise InputError(f"{name}: cannot read {text!r} as a rational number ({exc})") from None
 
 
 def _as_numpy(value: Any) -> Any:
@@ -100,12 +132,21 @@ def to_fraction_array(values: Any, name: str = "array") -> ExactArray:
     return out.reshape(np.shape(values))
 
 
+def _float(v: Any) -> float:
+    """One exact number rounded to the nearest float64; beyond the float range, +-inf (as IEEE rounding does)."""
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
+
+
 def to_float(values: Any) -> np.ndarray:
-    """Float64 view of an exact array (or anything array-like): each entry rounded to nearest."""
+    """Float64 view of an exact array (or anything array-like): each entry rounded to nearest (+-inf beyond the
+    float range; the certified float paths treat a non-finite value as undecided and fall back to exact)."""
     values = _as_numpy(values)
     arr = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
     if arr.dtype == object:
-        return np.array([float(v) for v in arr.ravel()], dtype=np.float64).reshape(arr.shape)
+        return np.array([_float(v) for v in arr.ravel()], dtype=np.float64).reshape(arr.shape)
     return arr.astype(np.float64)
 
 

@@ -91,6 +91,10 @@ class Network:
                 )
             self.weights.append(W)
             self.biases.append(B)
+        if not isinstance(final_relu, (bool, np.bool_)):
+            raise InputError(f"final_relu must be True or False, got {final_relu!r}")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise InputError(f"metadata must be a dict, got {type(metadata).__name__} {metadata!r:.60}")
         self.final_relu = bool(final_relu)
         self.metadata: dict[str, Any] = dict(metadata or {})
         self._integer_layers: list[IntegerLayer] | None = None
@@ -374,6 +378,8 @@ class Network:
         for l, layer in enumerate(layers, start=1):
             if not isinstance(layer, dict) or "weight" not in layer or "bias" not in layer:
                 raise InputError(f"{source}: layer {l} needs \"weight\" and \"bias\"")
+            if not isinstance(layer["weight"], list) or not isinstance(layer["bias"], list):
+                raise InputError(f"{source}: layer {l}: \"weight\" and \"bias\" must be lists")
             try:
                 weights.append(array_from_json(layer["weight"], f"{source}: layer {l} weight"))
                 biases.append(array_from_json(layer["bias"], f"{source}: layer {l} bias"))
@@ -381,8 +387,14 @@ class Network:
                 if isinstance(exc, InputError):
                     raise
                 raise InputError(f"{source}: layer {l}: {exc}") from None
+        final_relu = data.get("final_relu", False)
+        if not isinstance(final_relu, bool):
+            raise InputError(f"{source}: \"final_relu\" must be true or false (a JSON boolean), got {final_relu!r}")
+        metadata = data.get("metadata")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise InputError(f"{source}: \"metadata\" must be an object, got {type(metadata).__name__}")
         try:
-            return cls(weights, biases, final_relu=bool(data.get("final_relu", False)), metadata=data.get("metadata"))
+            return cls(weights, biases, final_relu=final_relu, metadata=metadata)
         except InputError as exc:
             raise InputError(f"{source}: {exc}") from None
 

@@ -36,6 +36,7 @@ from .errors import InputError
 from .exact import array_to_json, fast_to_fraction, fraction_to_str, from_fast, to_fast, to_float
 from .network import Network
 from .rules.base import Rule
+from .certified import certified_float_forward
 from .walk import forward, root_points
 
 Scope = Literal["layer", "upper"]
@@ -165,68 +166,6 @@ def _upper_signs(
     return signs, own
 
 
-_U = 2.0**-53  # unit roundoff of float64
-
-
-@dataclass
-class CertifiedForward:
-    """Float64 pre-activations of layers layer..L at exact points, each with a rigorous error bound.
-
-    ``z[k]`` and ``err[k]`` (rows = points) belong to layer ``layer + k``: the exact value lies in
-    ``[z - err, z + err]``. ``uncertain[r]`` marks rows where some ReLU sign (other than a forced neuron's) is
-    not decided by the bound; for those rows the later layers' values are not covered by the bound.
-    """
-
-    z: list[np.ndarray]
-    err: list[np.ndarray]
-    uncertain: np.ndarray
-
-
-def certified_float_forward(
-    net: Network, layer: int, points: np.ndarray, forced: np.ndarray | None = None
-) -> CertifiedForward:
-    r"""Push exact points (rows; gmpy2 or Fraction) through layers layer..L in float64 with rigorous error bounds.
-
-    With :math:`u = 2^{-53}`, :math:`\gamma_k = k u / (1 - k u)`:
-
-    - start: :math:`e_0 = 4u|\hat r| + 2^{-1070}` (rounding of the exact point to float, even by truncation);
-    - layer m: :math:`|z - \hat z| \le 2\,[(1+2u)|\hat W| e + (\gamma_{n+2} + u)(|\hat W||\hat a| + |\hat b|)]`,
-      covering the rounding of the weights to float (:math:`|W - \hat W| \le u|\hat W|`), of the dot product,
-      and (the factor 2) of the bound's own float evaluation; relu does not increase the error.
-
-    A ReLU whose sign is certain (:math:`|\hat z| > e`) is applied as in exact arithmetic. Neuron ``forced[r]``
-    of ``layer`` (if given) is kept linear (a = z) and its sign is not required to be certain.
-    """
-    fnet = net.to_float()
-    k = len(points)
-    rows = np.arange(k)
-    a = np.array([float(v) for v in points.ravel()], dtype=np.float64).reshape(points.shape)
-    e = 4 * _U * np.abs(a) + 2.0**-1070
-    zs, errs = [], []
-    uncertain = np.zeros(k, dtype=bool)
-    for m in range(layer, net.n_layers + 1):
-        W, b = fnet.weights[m - 1], fnet.biases[m - 1]
-        Wabs = np.abs(W)
-        n = W.shape[1]
-        gamma = (n + 2) * _U / (1 - (n + 2) * _U)
-        z = a @ W.T + b
-        err = 2.0 * ((1 + 2 * _U) * (e @ Wabs.T) + (gamma + _U) * (np.abs(a) @ Wabs.T + np.abs(b)))
-        zs.append(z)
-        errs.append(err)
-        if net.has_relu(m):
-            unsure = np.abs(z) <= err
-            keep = z > 0
-            if m == layer and forced is not None:
-                unsure[rows, forced] = False
-                keep[rows, forced] = True
-            uncertain |= unsure.any(axis=1)
-            a = np.where(keep, z, 0.0)
-            e = np.where(keep, err, 0.0)
-        else:
-            a, e = z, err
-    return CertifiedForward(zs, errs, uncertain)
-
-
 def _upper_signs_filtered(net: Network, layer: int, points: np.ndarray, forced: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """Exact signs of :func:`_upper_signs` for exact ``points`` via :func:`certified_float_forward`.
 
@@ -234,7 +173,7 @@ def _upper_signs_filtered(net: Network, layer: int, points: np.ndarray, forced: 
     Returns the signs per layer and the exact pre-activation of each forced neuron.
     """
     cf = certified_float_forward(net, layer, points, forced)
-    signs = [np.sign(z).astype(np.int8) for z in cf.z]
+    signs = [np.sign(np.nan_to_num(z, nan=0.0)).astype(np.int8) for z in cf.z]  # NaN rows are uncertain anyway
     if cf.uncertain.any():
         idx = np.flatnonzero(cf.uncertain)
         exact_signs, _ = _upper_signs(net.fast_layers, net, layer, points[idx], forced[idx])

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..rules.domains import Box, Domain, NonNegative, Unbounded
-from .common import load_rule, print_json
+from .common import load_rule, positive_int, print_json
 
 
 def register(sub: Any) -> None:
@@ -25,14 +25,14 @@ def register(sub: Any) -> None:
     p.add_argument("rule", help="module:RuleClass (imported, instantiated without arguments) or a rule string "
                                 "(zplus, gamma:0.25, lrp0@zennit, ...)")
     p.add_argument("--properties", nargs="+", metavar="NAME", help="properties to check (default: the catalogue)")
-    p.add_argument("--max-examples", type=int, default=100, help="cases per property (default 100)")
+    p.add_argument("--max-examples", type=positive_int, default=100, help="cases per property (default 100)")
     p.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
     p.add_argument("--bias", choices=("any", "nonpositive", "nonnegative", "zero"), default="any",
                    help="bias sign constraint of the drawn networks (default any)")
     p.add_argument("--domain", help="input domain of layer 1: nonnegative, unbounded or LOW:HIGH (write --domain=-1:1 "
                         "for a negative LOW; default: the rule's)")
     p.add_argument("--no-solver", action="store_true", help="hypothesis only (no Z3 decision on a small network)")
-    p.add_argument("--solver-timeout", type=int, default=2000, metavar="MS", help="Z3 timeout per property")
+    p.add_argument("--solver-timeout", type=positive_int, default=2000, metavar="MS", help="Z3 timeout per property")
     p.add_argument("--export", metavar="DIR", help="write each counterexample as DIR/<property>.json and "
                                                     "DIR/test_<property>_regression.py")
     p.add_argument("--json", action="store_true", help="machine-readable report (exact rationals as strings)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import importlib
 import json
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, check_timeout
 from ..exact import ExactArray, to_fraction_array
 from ..network import Network
 from ..rules.base import Rule
@@ -21,17 +22,50 @@ from ..rules.parse import parse_rule
 from ..verdict import to_jsonable
 
 
+def positive_seconds(text: str) -> float:
+    """argparse type of a time budget: a finite number of seconds > 0."""
+    try:
+        return check_timeout(float(text), "seconds")
+    except (ValueError, InputError):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count or a millisecond budget: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def writable_file(path: str, option: str) -> Path:
+    """A file path whose folder exists (checked before any work starts, so that no result is lost)."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{option} {path}: is a folder, expected a file path")
+    if not p.parent.is_dir():
+        raise InputError(f"{option} {path}: the folder {str(p.parent)!r} does not exist")
+    return p
+
+
 def load_model(path: str) -> Network:
     """Load MODEL (.onnx, .nnet, .json) or a built-in example (``example:paper-mlp[:SEED[:INIT]]``)."""
     if path.startswith("example:"):
         from ..examples import STUDY_SEED, paper_mlp
 
         parts = path.split(":")
-        if len(parts) < 2 or parts[1] != "paper-mlp":
+        if len(parts) < 2 or parts[1] != "paper-mlp" or len(parts) > 4:
             raise InputError(f"unknown example {path!r}; known: example:paper-mlp[:SEED[:INIT]]")
-        seed = int(parts[2]) if len(parts) > 2 and parts[2] else STUDY_SEED
+        seed_text = parts[2] if len(parts) > 2 and parts[2] else str(STUDY_SEED)
+        if not re.fullmatch(r"\d{1,9}", seed_text):
+            raise InputError(f"{path}: the seed must be a non-negative integer, got {seed_text!r}")
         init = parts[3] if len(parts) > 3 else "paper-text"
-        return paper_mlp(seed, init)  # type: ignore[arg-type]
+        if init not in ("paper-text", "paper-code"):
+            raise InputError(f"{path}: init must be paper-text or paper-code, got {init!r}")
+        return paper_mlp(int(seed_text), init)  # type: ignore[arg-type]
     if not Path(path).exists():
         raise InputError(f"{path}: no such file")
     from ..io import load

@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import InputError
 from ..exact import to_float
 from ..rules.parse import parse_rule, rule_reference
-from .common import load_model, print_json
+from .common import load_model, positive_seconds, print_json, writable_file
 
 
 def register(sub: Any) -> None:
@@ -32,7 +32,7 @@ def register(sub: Any) -> None:
     p.add_argument("--output", type=int, default=0, help="explained output (default 0)")
     p.add_argument("--definition", choices=("true", "paper-code"), default="true",
                    help="root step: true (t = z_j / w_j.v_j, default) or paper-code (t = R_j / w_j.v_j)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per neuron (default 60)")
+    p.add_argument("--timeout", type=positive_seconds, default=60.0, help="seconds per neuron (default 60)")
     p.add_argument("--executor", default=None, help="local (process pool) or dask://HOST:PORT (default: serial)")
     p.add_argument("--save-tests", default=None, metavar="FILE",
                    help="write a pytest regression test for every counterexample to FILE")
@@ -76,6 +76,7 @@ def _domain(args: argparse.Namespace, net: Any) -> Any:
 def run(args: argparse.Namespace) -> int:
     from ..smt.root_exit import find_root_exit
 
+    save_tests = writable_file(args.save_tests, "--save-tests") if args.save_tests else None
     net = load_model(args.model)
     rule = parse_rule(args.rule)
     net.check_layer(args.layer)
@@ -86,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
     )
     per = getattr(verdict, "per_neuron", None) or {args.neuron[0]: verdict}
     counts = {s: sum(v.status == s for v in per.values()) for s in ("refuted", "proved", "unknown")}
-    if args.save_tests:
-        write_tests(Path(args.save_tests), net, per)
+    if save_tests is not None:
+        write_tests(save_tests, net, per)
     if args.json:
         print_json(report_json(net, per, {"model": args.model, "rule": rule_reference(rule), "layer": args.layer,
                                           "scope": args.scope, "variant": args.variant,

@@ -45,11 +45,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.model.startswith("example:toy-2d"):
         parts = args.model.split(":")
+        if len(parts) > 2 and parts[2] and not parts[2].isdigit():
+            raise InputError(f"{args.model}: the seed must be a non-negative integer, got {parts[2]!r}")
         net = toy_2d_network(int(parts[2]) if len(parts) > 2 and parts[2] else 0)
     else:
         net = load_model(args.model)
     extent = _extent(args.extent)
-    if args.input:
+    if args.input is not None:
         xs = parse_input_text(args.input).reshape(1, -1)
     elif args.inputs:
         xs = load_inputs(args.inputs)

@@ -33,7 +33,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     net = load_model(args.model)
-    xs = net.as_input(parse_input_text(args.input), "--input").reshape(1, -1) if args.input else load_inputs(args.inputs)
+    xs = (net.as_input(parse_input_text(args.input), "--input").reshape(1, -1) if args.input is not None
+          else load_inputs(args.inputs))
     rule = parse_rule(args.rule)
     report = root_regions(
         net,

@@ -29,7 +29,8 @@ from ..network import Network
 from ..rules.ops import FAST_EXACT
 from ..walk import forward
 from ..exact import to_fast
-from ..regions import _U, certified_float_forward, root_regions
+from ..certified import UNIT_ROUNDOFF, certified_float_forward
+from ..regions import root_regions
 from ..rules import LRP0, Gamma, Rule, WSquare, ZPlus
 
 STUDY_RULES: dict[str, Rule] = {"lrp0": LRP0(), "zplus": ZPlus(), "gamma:1": Gamma(1), "wsquare": WSquare()}
@@ -93,7 +94,7 @@ def _output_changed(net: Network, layer: int, points: np.ndarray, f_x: list[Any]
     z, err = cf.z[-1][:, output], cf.err[-1][:, output]
     out, out_err = (np.maximum(z, 0.0), err) if net.final_relu else (z, err)
     fx = np.array([float(v) for v in f_x])  # f_x exact (gmpy2 or Fraction)
-    separated = ~cf.uncertain & (np.abs(out - fx) > out_err + 4 * _U * np.abs(fx) + 2.0**-1070)
+    separated = ~cf.uncertain & (np.abs(out - fx) > out_err + 4 * UNIT_ROUNDOFF * np.abs(fx) + 2.0**-1070)
     changed = separated.copy()
     for r in np.flatnonzero(~separated):
         out_exact = forward(FAST_EXACT, net.fast_layers, net.relu_flags, points[r], start=layer)[0][-1]

@@ -38,7 +38,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import InputError
-from ..exact import ExactArray
+from ..exact import ExactArray, parse_rational
 from ..network import Network
 
 
@@ -91,10 +91,7 @@ class _Lines:
     def _rational(self, token: str, number: int, what: str) -> Fraction:
         if token.lower().lstrip("+-") in ("nan", "inf", "infinity"):
             raise InputError(f"{self.path}: line {number} ({what}): {token!r} is not a finite number")
-        try:
-            return Fraction(token)
-        except (ValueError, ZeroDivisionError):
-            raise InputError(f"{self.path}: line {number} ({what}): cannot read {token!r} as a number") from None
+        return parse_rational(token, f"{self.path}: line {number} ({what})")
 
 
 def load_nnet(path: str | Path, fold_normalization: bool = False) -> Network:

@@ -16,10 +16,12 @@ _EXPECTED_ARGS = {"epsilon": (0, 1), "gamma": (0, 1), "alphabeta": (0, 2), "zbox
 
 
 def _number(text: str, spec: str) -> Fraction:
+    from ..exact import parse_rational
+
     try:
-        return Fraction(text.strip())
-    except (ValueError, ZeroDivisionError):
-        raise InputError(f"rule {spec!r}: {text!r} is not a number") from None
+        return parse_rational(text, f"rule {spec!r}")
+    except InputError as exc:
+        raise InputError(f"rule {spec!r}: {text!r} is not a number ({exc})") from None
 
 
 def parse_rule(spec: str, bias: str | None = None) -> Rule:
