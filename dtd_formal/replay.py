@@ -45,6 +45,7 @@ from .rules.base import Rule
 from .verdict import VERDICT_FORMAT
 
 REPORT_FORMAT = "dtd_formal.root-exit-report/1"
+_NOTHING_TO_CONFIRM = "an unknown verdict has nothing to confirm (its question and statement re-derive)"
 PROPERTY_CEX_FORMAT = "dtd_formal.counterexample/1"
 CERTIFICATE_FORMAT = "dtd_formal.certificate/1"
 
@@ -157,7 +158,7 @@ def replay_verdict(data: dict[str, Any], source: str, model: Network | None, giv
         elif status == "proved":
             problems = _replay_proved(data, question, net, rule, source, timeout)
         else:
-            problems = [f"an unknown verdict has nothing to confirm ({data.get('reason', '')})"]
+            problems = [_NOTHING_TO_CONFIRM]
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - a crash of the re-derivation is an error, never a confirmation
@@ -298,7 +299,7 @@ def _replay_report(data: dict[str, Any], source: str, model: Network | None, rul
         if str(v.get("question", {}).get("neuron")) != j:
             part.ok, part.problems = False, [f"neuron {j}: the verdict's question is about neuron "
                                              f"{v.get('question', {}).get('neuron')!r}"]
-        if part.status == "unknown":  # an unknown neuron is reported as such, not as a rejection of the file
+        if part.problems == [_NOTHING_TO_CONFIRM]:  # an unknown neuron is reported as such, not as a rejection
             part.ok, part.problems = True, []
         parts.append(part)
     bad = [p for p in parts if not p.ok]
