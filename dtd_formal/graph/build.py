@@ -67,12 +67,14 @@ class GraphBuilder:
                 pads: Sequence[int] | None = None, name: str | None = None) -> int:
         in_shape = self.shape(x)
         d = len(kernel)
-        idx, out_sp = window_patches(in_shape, kernel, strides or kernel, pads or [0] * (2 * d), [1] * d)
+        window = {"kernel": [int(k) for k in kernel], "strides": [int(s) for s in (strides or kernel)],
+                  "pads": [int(p) for p in (pads or [0] * (2 * d))]}
+        idx, out_sp = window_patches(in_shape, window["kernel"], window["strides"], window["pads"], [1] * d)
         if np.any(np.all(idx < 0, axis=1)):
             raise InputError(f"maxpool {name or ''}: a window lies entirely in the padding")
         first = np.array([row[row >= 0][0] for row in idx])
         idx = np.where(idx >= 0, idx, first[:, None])  # a repeated valid entry leaves the max unchanged (-inf pads)
-        return self._add(MaxPool(self._name("maxpool", name), [x], (in_shape[0],) + tuple(out_sp), idx))
+        return self._add(MaxPool(self._name("maxpool", name), [x], (in_shape[0],) + tuple(out_sp), idx, window))
 
     def avgpool(self, x: int, kernel: Sequence[int] | None = None, strides: Sequence[int] | None = None,
                 pads: Sequence[int] | None = None, count_include_pad: bool = False, name: str | None = None) -> int:
@@ -82,13 +84,16 @@ class GraphBuilder:
         in_shape = self.shape(x)
         kernel = list(in_shape[1:]) if kernel is None else list(kernel)
         d = len(kernel)
-        idx, out_sp = window_patches(in_shape, kernel, strides or kernel, pads or [0] * (2 * d), [1] * d)
+        window = {"kernel": [int(k) for k in kernel], "strides": [int(s) for s in (strides or kernel)],
+                  "pads": [int(p) for p in (pads or [0] * (2 * d))], "count_include_pad": bool(count_include_pad)}
+        idx, out_sp = window_patches(in_shape, window["kernel"], window["strides"], window["pads"], [1] * d)
         count = np.full(idx.shape[0], idx.shape[1]) if count_include_pad else (idx >= 0).sum(axis=1)
         weights = np.empty(idx.shape, dtype=object)
         for r in range(idx.shape[0]):
             w = Fraction(1, int(count[r]))
             weights[r] = [w if i >= 0 else Fraction(0) for i in idx[r]]
-        return self._add(AvgPool(self._name("avgpool", name), [x], (in_shape[0],) + tuple(out_sp), idx, weights))
+        return self._add(AvgPool(self._name("avgpool", name), [x], (in_shape[0],) + tuple(out_sp), idx, weights,
+                                 window))
 
     def add(self, x: int, y: int, name: str | None = None) -> int:
         if self.shape(x) != self.shape(y):

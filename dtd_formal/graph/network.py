@@ -73,8 +73,6 @@ class GraphNetwork:
                 readers = self.readers[k]
                 relu = readers[0] if len(readers) == 1 and self.nodes[readers[0]].kind == "relu" else None
                 self.layers.append(LayerInfo(len(self.layers) + 1, k, node.inputs[0], relu))
-        if not self.layers:
-            raise InputError("a network graph needs at least one dense or conv layer")
 
     # ------------------------------------------------------------------ shape
     @property

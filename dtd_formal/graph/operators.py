@@ -190,6 +190,7 @@ class MaxPool(Operator):
     leaves every maximum unchanged; ONNX pads max pools with -inf)."""
 
     idx: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    window: dict[str, Any] = field(default_factory=dict)  #: kernel, strides, pads (for export)
 
     kind = "maxpool"
 
@@ -222,6 +223,7 @@ class AvgPool(Operator):
 
     idx: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     weights: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    window: dict[str, Any] = field(default_factory=dict)  #: kernel, strides, pads, count_include_pad (for export)
 
     kind = "avgpool"
 

@@ -15,19 +15,27 @@ from ..errors import InputError
 from ..network import Network
 
 
-def load_json(path: str | Path) -> Network:
-    """The package's own exact JSON format (:meth:`Network.save`)."""
+def load_json(path: str | Path) -> Any:
+    """The package's own exact JSON formats: a dense :class:`Network` (:meth:`Network.save`) or a network graph
+    (:meth:`dtd_formal.graph.GraphNetwork.save`, ``"format": "dtd_formal.graph/1"``)."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: cannot read JSON ({exc})") from None
+    from ..graph.network import GRAPH_FORMAT
+
+    if isinstance(data, dict) and data.get("format") == GRAPH_FORMAT:
+        from ..graph.network import GraphNetwork
+
+        return GraphNetwork.from_json(data, source=str(path))
     return Network.from_json(data, source=str(path))
 
 
-def load(path: str | Path, **kwargs: Any) -> Network:
+def load(path: str | Path, **kwargs: Any) -> Any:
     """Load a network by file extension.
 
-    ``.onnx`` (:func:`~dtd_formal.io.onnx_io.load_onnx`), ``.nnet`` (:func:`~dtd_formal.io.nnet.load_nnet`;
+    ``.onnx`` (:func:`~dtd_formal.io.onnx_io.load_onnx`: a chain of dense layers becomes a :class:`Network`, a
+    graph with convolutions, pools, transposes or residual sums a :class:`~dtd_formal.graph.GraphNetwork`), ``.nnet`` (:func:`~dtd_formal.io.nnet.load_nnet`;
     keyword ``fold_normalization``), ``.json`` (:func:`load_json`), ``.pt``/``.pth`` (a state dict of Linear
     layers, :func:`~dtd_formal.io.torch_io.network_from_torch`; keyword ``final_relu``). Keywords go to the
     loader. Raises :class:`~dtd_formal.errors.InputError` naming the file for a missing file, an unknown
@@ -44,7 +52,7 @@ def load(path: str | Path, **kwargs: Any) -> Network:
     if suffix == ".onnx":
         from .onnx_io import load_onnx
 
-        return load_onnx(p, **kwargs)
+        return load_onnx(p, **kwargs)  # a dense Network, or a GraphNetwork for convolutional / residual graphs
     if suffix == ".nnet":
         from .nnet import load_nnet
 

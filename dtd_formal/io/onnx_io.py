@@ -44,6 +44,10 @@ SUPPORTED_OPS = (
     "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "Flatten", "Reshape", "Identity", "Constant",
 )
 
+#: operators only the graph reader (:mod:`dtd_formal.io.onnx_graph`) reads: their files load as network graphs
+GRAPH_ONLY_OPS = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "Transpose", "BatchNormalization", "Concat",
+                  "Shape", "Gather", "Unsqueeze", "Squeeze")
+
 _ONE, _ZERO = Fraction(1), Fraction(0)
 
 
@@ -185,7 +189,7 @@ class _Reader:
             raise InputError(f"{self.path}: input {inp.name!r} has shape {dims}; only the first (batch) dimension may be symbolic")
         n0 = math.prod(shape)
         self.values[inp.name] = _Var((), _Affine.identity(n0), shape)
-        for node in graph.node:
+        for node in ordered_nodes(graph, set(self.values), self.path):
             self.step(node)
         out_name = graph.output[0].name
         if out_name not in self.values:
@@ -413,6 +417,23 @@ class _Reader:
         return self._elementwise(node, "Div")
 
 
+def ordered_nodes(graph: Any, known: set[str], path: Path) -> list[Any]:
+    """The graph's nodes in an order where every input is produced before it is read (some exporters list a
+    Constant after its reader; onnxruntime sorts too). ``known``: the names defined before any node."""
+    known = set(known)
+    pending, out = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i == "" or i in known for i in n.input)]
+        if not ready:
+            missing = sorted({i for n in pending for i in n.input if i and i not in known})
+            raise InputError(f"{path}: inputs {missing[:5]} are never produced (or the graph has a cycle)")
+        for n in ready:
+            out.append(n)
+            known.update(n.output)
+        pending = [n for n in pending if all(n is not r for r in ready)]
+    return out
+
+
 def load_onnx(path: str | Path) -> Network:
     """Read an ONNX model of affine operators and ReLUs as an exact :class:`Network` (see the module docstring).
 
@@ -450,7 +471,19 @@ def load_onnx(path: str | Path) -> Network:
         raise InputError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
     if not model.HasField("graph") or not model.graph.node:
         raise InputError(f"{path}: not a readable ONNX model (no graph nodes)")
-    return _Reader(p).run(model)
+    if any(node.op_type in GRAPH_ONLY_OPS for node in model.graph.node):
+        from .onnx_graph import load_onnx_graph
+
+        return load_onnx_graph(p, model)  # type: ignore[return-value]
+    try:
+        return _Reader(p).run(model)
+    except UnsupportedLayerError as exc:
+        from .onnx_graph import load_onnx_graph
+
+        try:
+            return load_onnx_graph(p, model)  # type: ignore[return-value]
+        except UnsupportedLayerError:
+            raise exc from None
 
 
 __all__ = ["load_onnx", "SUPPORTED_OPS"]
