@@ -107,6 +107,10 @@ def lrp(
     by default (Fractions; computed with gmpy2 rationals, the same values); ``arithmetic="float64"`` runs the same
     rule bodies in floats.
     """
+    if getattr(net, "is_graph", False):
+        from .graph.explain import graph_lrp
+
+        return graph_lrp(net, x, rule_or_composite, output, arithmetic)  # type: ignore[return-value]
     net.check_output(output)
     layers, ops = arithmetic_ops(net, arithmetic)
     acts, _ = forward(ops, layers, net.relu_flags, _input_array(net, x, arithmetic))
@@ -204,6 +208,12 @@ def roots(
     :math:`t_j = z_j / (w_j \cdot v_j)` ("true": :math:`z_j(\tilde a^{(j)}) = 0`) or
     :math:`t_j = R^l_j / (w_j \cdot v_j)` ("paper-code", with :math:`R^l` from LRP with the same rule).
     """
+    if getattr(net, "is_graph", False):
+        from .graph.explain import graph_roots
+
+        if not isinstance(rule, Rule):
+            raise InputError(f"roots need a single Rule, got {type(rule).__name__}")
+        return graph_roots(net, x, rule, layer, output, definition)  # type: ignore[return-value]
     net.check_layer(layer)
     net.check_output(output)
     if not isinstance(rule, Rule):

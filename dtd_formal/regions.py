@@ -260,6 +260,12 @@ def root_regions(
         float roots; affine maps are still compared exactly, per sign pattern)
     progress : show a progress bar over inputs
     """
+    if getattr(net, "is_graph", False):
+        from .graph.explain import graph_root_regions
+
+        if arithmetic != "exact":
+            raise InputError("root_regions on a network graph is exact (arithmetic='exact')")
+        return graph_root_regions(net, xs, rule, scope, output, definition, layers, progress=progress)
     if scope not in ("layer", "upper"):
         raise InputError(f"scope must be 'layer' or 'upper', got {scope!r}")
     if arithmetic not in ("exact", "float64"):

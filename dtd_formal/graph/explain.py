@@ -148,25 +148,37 @@ class GraphRelevance:
         return sum((c.absorbed for c in self.conservation), Fraction(0))
 
 
-def graph_lrp(net: GraphNetwork, x: Any, rule_or_composite: Rule | Composite, output: int = 0) -> GraphRelevance:
-    """Exact LRP on a graph (module docstring): the rule's redistribution at every layer (computed with gmpy2
-    rationals, returned as Fractions)."""
+def graph_lrp(net: GraphNetwork, x: Any, rule_or_composite: Rule | Composite, output: int = 0,
+              arithmetic: str = "exact") -> GraphRelevance:
+    """LRP on a graph (module docstring): exact by default (computed with gmpy2 rationals, returned as
+    Fractions), or ``arithmetic="float64"`` (the same rule bodies in floats)."""
     from ..dtd import LayerConservation
+    from ..exact import to_float
+    from ..rules.ops import FLOAT64
 
     net.check_output(output)
-    vals = net.evaluate(FAST_EXACT, to_fast(net.as_input(x)))
-    R, steps = graph_relevance(FAST_EXACT, net, vals, rule_or_composite, output)
-    per_node = [from_fast(v) for v in R]
+    if not net.layers:
+        raise InputError("the network graph has no dense or conv layer to explain")
+    if arithmetic == "exact":
+        ops, convert, total = FAST_EXACT, from_fast, fast_to_fraction
+        vals = net.evaluate(ops, to_fast(net.as_input(x)))
+    elif arithmetic == "float64":
+        ops, convert, total = FLOAT64, (lambda v: v), float  # type: ignore[assignment]
+        vals = net.evaluate(ops, to_float(net.as_input(x)))
+    else:
+        raise InputError(f"arithmetic must be 'exact' or 'float64', got {arithmetic!r}")
+    R, steps = graph_relevance(ops, net, vals, rule_or_composite, output)
+    per_node = [convert(v) for v in R]
     per_layer = [per_node[0]] + [per_node[info.node] for info in net.layers]
     conservation = []
     rules: list[Rule] = [None] * net.n_layers  # type: ignore[list-item]
     for st in sorted(steps, key=lambda s: s.layer):
-        lops, a, W, b = layer_view(net, FAST_EXACT, st.layer, vals)
+        lops, a, W, b = layer_view(net, ops, st.layer, vals)
         dropped = call_rule(st.rule, "dropped_neurons", lops, a, W, b, st.upper, layer=st.layer)
-        conservation.append(LayerConservation(st.layer, fast_to_fraction(FAST_EXACT.sum(st.upper)),
-                                              fast_to_fraction(FAST_EXACT.sum(st.lower)), [int(j) for j in dropped]))
+        conservation.append(LayerConservation(st.layer, total(ops.sum(st.upper)), total(ops.sum(st.lower)),
+                                              [int(j) for j in dropped]))
         rules[st.layer - 1] = st.rule
-    return GraphRelevance(per_node[0], per_node, per_layer, conservation, rules, output)
+    return GraphRelevance(per_node[0], per_node, per_layer, conservation, rules, output, arithmetic)
 
 
 # ---------------------------------------------------------------------------------------------------- roots
@@ -304,23 +316,34 @@ def _resolve_winners(own: list[set[int]], other: list[set[int]]) -> list[int]:
     return [min(a & b) if a & b else min(a) for a, b in zip(own, other)]
 
 
-def _affine_key(net: GraphNetwork, l: int, vals: list[Any], choices: dict[int, Any], output: int,
+def _affine_key(net: GraphNetwork, ops: Any, l: int, vals: list[Any], choices: dict[int, Any], output: int,
                 keep: set[int]) -> tuple[tuple[Any, ...], Any]:
-    """Exact (gradient, offset) of f_c as a function of layer l's input with fixed choices: relu pass masks and
-    max-pool winners (window positions) for the nodes in ``keep``."""
+    """(gradient, offset) of f_c as a function of layer l's input with fixed choices (relu pass masks, max-pool
+    winners as window positions) for the nodes in ``keep``, in the numbers of ``ops`` (exact, or residues)."""
     info = net.layer(l)
-    masks: dict[int, Any] = {}
-    for k, ch in choices.items():
-        node = net.nodes[k]
-        if node.kind == "relu":
-            masks[k] = np.asarray(ch > 0, dtype=bool)
-        else:
-            masks[k] = ch
-    g = backward_gradient(net, FAST_EXACT, vals, output, masks, stop=info.input_node, keep=keep)
+    masks = {k: (np.asarray(ch > 0, dtype=bool) if net.nodes[k].kind == "relu" else ch) for k, ch in choices.items()}
+    hook = (lambda k, v: ops.reduce(v)) if hasattr(ops, "reduce") else None
+    g = backward_gradient(net, ops, vals, output, masks, stop=info.input_node, keep=keep, hook=hook)
     a = vals[info.input_node]
-    fixed = net.evaluate(FAST_EXACT, vals[0], base=vals, override=(info.input_node, a), choices=masks)
-    offset = fixed[net.output][output] - FAST_EXACT.sum(g * a)
+    fixed = net.evaluate(ops, vals[0], base=vals, override=(info.input_node, a), choices=masks, hook=hook)
+    offset = fixed[net.output][output] - ops.sum(g * a)
+    if hook is not None:
+        offset = int(offset) % ops.p
+        return tuple(int(v) for v in ops.reduce(g)), offset
     return tuple(g.tolist()), offset
+
+
+def _maps_differ(net: GraphNetwork, l: int, vals: list[Any], vals_mod: list[Any] | None, ch_in: dict[int, Any],
+                 ch_rt: dict[int, Any], output: int, keep: set[int]) -> bool:
+    """Whether the affine maps of two choices differ, exactly: residues modulo a prime first (different residues
+    prove different maps), rationals when the residues agree (:mod:`dtd_formal.graph.modular`)."""
+    from .modular import MOD
+
+    if vals_mod is not None and (_affine_key(net, MOD, l, vals_mod, ch_in, output, keep)
+                                 != _affine_key(net, MOD, l, vals_mod, ch_rt, output, keep)):
+        return True
+    return (_affine_key(net, FAST_EXACT, l, vals, ch_in, output, keep)
+            != _affine_key(net, FAST_EXACT, l, vals, ch_rt, output, keep))
 
 
 @dataclass
@@ -379,6 +402,7 @@ def graph_root_regions(net: GraphNetwork, xs: Any, rule: Rule, scope: str = "upp
     wanted = None if neurons is None else {int(j) for j in neurons}
     for i in iterator:
         vals = net.evaluate(FAST_EXACT, to_fast(batch[i]))
+        vals_mod = _residues(vals)
         base_pattern = _pattern(net, vals)
         relevance = None
         for l in layer_list:
@@ -400,11 +424,22 @@ def graph_root_regions(net: GraphNetwork, xs: Any, rule: Rule, scope: str = "upp
                 root = lr.point(k)  # type: ignore[union-attr]
                 linear = (info.relu_node, j) if info.relu_node is not None else None
                 rvals = net.evaluate(FAST_EXACT, vals[0], base=vals, override=(info.input_node, root), linear=linear)
-                records.append(_classify(net, l, j, i, vals, rvals, base_pattern, root, lr.t[k], scope,  # type: ignore[union-attr]
-                                         scope_nodes, output, domain))
+                records.append(_classify(net, l, j, i, vals, vals_mod, rvals, base_pattern, root, lr.t[k],  # type: ignore[union-attr]
+                                         scope, scope_nodes, output, domain))
             for reason in skip.values():
                 skipped[l][reason] = skipped[l].get(reason, 0) + 1
     return RootRegionReport(records, rule, scope, definition, output, layer_list, len(batch), skipped)  # type: ignore[arg-type]
+
+
+def _residues(vals: list[Any]) -> list[Any] | None:
+    """Every node value modulo the prime of :mod:`~dtd_formal.graph.modular` (None when a denominator is not
+    invertible: exact arithmetic then decides alone)."""
+    from .modular import MOD, NotInvertible
+
+    try:
+        return [MOD.lift(v) for v in vals]
+    except NotInvertible:
+        return None
 
 
 def _pattern(net: GraphNetwork, vals: list[Any]) -> dict[int, Any]:
@@ -413,7 +448,7 @@ def _pattern(net: GraphNetwork, vals: list[Any]) -> dict[int, Any]:
     return pattern_of(net, vals)
 
 
-def _classify(net: GraphNetwork, l: int, j: int, i: int, vals: list[Any], rvals: list[Any],
+def _classify(net: GraphNetwork, l: int, j: int, i: int, vals: list[Any], vals_mod: list[Any] | None, rvals: list[Any],
               base_pattern: dict[int, Any], root: Any, t: Any, scope: str, scope_nodes: set[int], output: int,
               domain: Any) -> GraphRootRecord:
     info = net.layer(l)
@@ -451,7 +486,7 @@ def _classify(net: GraphNetwork, l: int, j: int, i: int, vals: list[Any], rvals:
                 ch_in[k], ch_rt[k] = bi, ar
             else:
                 ch_in[k], ch_rt[k] = _resolve_winners(before, after), _resolve_winners(after, before)
-        leaves_map = _affine_key(net, l, vals, ch_in, output, keep) != _affine_key(net, l, vals, ch_rt, output, keep)
+        leaves_map = _maps_differ(net, l, vals, vals_mod, ch_in, ch_rt, output, keep)
     own = rvals[info.node][j]
     return GraphRootRecord(i, l, j, from_fast(root), fast_to_fraction(own), bool(flips), bool(leaves_map), flips,
                            domain.contains(from_fast(root)), fast_to_fraction(t))

@@ -44,7 +44,7 @@ class LayerInfo:
 
 
 class GraphNetwork:
-    """A network graph (module docstring).
+    """A network graph (module docstring). ``dtd.lrp``, ``dtd.roots`` and ``dtd.root_regions`` accept it.
 
     Parameters
     ----------
@@ -52,6 +52,8 @@ class GraphNetwork:
     output : the id of the output node (default: the last)
     metadata : free-form information (source file, input layout, natural input domain)
     """
+
+    is_graph = True
 
     def __init__(self, nodes: Sequence[Operator], output: int | None = None,
                  metadata: dict[str, Any] | None = None) -> None:
@@ -269,7 +271,8 @@ def _fixed_choice(ops: Any, node: Operator, x: Any, choice: Any) -> Any:
 
 
 def backward_gradient(net: GraphNetwork, ops: Any, vals: list[Any], output: int,
-                      masks: dict[int, Any] | None = None, stop: int = 0, keep: set[int] | None = None) -> Any:
+                      masks: dict[int, Any] | None = None, stop: int = 0, keep: set[int] | None = None,
+                      hook: Any = None) -> Any:
     r"""The gradient of :math:`f_c` with respect to node ``stop`` (default: the input) by one backward pass, or
     (``masks``) of the affine piece with the given choices: {relu node: 0/1 pass mask, maxpool node: winning window
     position per window}. Without masks the choices are read off ``vals``: relu'(0) = 0, the first maximum of each
@@ -286,6 +289,8 @@ def backward_gradient(net: GraphNetwork, ops: Any, vals: list[Any], output: int,
         node = net.nodes[k]
         for i, gi in zip(node.inputs, _input_grads(net, ops, k, vals, g, masks)):
             grads[i] = gi if grads[i] is None else grads[i] + gi
+            if hook is not None:
+                grads[i] = hook(i, grads[i])
     return grads[stop] if grads[stop] is not None else ops.zeros_like(vals[stop])
 
 
