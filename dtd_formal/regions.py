@@ -245,6 +245,7 @@ def root_regions(
     layers: int | Iterable[int] | None = None,
     arithmetic: Arithmetic = "exact",
     progress: bool = False,
+    neurons: Iterable[int] | None = None,
 ) -> RootRegionReport:
     """Classify the root of every relevant neuron of the chosen layers, for one input (1-D) or a batch (2-D).
 
@@ -259,13 +260,17 @@ def root_regions(
     arithmetic : "exact" (default) or "float64": roots and signs in floats (for big batches; records then hold
         float roots; affine maps are still compared exactly, per sign pattern)
     progress : show a progress bar over inputs
+    neurons : only these neurons (flat indices) of the chosen layers (default: every relevant one)
+
+    A :class:`dtd_formal.graph.GraphNetwork` (convolutions, pools, residual sums) is classified by
+    :func:`dtd_formal.graph.explain.graph_root_regions` (exact).
     """
     if getattr(net, "is_graph", False):
         from .graph.explain import graph_root_regions
 
         if arithmetic != "exact":
             raise InputError("root_regions on a network graph is exact (arithmetic='exact')")
-        return graph_root_regions(net, xs, rule, scope, output, definition, layers, progress=progress)
+        return graph_root_regions(net, xs, rule, scope, output, definition, layers, neurons, progress=progress)
     if scope not in ("layer", "upper"):
         raise InputError(f"scope must be 'layer' or 'upper', got {scope!r}")
     if arithmetic not in ("exact", "float64"):
@@ -293,12 +298,16 @@ def root_regions(
     domain = rule.domain
     if not rule.has_root:
         raise InputError(f"{rule.spec()} is not a root-point rule: it has no root points")
+    wanted = None if neurons is None else {int(j) for j in neurons}
     for i in iterator:
         acts, zs = forward(ops, layers_arr, net.relu_flags, to_input(batch[i]))
         relevance = None  # per-layer LRP relevance, computed once per input when paper-code roots need it
         for l in layer_list:
             z = zs[l - 1]
             keep, skip = candidate_neurons(net, z, l, output)
+            if wanted is not None:
+                keep = [j for j in keep if j in wanted]
+                skip = {j: why for j, why in skip.items() if j in wanted}
             R = None
             if definition == "paper-code" and keep:
                 if relevance is None:

@@ -355,14 +355,16 @@ def test_unsupported_onnx_op_is_named(tmp_path: Path) -> None:
         dtd.load(path)
 
 
-def test_onnx_residual_and_nan_weights_refused(tmp_path: Path) -> None:
+def test_onnx_residual_loads_as_graph_and_nan_weights_refused(tmp_path: Path) -> None:
     W = numpy_helper.from_array(np.eye(2, dtype=np.float32), "W")
     nodes = [helper.make_node("MatMul", ["x", "W"], ["z"], name="mm"),
              helper.make_node("Add", ["z", "x"], ["y"], name="skip")]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], [W])
-    with pytest.raises(UnsupportedLayerError, match=r"'skip' \(Add\)"):
-        load_onnx(save_model(graph, tmp_path / "res.onnx"))
+    residual = load_onnx(save_model(graph, tmp_path / "res.onnx"))
+    # a residual Add is an operator of the exact graph: y = x W + x = 2 x, exactly
+    assert residual.is_graph
+    assert [str(v) for v in residual.forward([Fraction(1, 3), Fraction(-5, 7)])] == ["2/3", "-10/7"]
     bad = numpy_helper.from_array(np.array([[1.0, np.nan], [0.0, 1.0]], dtype=np.float32), "Wbad")
     nodes = [helper.make_node("MatMul", ["x", "Wbad"], ["y"], name="mm")]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],

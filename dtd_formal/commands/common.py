@@ -81,8 +81,11 @@ def parse_input_text(text: str, name: str = "--input") -> ExactArray:
     return to_fraction_array(parts, name)
 
 
-def load_inputs(path: str) -> ExactArray:
-    """Rows of inputs from .npy (floats converted exactly), .csv or .json (numbers or "num/den" strings)."""
+def load_inputs(path: str, net: Any = None) -> ExactArray:
+    """Rows of inputs from .npy (floats converted exactly), .csv or .json (numbers or "num/den" strings).
+
+    With ``net``, an array of any shape is read as one input when it holds exactly the network's number of inputs
+    (an MNIST image of shape (28, 28, 1)) and as a batch along its first axis otherwise."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"{path}: no such file")
@@ -104,11 +107,36 @@ def load_inputs(path: str) -> ExactArray:
             raise
         raise InputError(f"{path}: cannot read inputs ({exc})") from None
     arr = to_fraction_array(data, path)
+    if net is not None and arr.ndim > 2:
+        n = net.input_size
+        if arr.size == n:
+            return arr.reshape(1, n)
+        if arr[0].size == n:
+            return arr.reshape(arr.shape[0], n)
+        raise InputError(f"{path}: an array of shape {arr.shape} holds neither one input nor rows of {n} values")
     if arr.ndim == 1:
         arr = arr.reshape(1, -1)
     if arr.ndim != 2:
         raise InputError(f"{path}: expected a 2-D table of inputs, got shape {arr.shape}")
     return arr
+
+
+def parse_neurons(texts: list[str] | None) -> list[Any] | None:
+    """``--neuron 3`` or ``--neuron 0,1,2`` (a conv neuron (channel, y, x)), repeatable."""
+    if not texts:
+        return None
+    out: list[Any] = []
+    for text in texts:
+        parts = [p.strip() for p in str(text).split(",") if p.strip()]
+        if not parts or not all(re.fullmatch(r"\d+", p) for p in parts):
+            raise InputError(f"--neuron {text!r}: expected an index or channel,y,x (non-negative integers)")
+        out.append(int(parts[0]) if len(parts) == 1 else tuple(int(p) for p in parts))
+    return out
+
+
+def format_flip(flip: Any) -> str:
+    """A flipped unit: "layer:neuron", or "maxpool:name:window"."""
+    return ":".join(str(v) for v in flip)
 
 
 def print_json(obj: Any) -> None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..errors import InputError
 from ..exact import to_float
 from ..regions import root_regions
 from ..rules.parse import parse_rule
-from .common import load_inputs, load_model, parse_input_text, print_json
+from .common import format_flip, load_inputs, load_model, parse_input_text, parse_neurons, print_json
 
 
 def register(sub: Any) -> None:
@@ -23,6 +24,8 @@ def register(sub: Any) -> None:
     p.add_argument("--rule", default="zplus", help="rule string (zplus, lrp0, gamma:0.25, zbox:0,1, wsquare, ...)")
     p.add_argument("--scope", choices=("upper", "layer"), default="upper")
     p.add_argument("--layer", type=int, action="append", help="layer(s) to examine (default: all)")
+    p.add_argument("--neuron", action="append", metavar="J|C,Y,X",
+                   help="only these neurons (an index, or channel,y,x for conv layers); repeatable")
     p.add_argument("--output", type=int, default=0, help="explained output (default 0)")
     p.add_argument("--definition", choices=("true", "paper-code"), default="true")
     p.add_argument("--arithmetic", choices=("exact", "float64"), default="exact")
@@ -34,8 +37,13 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     net = load_model(args.model)
     xs = (net.as_input(parse_input_text(args.input), "--input").reshape(1, -1) if args.input is not None
-          else load_inputs(args.inputs))
+          else load_inputs(args.inputs, net))
     rule = parse_rule(args.rule)
+    neurons = parse_neurons(args.neuron)
+    if neurons is not None:
+        if not args.layer or len(args.layer) != 1:
+            raise InputError("--neuron needs exactly one --layer")
+        neurons = [net.neuron_index(args.layer[0], j) if hasattr(net, "neuron_index") else j for j in neurons]
     report = root_regions(
         net,
         xs,
@@ -46,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         layers=args.layer,
         arithmetic=args.arithmetic,
         progress=not args.no_progress and not args.json and len(xs) > 1,
+        neurons=neurons,
     )
     if args.json:
         print_json({"model": args.model, **report.to_json()})
@@ -56,10 +65,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'input':>5} {'layer':>5} {'neuron':>6}  {'t':>10}  {'leaves pattern':>14}  {'leaves map':>10}  "
               f"{'in domain':>9}  flipped")
         for r in report.records:
-            flips = ", ".join(f"{l}:{n}" for l, n in r.flipped[:6]) + (" ..." if len(r.flipped) > 6 else "")
-            print(f"{r.input_index:>5} {r.layer:>5} {r.neuron:>6}  {float(r.step):>10.4g}  {str(r.leaves_pattern):>14}  "
+            flips = ", ".join(format_flip(f) for f in r.flipped[:6]) + (" ..." if len(r.flipped) > 6 else "")
+            neuron = (",".join(map(str, net.neuron_coords(r.layer, r.neuron))) if hasattr(net, "neuron_coords")
+                      else str(r.neuron))
+            print(f"{r.input_index:>5} {r.layer:>5} {neuron:>6}  {float(r.step):>10.4g}  {str(r.leaves_pattern):>14}  "
                   f"{str(r.leaves_affine_map):>10}  {str(r.root_in_domain):>9}  {flips}")
-            if len(report.records) <= 8:
+            if len(report.records) <= 8 and net.input_size <= 32:
                 print(f"{'':>19}root = [{', '.join(f'{v:.6g}' for v in to_float(r.root))}]")
     print("summary (exact fractions of roots):")
     for l, s in report.summary.items():

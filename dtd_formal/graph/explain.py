@@ -410,6 +410,7 @@ def graph_root_regions(net: GraphNetwork, xs: Any, rule: Rule, scope: str = "upp
             keep, skip = graph_candidates(net, vals, l, output)
             if wanted is not None:
                 keep = [j for j in keep if j in wanted]
+                skip = {j: why for j, why in skip.items() if j in wanted}
             R = None
             if definition == "paper-code" and keep:
                 if relevance is None:
