@@ -216,5 +216,33 @@ def from_fast(values: np.ndarray) -> ExactArray:
 
 
 def fast_to_fraction(value: Any) -> Fraction:
-    """One FAST_RATIONAL (or int/Fraction) -> Fraction."""
-    return Fraction(int(value.numerator), int(value.denominator))
+    """One FAST_RATIONAL (or int/Fraction) -> Fraction (already in lowest terms: no gcd is recomputed)."""
+    return _coprime_fraction(int(value.numerator), int(value.denominator))
+
+
+def _coprime_fraction(num: int, den: int) -> Fraction:
+    """Fraction(num, den) for coprime num, den > 0 without the gcd (gcds of 50k-bit numbers cost milliseconds)."""
+    if _FROM_COPRIME is not None:
+        return _FROM_COPRIME(num, den)
+    return Fraction(num, den, _normalize=False)  # type: ignore[call-arg]
+
+
+_FROM_COPRIME = getattr(Fraction, "_from_coprime_ints", None)  # Python >= 3.12
+
+
+def exact_sum(values: Any, zero: Any = 0) -> Any:
+    r"""The exact sum of rationals by pairwise (balanced tree) summation.
+
+    Adding n rationals one after the other re-reduces an ever larger denominator n times; pairing neighbours
+    level by level keeps the operands of each addition small until the last levels, which turns the sum of
+    3072 relevances with 50k-bit denominators from seconds into milliseconds. The value is the same.
+    """
+    items = list(np.asarray(values, dtype=object).ravel()) if not isinstance(values, list) else list(values)
+    if not items:
+        return zero
+    while len(items) > 1:
+        paired = [items[i] + items[i + 1] for i in range(0, len(items) - 1, 2)]
+        if len(items) % 2:
+            paired.append(items[-1])
+        items = paired
+    return items[0] + zero

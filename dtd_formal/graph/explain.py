@@ -24,19 +24,21 @@ exactly for the two closest patterns (zeros and ties resolved toward the other p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from fractions import Fraction
 from typing import Any, Iterable
 
 import numpy as np
 
 from ..errors import InputError
-from ..exact import fast_to_fraction, from_fast, to_fast
+from ..exact import fast_to_fraction, from_fast, to_fast, to_float
 from ..rules.base import ZENNIT_STABILIZER, Rule
 from ..rules.composites import Composite, rule_for_layer
 from ..rules.ops import FAST_EXACT
 from ..walk import LayerStep, call_rule, scalar, top_relevance
-from .network import GraphNetwork, backward_gradient, scatter_add
-from .operators import gather_rows
+from .certified import certified_graph_forward
+from .network import GraphNetwork, backward_gradient
+from .operators import gather_rows, scatter_dot
 from .patch_ops import PatchOps
 
 
@@ -96,7 +98,7 @@ def graph_relevance(ops: Any, net: GraphNetwork, vals: list[Any], rule_or_compos
         elif node.kind == "avgpool":
             Wg, _ = node.arrays(ops)  # type: ignore[attr-defined]
             s = _proportional(ops, x, vals[k], Rk, zennit)
-            sends = [x * scatter_add(ops, Wg * s[:, None], node.idx, len(x))]  # type: ignore[attr-defined]
+            sends = [x * scatter_dot(ops, Wg, s, node.idx, len(x))]  # type: ignore[attr-defined]
         elif node.kind == "add":
             p, q = vals[node.inputs[0]], vals[node.inputs[1]]
             s = _proportional(ops, p, p + q, Rk, zennit)
@@ -133,15 +135,20 @@ def _first_winners(ops: Any, node: Any, x: Any) -> list[int]:
 class GraphRelevance:
     """Result of :func:`graph_lrp`: ``input`` = R^0 (input relevance, flat, exact Fractions), ``per_node`` the
     relevance of every node's output, ``per_layer[l]`` the relevance of layer l's output (l = 1..L; index 0 is
-    the input), ``conservation`` the totals per layer."""
+    the input), ``conservation`` the totals per layer (summed exactly on first access: on a convnet the exact
+    total of the input relevances alone takes seconds, and most callers never read it)."""
 
     input: np.ndarray
     per_node: list[np.ndarray]
     per_layer: list[np.ndarray]
-    conservation: list[Any]
     rules: list[Rule]
     output: int
     arithmetic: str = "exact"
+    totals: Any = field(default=None, repr=False)  #: () -> the conservation list (called once)
+
+    @cached_property
+    def conservation(self) -> list[Any]:
+        return self.totals()
 
     @property
     def total_absorbed(self) -> Any:
@@ -170,15 +177,21 @@ def graph_lrp(net: GraphNetwork, x: Any, rule_or_composite: Rule | Composite, ou
     R, steps = graph_relevance(ops, net, vals, rule_or_composite, output)
     per_node = [convert(v) for v in R]
     per_layer = [per_node[0]] + [per_node[info.node] for info in net.layers]
-    conservation = []
+    ordered = sorted(steps, key=lambda s: s.layer)
     rules: list[Rule] = [None] * net.n_layers  # type: ignore[list-item]
-    for st in sorted(steps, key=lambda s: s.layer):
-        lops, a, W, b = layer_view(net, ops, st.layer, vals)
-        dropped = call_rule(st.rule, "dropped_neurons", lops, a, W, b, st.upper, layer=st.layer)
-        conservation.append(LayerConservation(st.layer, total(ops.sum(st.upper)), total(ops.sum(st.lower)),
-                                              [int(j) for j in dropped]))
+    for st in ordered:
         rules[st.layer - 1] = st.rule
-    return GraphRelevance(per_node[0], per_node, per_layer, conservation, rules, output, arithmetic)
+
+    def totals() -> list[Any]:
+        out = []
+        for st in ordered:
+            lops, a, W, b = layer_view(net, ops, st.layer, vals)
+            dropped = call_rule(st.rule, "dropped_neurons", lops, a, W, b, st.upper, layer=st.layer)
+            out.append(LayerConservation(st.layer, total(ops.sum(st.upper)), total(ops.sum(st.lower)),
+                                         [int(j) for j in dropped]))
+        return out
+
+    return GraphRelevance(per_node[0], per_node, per_layer, rules, output, arithmetic, totals)
 
 
 # ---------------------------------------------------------------------------------------------------- roots
@@ -211,6 +224,19 @@ class LayerRoots:
     den: Any
     idx: np.ndarray | None
     a: Any
+
+    def rounded_points(self, ks: list[int]) -> np.ndarray:
+        """``to_float`` of the roots of the listed neurons (rows), converting only their patches (for conv layers;
+        the rest of each row is the layer input's own rounding)."""
+        if self.idx is None:
+            return to_float(np.array([self.point(k) for k in ks]))
+        base = to_float(self.a)
+        out = np.tile(base, (len(ks), 1))
+        for r, k in enumerate(ks):
+            valid = self.idx[k] >= 0
+            ids = self.idx[k][valid]
+            out[r, ids] = to_float(self.a[ids] - self.t[k] * np.asarray(self.V[k], dtype=object)[valid])
+        return out
 
     def point(self, k: int) -> Any:
         """The root of the k-th listed neuron: a - t_k v_k (on its receptive field for conv layers)."""
@@ -329,21 +355,29 @@ def _affine_key(net: GraphNetwork, ops: Any, l: int, vals: list[Any], choices: d
     offset = fixed[net.output][output] - ops.sum(g * a)
     if hook is not None:
         offset = int(offset) % ops.p
-        return tuple(int(v) for v in ops.reduce(g)), offset
-    return tuple(g.tolist()), offset
+        return ops.reduce(g).tobytes(), offset
+    return tuple(g.tolist()), offset  # exact rationals: compared value by value
 
 
 def _maps_differ(net: GraphNetwork, l: int, vals: list[Any], vals_mod: list[Any] | None, ch_in: dict[int, Any],
-                 ch_rt: dict[int, Any], output: int, keep: set[int]) -> bool:
+                 ch_rt: dict[int, Any], output: int, keep: set[int], cache: dict[Any, Any] | None = None) -> bool:
     """Whether the affine maps of two choices differ, exactly: residues modulo a prime first (different residues
-    prove different maps), rationals when the residues agree (:mod:`dtd_formal.graph.modular`)."""
+    prove different maps), rationals when the residues agree (:mod:`dtd_formal.graph.modular`). ``cache`` (one
+    input's) remembers the keys of choices already seen: the input's own choices recur for every root."""
     from .modular import MOD
 
-    if vals_mod is not None and (_affine_key(net, MOD, l, vals_mod, ch_in, output, keep)
-                                 != _affine_key(net, MOD, l, vals_mod, ch_rt, output, keep)):
+    def key(ops: Any, vs: list[Any], choices: dict[int, Any]) -> Any:
+        if cache is None:
+            return _affine_key(net, ops, l, vs, choices, output, keep)
+        name = (ops.name, l, output, tuple((k, np.asarray(v, dtype=np.int64).tobytes())
+                                           for k, v in sorted(choices.items())))
+        if name not in cache:
+            cache[name] = _affine_key(net, ops, l, vs, choices, output, keep)
+        return cache[name]
+
+    if vals_mod is not None and key(MOD, vals_mod, ch_in) != key(MOD, vals_mod, ch_rt):
         return True
-    return (_affine_key(net, FAST_EXACT, l, vals, ch_in, output, keep)
-            != _affine_key(net, FAST_EXACT, l, vals, ch_rt, output, keep))
+    return key(FAST_EXACT, vals, ch_in) != key(FAST_EXACT, vals, ch_rt)
 
 
 @dataclass
@@ -354,13 +388,18 @@ class GraphRootRecord:
     input_index: int
     layer: int
     neuron: int
-    root: np.ndarray = field(repr=False)
+    exact_root: np.ndarray = field(repr=False)  #: the root in the fast exact type (gmpy2); ``root`` as Fractions
     own_preactivation: Fraction
     leaves_pattern: bool
     leaves_affine_map: bool
     flipped: list[tuple[Any, ...]]
     root_in_domain: bool
     step: Fraction
+
+    @cached_property
+    def root(self) -> np.ndarray:
+        """The root point (flat, Fractions), converted on first access (3072 numbers per root on a CIFAR net)."""
+        return from_fast(self.exact_root)
 
     def to_json(self) -> dict[str, Any]:
         from ..exact import array_to_json, fraction_to_str
@@ -404,6 +443,7 @@ def graph_root_regions(net: GraphNetwork, xs: Any, rule: Rule, scope: str = "upp
         vals = net.evaluate(FAST_EXACT, to_fast(batch[i]))
         vals_mod = _residues(vals)
         base_pattern = _pattern(net, vals)
+        keys: dict[Any, Any] = {}  # affine-map keys of choices seen for this input
         relevance = None
         for l in layer_list:
             info = net.layer(l)
@@ -418,15 +458,26 @@ def graph_root_regions(net: GraphNetwork, xs: Any, rule: Rule, scope: str = "upp
                 R = relevance[info.node][np.array(keep)]
             lr = graph_layer_roots(net, FAST_EXACT, vals, l, rule, keep, R, definition) if keep else None
             scope_nodes = downstream(net, info.input_node)
+            live = [(k, j) for k, j in enumerate(keep) if lr.den[k] != 0]  # type: ignore[union-attr]
             for k, j in enumerate(keep):
                 if lr.den[k] == 0:  # type: ignore[union-attr]
                     skip[j] = "zero denominator"
-                    continue
-                root = lr.point(k)  # type: ignore[union-attr]
-                linear = (info.relu_node, j) if info.relu_node is not None else None
-                rvals = net.evaluate(FAST_EXACT, vals[0], base=vals, override=(info.input_node, root), linear=linear)
-                records.append(_classify(net, l, j, i, vals, vals_mod, rvals, base_pattern, root, lr.t[k],  # type: ignore[union-attr]
-                                         scope, scope_nodes, output, domain))
+            for start in range(0, len(live), _CERTIFIED_BATCH):
+                chunk = live[start:start + _CERTIFIED_BATCH]
+                roots = [lr.point(k) for k, _ in chunk]  # type: ignore[union-attr]
+                forced = (info.relu_node, np.array([j for _, j in chunk])) if info.relu_node is not None else None
+                cert = certified_graph_forward(net, vals, info.input_node, np.array(roots), forced,
+                                               rounded=lr.rounded_points([k for k, _ in chunk]))  # type: ignore[union-attr]
+                for r, ((k, j), root) in enumerate(zip(chunk, roots)):
+                    if cert.uncertain[r]:  # exact evaluation decides
+                        linear = (info.relu_node, j) if info.relu_node is not None else None
+                        rvals = net.evaluate(FAST_EXACT, vals[0], base=vals, override=(info.input_node, root),
+                                             linear=linear)
+                        root_pattern, own = _pattern(net, rvals), rvals[info.node][j]
+                    else:
+                        root_pattern, own = _certified_pattern(cert, r, base_pattern), own_preactivation(net, l, j, root)
+                    records.append(_classify(net, l, j, i, vals, vals_mod, root_pattern, own, base_pattern, root,
+                                             lr.t[k], scope, scope_nodes, output, domain, keys))  # type: ignore[union-attr]
             for reason in skip.values():
                 skipped[l][reason] = skipped[l].get(reason, 0) + 1
     return RootRegionReport(records, rule, scope, definition, output, layer_list, len(batch), skipped)  # type: ignore[arg-type]
@@ -449,11 +500,39 @@ def _pattern(net: GraphNetwork, vals: list[Any]) -> dict[int, Any]:
     return pattern_of(net, vals)
 
 
-def _classify(net: GraphNetwork, l: int, j: int, i: int, vals: list[Any], vals_mod: list[Any] | None, rvals: list[Any],
-              base_pattern: dict[int, Any], root: Any, t: Any, scope: str, scope_nodes: set[int], output: int,
-              domain: Any) -> GraphRootRecord:
+#: roots evaluated together by the certified float pass
+_CERTIFIED_BATCH = 128
+
+
+def _certified_pattern(cert: Any, r: int, base_pattern: dict[int, Any]) -> dict[int, Any]:
+    """The exact pattern of row r of a certified evaluation (every sign and winner certain there); nodes the
+    evaluation did not recompute (the start node reads an unchanged input) keep the base pattern."""
+    out: dict[int, Any] = dict(base_pattern)
+    out.update({k: s[r] for k, s in cert.signs.items()})
+    for k, win in cert.winners.items():
+        sets: list[set[int]] = [set() for _ in range(win.shape[1])]
+        for w, m in zip(*np.nonzero(win[r])):
+            sets[int(w)].add(int(m))
+        out[k] = sets
+    return out
+
+
+def own_preactivation(net: GraphNetwork, l: int, j: int, point: Any) -> Any:
+    """z_j of layer l at a point of its input space, exactly (one row of the dense matrix, or one conv patch)."""
+    node = net.nodes[net.layer(l).node]
+    if node.kind == "conv":
+        Wg, b = node.arrays(FAST_EXACT)  # type: ignore[attr-defined]
+        ids = node.idx[j]  # type: ignore[attr-defined]
+        return FAST_EXACT.sum(np.array([w * point[i] for w, i in zip(Wg[j], ids) if i >= 0] or [FAST_EXACT.zero],
+                                       dtype=object)) + b[j]
+    W, b = node.arrays(FAST_EXACT)  # type: ignore[attr-defined]
+    return FAST_EXACT.sum(W[j] * point) + b[j]
+
+
+def _classify(net: GraphNetwork, l: int, j: int, i: int, vals: list[Any], vals_mod: list[Any] | None,
+              root_pattern: dict[int, Any], own: Any, base_pattern: dict[int, Any], root: Any, t: Any, scope: str,
+              scope_nodes: set[int], output: int, domain: Any, cache: dict[Any, Any] | None = None) -> GraphRootRecord:
     info = net.layer(l)
-    root_pattern = _pattern(net, rvals)
     layer_of_relu = {inf.relu_node: inf.layer for inf in net.layers if inf.relu_node is not None}
     flips: list[tuple[Any, ...]] = []
     any_upper = False
@@ -487,10 +566,9 @@ def _classify(net: GraphNetwork, l: int, j: int, i: int, vals: list[Any], vals_m
                 ch_in[k], ch_rt[k] = bi, ar
             else:
                 ch_in[k], ch_rt[k] = _resolve_winners(before, after), _resolve_winners(after, before)
-        leaves_map = _maps_differ(net, l, vals, vals_mod, ch_in, ch_rt, output, keep)
-    own = rvals[info.node][j]
-    return GraphRootRecord(i, l, j, from_fast(root), fast_to_fraction(own), bool(flips), bool(leaves_map), flips,
-                           domain.contains(from_fast(root)), fast_to_fraction(t))
+        leaves_map = _maps_differ(net, l, vals, vals_mod, ch_in, ch_rt, output, keep, cache)
+    return GraphRootRecord(i, l, j, root, fast_to_fraction(own), bool(flips), bool(leaves_map), flips,
+                           domain.contains(root), fast_to_fraction(t))
 
 
 __all__ = ["graph_relevance", "graph_lrp", "GraphRelevance", "graph_roots", "GraphRoots", "graph_root_regions",

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import InputError
 from ..exact import array_to_json, sign, to_fraction_array
 from ..rules.ops import EXACT, FAST_EXACT, FLOAT64
-from .operators import LAYER_KINDS, Conv, Dense, Input, MaxPool, Operator, Relu, size
+from .operators import LAYER_KINDS, Conv, Dense, Input, MaxPool, Operator, Relu, scatter_dot, size
 
 GRAPH_FORMAT = "dtd_formal.graph/1"
 
@@ -303,7 +303,7 @@ def _input_grads(net: GraphNetwork, ops: Any, k: int, vals: list[Any], g: Any, m
         return [ops.matmul(ops.transpose(W), g)]
     if node.kind in ("conv", "avgpool"):
         Wg, _ = node.arrays(ops)  # type: ignore[attr-defined]
-        return [scatter_add(ops, Wg * g[:, None], node.idx, len(a))]  # type: ignore[attr-defined]
+        return [scatter_dot(ops, Wg, g, node.idx, len(a))]  # type: ignore[attr-defined]
     if node.kind == "relu":
         mask = masks[k] if masks is not None and k in masks else a > 0
         return [ops.where(mask, g, ops.zero)]
@@ -332,16 +332,4 @@ def _input_grads(net: GraphNetwork, ops: Any, k: int, vals: list[Any], g: Any, m
     raise InputError(f"no gradient for operator {node.kind!r} ({node.name})")
 
 
-def scatter_add(ops: Any, contributions: Any, idx: np.ndarray, n: int) -> Any:
-    """out[i] = sum of contributions[j, m] over idx[j, m] = i (padding entries idx = -1 dropped)."""
-    out = np.empty(n + 1, dtype=object)
-    zero = ops.zero[()] if isinstance(ops.zero, np.ndarray) else ops.zero
-    out[:] = [zero] * (n + 1)
-    flat_idx = np.where(idx >= 0, idx, n).ravel()
-    np.add.at(out, flat_idx, np.asarray(contributions, dtype=object).ravel())
-    from .operators import like
-
-    return like(contributions, out[:n])
-
-
-__all__ = ["GraphNetwork", "LayerInfo", "pattern_of", "backward_gradient", "scatter_add", "GRAPH_FORMAT"]
+__all__ = ["GraphNetwork", "LayerInfo", "pattern_of", "backward_gradient", "GRAPH_FORMAT"]

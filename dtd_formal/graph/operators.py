@@ -300,11 +300,65 @@ def like(template: Any, out: np.ndarray) -> Any:
 
 def gather_rows(ops: Any, a: Any, idx: np.ndarray) -> Any:
     """``a[idx]`` with 0 where idx = -1 (the zero padding), as an (n_out, k) array of the ops' numbers."""
+    safe = np.where(idx >= 0, idx, len(a))
+    if isinstance(a, np.ndarray) and a.dtype != object:  # float64, int64 residues: stay vectorised
+        return np.concatenate([a, np.zeros(1, dtype=a.dtype)])[safe]
     zero = ops.zero[()] if isinstance(ops.zero, np.ndarray) else ops.zero
     padded = np.empty(len(a) + 1, dtype=object)
     padded[:-1] = list(a)
     padded[-1] = zero
-    return like(a, padded[np.where(idx >= 0, idx, len(a))])
+    return like(a, padded[safe])
+
+
+def scatter_dot(ops: Any, C: Any, s: Any, idx: np.ndarray, n: int) -> Any:
+    r"""The transposed patch product :math:`y_i = \sum_{(j, m):\ \mathrm{idx}_{jm} = i} C_{jm}\, s_j` (length n;
+    padding entries idx = -1 dropped): a transposed convolution, a relevance redistribution, a backward pass.
+
+    Exact rationals: the sum of each output position is taken pairwise over its own contributions (rows with
+    :math:`s_j = 0` skipped). A common denominator for the whole tensor was measured slower: the least common
+    multiple of all :math:`s_j`'s denominators is far larger than any one output's, and reducing against it costs
+    more than the local sums (BENCHMARKS.md, "operator graph"). float64 and int64 arrays use numpy's scatter.
+    """
+    C = np.asarray(C) if not isinstance(C, np.ndarray) else C
+    s_arr = s if isinstance(s, np.ndarray) else np.asarray(s)
+    if C.dtype != object and s_arr.dtype != object:
+        prod = C * s_arr[:, None]
+        flat = np.where(idx >= 0, idx, n).ravel()
+        if prod.dtype == np.float64:
+            return np.bincount(flat, weights=prod.ravel(), minlength=n + 1)[:n]
+        out = np.zeros(n + 1, dtype=prod.dtype)
+        np.add.at(out, flat, prod.ravel())
+        return out[:n]
+    if getattr(ops, "exact_results", False) and type(ops).__name__ == "ExactOps":
+        return _exact_scatter_dot(ops, C, s_arr, idx, n)
+    prod = C * s_arr[:, None]
+    out = np.empty(n + 1, dtype=object)
+    zero = ops.zero[()] if isinstance(ops.zero, np.ndarray) else ops.zero
+    out[:] = [zero] * (n + 1)
+    np.add.at(out, np.where(idx >= 0, idx, n).ravel(), np.asarray(prod, dtype=object).ravel())
+    return like(prod, out[:n])
+
+
+def _exact_scatter_dot(ops: Any, C: np.ndarray, s: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
+    """:func:`scatter_dot` in exact rationals: the products of the rows with :math:`s_j \ne 0`, grouped by output
+    position, each group summed pairwise (:func:`dtd_formal.exact.exact_sum`)."""
+    from ..exact import exact_sum
+
+    out = np.empty(n, dtype=object)
+    out[:] = [ops.zero] * n
+    rows = np.flatnonzero(np.asarray(s != 0, dtype=bool))
+    if not len(rows):
+        return out
+    flat = idx[rows].ravel()
+    products = (C[rows] * s[rows][:, None]).ravel()
+    order = np.argsort(flat, kind="stable")
+    flat, products = flat[order], products[order]
+    starts = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
+    ends = np.r_[starts[1:], len(flat)]
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        if flat[a] >= 0:
+            out[flat[a]] = exact_sum(products[a:b].tolist(), ops.zero)
+    return out
 
 
 def converted(op: Operator, ops: Any, names: Sequence[str]) -> tuple[Any, ...]:
@@ -335,4 +389,4 @@ def _convert(ops: Any, arr: np.ndarray) -> Any:
 
 
 __all__ = ["Operator", "Input", "Dense", "Conv", "Relu", "MaxPool", "AvgPool", "Add", "Scale", "Gather", "Concat",
-           "LAYER_KINDS", "window_patches", "gather_rows", "like", "size"]
+           "LAYER_KINDS", "window_patches", "gather_rows", "scatter_dot", "like", "size"]

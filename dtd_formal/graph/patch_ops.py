@@ -25,8 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .network import scatter_add
-from .operators import gather_rows
+from .operators import gather_rows, scatter_dot
 
 
 class _Transposed:
@@ -64,7 +63,7 @@ class PatchOps:
 
     def matmul(self, A: Any, B: Any) -> Any:
         if isinstance(A, _Transposed):
-            return scatter_add(self.base, A.C * B[:, None], self.idx, self.n_in)
+            return scatter_dot(self.base, A.C, B, self.idx, self.n_in)
         if self._patch_shaped(A) and self._patch_shaped(B):
             return self.base.sum(A * B, axis=1)
         return self.base.matmul(A, B)

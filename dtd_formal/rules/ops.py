@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..exact import FAST_RATIONAL, to_fraction, to_fraction_array
+from ..exact import FAST_RATIONAL, exact_sum, to_fraction, to_fraction_array
 
 
 class _BooleanLogic:
@@ -106,7 +106,7 @@ class ExactOps(_BooleanLogic):
     def sum(self, x: Any, axis: int | None = None) -> Any:
         x = np.asarray(x, dtype=object)
         if axis is None:
-            return sum(x.ravel().tolist(), self.zero)
+            return exact_sum(x.ravel().tolist(), self.zero)
         return np.sum(x, axis=axis, initial=self.zero).astype(object)
 
     @staticmethod
