@@ -413,8 +413,20 @@ class Network:
 
     # ------------------------------------------------------------------ loaders (lazy, see dtd_formal.io)
     @classmethod
-    def from_torch(cls, model: Any, **kwargs: Any) -> "Network":
-        """Exact network from a torch ``nn.Sequential`` (see :func:`dtd_formal.io.torch_io.network_from_torch`)."""
+    def from_torch(cls, model: Any, input_shape: Any = None, **kwargs: Any) -> Any:
+        """Exact network from a torch model.
+
+        Without ``input_shape``: an ``nn.Sequential`` of Linear/ReLU layers as a dense :class:`Network`
+        (:func:`dtd_formal.io.torch_io.network_from_torch`). With ``input_shape`` (one input, no batch dimension,
+        e.g. ``(3, 32, 32)``): any model the torch backend can trace (convolutions, pools, BatchNorm, residual
+        sums) as an exact operator graph (:func:`dtd_formal.io.torch_graph.graph_from_torch`).
+        """
+        if input_shape is not None:
+            from .io.torch_graph import graph_from_torch
+
+            if kwargs:
+                raise InputError(f"from_torch with input_shape takes no other options, got {sorted(kwargs)}")
+            return graph_from_torch(model, input_shape)
         from .io.torch_io import network_from_torch
 
         return network_from_torch(model, **kwargs)

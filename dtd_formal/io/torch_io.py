@@ -189,8 +189,9 @@ def network_from_torch(model: Any, final_relu: bool | None = None) -> Network:
                 raise UnsupportedLayerError(f"module {name!r} (Flatten): start_dim=0 would flatten the batch dimension")
         else:
             raise UnsupportedLayerError(
-                f"module {name!r} ({kind}) is not supported: the exact engine reads Linear, ReLU, Flatten, "
-                "Identity, Dropout (eval) and BatchNorm1d (eval, after a Linear)"
+                f"module {name!r} ({kind}) is not supported as a dense network (Linear, ReLU, Flatten, Identity, "
+                "Dropout, BatchNorm1d); for convolutional or residual models pass input_shape, e.g. "
+                "Network.from_torch(model, input_shape=(3, 32, 32)), to read the exact operator graph"
             )
     if pending is None and not layers:
         raise InputError("the model has no nn.Linear layer")

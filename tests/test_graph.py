@@ -1,0 +1,365 @@
+"""The exact operator graph (conv, pools, residual sums) against independent references: onnxruntime on every
+shared ONNX file, the torch backend's float64 values on small conv and residual models, a dense unrolled twin
+(exact equality), hand-derived max-pool and tie cases, and the certified float pass against exact evaluation."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dtd_formal as dtd
+import dtd_formal.graph.explain as graph_explain
+from dtd_formal.exact import to_float
+from dtd_formal.graph import GraphBuilder, GraphNetwork
+from dtd_formal.network import Network
+from dtd_formal.rules.parse import parse_rule
+
+ONNX_FILES = ["cifar_deep_kw.onnx", "cnn_max_mninst3.onnx", "conv_mp1.onnx", "mnist2x10.onnx",
+              "ACASXU_experimental_v2a_1_1.onnx", "fc_2-2-3.onnx"] + [
+    f"layer-zoo/{n}.onnx" for n in ("add", "batchnorm", "conv", "flatten", "maxpool", "reshape", "sub", "transpose")]
+
+
+# ---------------------------------------------------------------------------------------------------- onnxruntime
+@pytest.mark.parametrize("name", ONNX_FILES)
+def test_exact_forward_matches_onnxruntime(shared_data: Path, name: str) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    import onnx
+
+    path = shared_data / name
+    model = onnx.load(str(path))
+    inits = {i.name for i in model.graph.initializer}
+    (inp,) = [i for i in model.graph.input if i.name not in inits]
+    shape = [d.dim_value if d.dim_value > 0 else 1 for d in inp.type.tensor_type.shape.dim]
+    x = np.random.default_rng(7).uniform(0, 1, size=shape).astype(np.float32)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    want = sess.run(None, {inp.name: x})[0].astype(np.float64).ravel()
+    net = dtd.load(path)
+    assert net.input_size == x.size
+    got = to_float(net.forward(x.astype(np.float64).ravel()))
+    # float32 rounding: relative 1e-5 of the output scale
+    scale = max(1.0, float(np.max(np.abs(want))))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * scale)
+
+
+def test_conv_nets_load_as_graphs_with_their_layers(shared_data: Path) -> None:
+    cifar = dtd.load(shared_data / "cifar_deep_kw.onnx")
+    assert isinstance(cifar, GraphNetwork)
+    assert [cifar.nodes[i.node].kind for i in cifar.layers] == ["conv"] * 4 + ["dense"] * 2
+    assert cifar.input_shape == (3, 32, 32) and cifar.neuron_coords(1, 8 * 16 * 16 - 1) == (7, 15, 15)
+    mnist = dtd.load(shared_data / "cnn_max_mninst3.onnx")
+    assert "maxpool" in {n.kind for n in mnist.nodes}
+
+
+# ---------------------------------------------------------------------------------------------------- torch twins
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+
+class _Residual(nn.Module):
+    """conv -> BN -> relu -> (conv + skip) -> relu -> avgpool -> linear -> relu -> linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(2, 3, 3, padding=1)
+        self.bn = nn.BatchNorm2d(3)
+        self.c2 = nn.Conv2d(3, 3, 3, padding="same")
+        self.pool = nn.AvgPool2d(2)
+        self.fc = nn.Linear(27, 5)
+        self.out = nn.Linear(5, 2)
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        h = torch.relu(self.bn(self.c1(x)))
+        h = torch.relu(self.c2(h) + h)
+        h = self.pool(h)
+        return self.out(torch.relu(self.fc(h.flatten(1))))
+
+
+def _seeded(model: nn.Module, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    for p in model.parameters():
+        p.data.uniform_(-0.6, 0.8)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.3, 0.3)
+            m.running_var.uniform_(0.5, 2.0)
+    return model.double().eval()
+
+
+def _conv_max() -> nn.Module:
+    return _seeded(nn.Sequential(nn.Conv2d(1, 3, 3, stride=2, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                 nn.Conv2d(3, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(18, 4), nn.ReLU(),
+                                 nn.Linear(4, 2)), 1)
+
+
+def _conv_plain() -> nn.Module:
+    """No max pool: the dense unrolled twin is the same function with the same layers."""
+    return _seeded(nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 2, 3, stride=2),
+                                 nn.ReLU(), nn.Flatten(), nn.Linear(8, 3), nn.ReLU(), nn.Linear(3, 2)), 2)
+
+
+MODELS = {
+    "conv-maxpool": (_conv_max, (1, 18, 18)),
+    "residual-bn-avgpool": (lambda: _seeded(_Residual(), 3), (2, 6, 6)),
+    "conv": (_conv_plain, (2, 6, 6)),
+}
+RULES = ["zplus", "gamma:0.25", "lrp0", "epsilon:0.1", "alphabeta:2,1", "wsquare", "flat", "zbox:-1,1"]
+
+
+def _input(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0.05, 1.0, size=shape)
+
+
+@pytest.mark.parametrize("model_name", sorted(MODELS))
+def test_from_torch_forward_equals_torch(model_name: str) -> None:
+    make, shape = MODELS[model_name]
+    model = make()
+    net = dtd.Network.from_torch(model, input_shape=shape)
+    x = _input(shape)
+    want = model(torch.tensor(x[None])).detach().numpy().ravel()
+    np.testing.assert_allclose(to_float(net.forward(x.ravel())), want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("rule_spec", RULES)
+@pytest.mark.parametrize("model_name", sorted(MODELS))
+def test_exact_relevance_equals_torch_backend(model_name: str, rule_spec: str) -> None:
+    make, shape = MODELS[model_name]
+    model = make()
+    net = dtd.Network.from_torch(model, input_shape=shape)
+    x = _input(shape, 1)
+    rule = parse_rule(rule_spec)
+    exact = to_float(dtd.lrp(net, x.ravel(), rule, output=0).input)
+    ref = dtd.torch.lrp(model, torch.tensor(x[None]), rule, output=0)[0].numpy().ravel()
+    assert np.max(np.abs(ref)) > 1e-6, "the reference relevance is all zero: the test would prove nothing"
+    np.testing.assert_allclose(exact, ref, rtol=1e-10, atol=1e-12 * np.max(np.abs(ref)))
+
+
+@pytest.mark.parametrize("rule_spec", ["zplus", "gamma:0.25", "wsquare", "zbox:-1,1"])
+@pytest.mark.parametrize("model_name", sorted(MODELS))
+def test_exact_roots_and_regions_equal_torch_backend(model_name: str, rule_spec: str) -> None:
+    make, shape = MODELS[model_name]
+    model = make()
+    net = dtd.Network.from_torch(model, input_shape=shape)
+    x = _input(shape, 2)
+    rule = parse_rule(rule_spec)
+    xt = torch.tensor(x[None])
+    n_checked = n_regions = n_boundary = 0
+    for layer in range(1, net.n_layers + 1):
+        exact = dtd.roots(net, x.ravel(), rule, layer=layer)
+        ref = dtd.torch.roots(model, xt, rule, layer=layer, output=0)
+        conv = net.nodes[net.layer(layer).node].kind == "conv"
+        key = (lambda j: net.neuron_coords(layer, j)) if conv else (lambda j: j)  # torch names conv neurons (c, y, x)
+        ref_points = {n: ref.points[r].numpy().ravel() for r, n in enumerate(ref.neurons)}
+        assert {key(j) for j in exact.points} == set(ref_points)
+        for j, pt in exact.points.items():
+            np.testing.assert_allclose(to_float(pt), ref_points[key(j)], rtol=1e-10, atol=1e-12)
+            n_checked += 1
+        rep = dtd.root_regions(net, x.ravel(), rule, layers=layer)
+        tref = dtd.torch.root_regions(model, xt, rule, layers=layer, output=0)
+        want = {r.neuron: (r.leaves_pattern, r.leaves_affine_map) for r in tref.records}
+        assert {key(r.neuron) for r in rep.records} == set(want)
+        for r in rep.records:
+            if _root_on_a_boundary(net, x.ravel(), layer, r):
+                n_boundary += 1
+                continue
+            assert (r.leaves_pattern, r.leaves_affine_map) == want[key(r.neuron)], (layer, key(r.neuron))
+            n_regions += 1
+    assert n_checked > 0 and n_regions >= max(10, n_boundary)
+
+
+_BASE: dict[tuple[int, bytes], tuple[list, dict]] = {}
+
+
+def _root_on_a_boundary(net: GraphNetwork, x: np.ndarray, layer: int, record) -> bool:  # type: ignore[no-untyped-def]
+    """Whether the exact root lies on a boundary the input did not: a ReLU input that is exactly 0 at the root but
+    not at x (besides the root's own neuron), or a max-pool window tied at the root but not at x. There the float
+    reference lands on either side by rounding noise (about 1e-17), so it cannot be compared."""
+    from dtd_formal.graph.network import pattern_of
+    from dtd_formal.rules.ops import EXACT
+
+    info = net.layer(layer)
+    key = (id(net), x.tobytes())
+    if key not in _BASE:
+        vals = net.values(x)
+        _BASE.clear()
+        _BASE[key] = (vals, pattern_of(net, vals))
+    vals, before = _BASE[key]
+    linear = (info.relu_node, record.neuron) if info.relu_node is not None else None
+    rv = net.evaluate(EXACT, vals[0], base=vals, override=(info.input_node, record.root), linear=linear)
+    after = pattern_of(net, rv)
+    for k, node in enumerate(net.nodes):
+        if node.kind == "relu":
+            new_zero = (np.asarray(after[k]) == 0) & (np.asarray(before[k]) != 0)
+            if k == info.relu_node:
+                new_zero[record.neuron] = False
+            if new_zero.any():
+                return True
+        elif node.kind == "maxpool" and any(len(a) > 1 and a != b for a, b in zip(after[k], before[k])):
+            return True
+    return False
+
+
+def _unrolled_twin(net: GraphNetwork) -> Network:
+    """The dense network of a graph whose layers are affine operators with a ReLU (and index maps between them),
+    built from the graph's forward pass on unit vectors (W e_i = z(e_i) - z(0)), exactly."""
+    from dtd_formal.rules.ops import EXACT
+
+    weights, biases = [], []
+    for info in net.layers:
+        node = net.nodes[info.node]
+        n_in = net.nodes[info.input_node].n_out
+        zero = np.array([Fraction(0)] * n_in, dtype=object)
+        b = node.forward(EXACT, [zero])
+        cols = []
+        for i in range(n_in):
+            e = zero.copy()
+            e[i] = Fraction(1)
+            cols.append(node.forward(EXACT, [e]) - b)
+        weights.append(np.array(cols, dtype=object).T)
+        biases.append(b)
+    return Network(weights, biases)
+
+
+@pytest.mark.parametrize("rule_spec", ["zplus", "gamma:0.25", "lrp0", "epsilon:0.1", "wsquare", "zbox:-1,1"])
+def test_graph_equals_dense_unrolled_twin_exactly(rule_spec: str) -> None:
+    make, shape = MODELS["conv"]
+    net = dtd.Network.from_torch(make(), input_shape=shape)
+    twin = _unrolled_twin(net)
+    x = _input(shape, 3).ravel()
+    assert list(net.forward(x)) == list(twin.forward(x))
+    rule = parse_rule(rule_spec)
+    assert list(dtd.lrp(net, x, rule).input) == list(dtd.lrp(twin, x, rule).input)
+    # roots: a conv neuron's rule sees its receptive field (as the torch backend and zennit do), so the roots agree
+    # with the dense twin's for directions that vanish where w = 0 (z+, w^2, zB); LRP-0 and gamma would also move
+    # the inputs outside the field in the dense view (docs/architecture.md, "receptive fields")
+    if rule_spec in ("zplus", "wsquare", "zbox:-1,1"):
+        for layer in (1, 2, 3):
+            g, d = dtd.roots(net, x, rule, layer=layer), dtd.roots(twin, x, rule, layer=layer)
+            assert set(g.points) == set(d.points) and g.points
+            for j in g.points:
+                assert list(g.points[j]) == list(d.points[j])
+        gr = dtd.root_regions(net, x, rule)
+        dr = dtd.root_regions(twin, x, rule)
+        key = lambda r: (r.layer, r.neuron, r.leaves_pattern, r.leaves_affine_map, r.own_preactivation)  # noqa: E731
+        assert sorted(map(key, gr.records)) == sorted(map(key, dr.records))
+
+
+# ---------------------------------------------------------------------------------------------------- max pool
+def _pool_net() -> GraphNetwork:
+    """z0 = 2 x0, z1 = -x0 + x1 + 1/2, relu, max over the two, y = the max."""
+    g = GraphBuilder((2,))
+    h = g.relu(g.dense(g.input, [[2, 0], [-1, 1]], [0, Fraction(1, 2)]))
+    p = g.maxpool(g.reshape(h, (1, 2)), (2,), name="pool")
+    return g.network(g.dense(g.flatten(p), [[1]], [0]))
+
+
+def test_root_that_changes_the_maxpool_argmax_leaves_the_region() -> None:
+    # by hand at x = (1, 1): z = (2, 1/2), the pool picks neuron 0 and y = 2 x0.
+    # z+ root of neuron 0: v = x * [w0 > 0] = (1, 0), t = z0 / (w0 . v) = 1, root (0, 1); there z1 = 3/2 > z0 = 0:
+    # the pool's winner changes (no ReLU flips: neuron 1 stays on), and the map becomes y = -x0 + x1 + 1/2.
+    # root of neuron 1: v = (0, 1), t = 1/2, root (1, 1/2): z0 = 2 still wins; nothing changes.
+    net = _pool_net()
+    rep = dtd.root_regions(net, [1, 1], parse_rule("zplus"), layers=1)
+    by = {r.neuron: r for r in rep.records}
+    assert list(by[0].root) == [0, 1] and list(by[1].root) == [1, Fraction(1, 2)]
+    assert by[0].leaves_pattern and by[0].flipped == [("maxpool", "pool", 0)] and by[0].leaves_affine_map
+    assert not by[1].leaves_pattern and not by[1].leaves_affine_map and by[1].flipped == []
+    assert by[0].own_preactivation == 0 and by[1].own_preactivation == 0
+
+
+# ---------------------------------------------------------------------------------------------------- certified pass
+def _records(rep):  # type: ignore[no-untyped-def]
+    return [(r.layer, r.neuron, r.leaves_pattern, r.leaves_affine_map, tuple(map(tuple, r.flipped)),
+             r.own_preactivation, r.root_in_domain, r.step, tuple(r.root)) for r in rep.records]
+
+
+def _exact_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = graph_explain.certified_graph_forward
+
+    def never_certain(*args, **kwargs):  # type: ignore[no-untyped-def]
+        out = original(*args, **kwargs)
+        out.uncertain[:] = True
+        return out
+
+    monkeypatch.setattr(graph_explain, "certified_graph_forward", never_certain)
+
+
+@pytest.mark.parametrize("model_name", sorted(MODELS))
+def test_certified_float_pass_gives_the_exact_verdicts(model_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    make, shape = MODELS[model_name]
+    net = dtd.Network.from_torch(make(), input_shape=shape)
+    x = _input(shape, 4).ravel()
+    rule = parse_rule("zplus")
+    fast = _records(dtd.root_regions(net, x, rule))
+    _exact_only(monkeypatch)
+    assert fast == _records(dtd.root_regions(net, x, rule)) and fast
+
+
+def test_certified_float_pass_on_a_real_maxpool_net(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    net = dtd.load(shared_data / "conv_mp1.onnx")
+    x = np.random.default_rng(5).uniform(0, 1, net.input_size)
+    rule = parse_rule("zplus")
+    fast = _records(dtd.root_regions(net, x, rule, layers=[1, 2], neurons=range(60)))
+    _exact_only(monkeypatch)
+    assert fast == _records(dtd.root_regions(net, x, rule, layers=[1, 2], neurons=range(60))) and fast
+
+
+def test_exact_zero_at_a_root_is_left_to_exact_arithmetic() -> None:
+    # two identical conv channels: at channel 0's root, channel 1 has z exactly 0. Floats cannot certify that
+    # sign; the exact fall-back sees 0, which is not a flip (a flip needs the opposite strict sign).
+    from dtd_formal.graph.certified import certified_graph_forward
+
+    g = GraphBuilder((1, 3))
+    k = np.array([[[1, 2]], [[1, 2]]], dtype=object)
+    h = g.relu(g.conv(g.input, k, [Fraction(-1, 3), Fraction(-1, 3)]))
+    net = g.network(g.dense(g.flatten(h), [[1, 1, 1, 1]], [0]))
+    x = [Fraction(1, 2), Fraction(1, 3), Fraction(1, 5)]
+    rep = dtd.root_regions(net, x, parse_rule("zplus"), layers=1)
+    r0 = [r for r in rep.records if r.neuron == 0][0]
+    assert not r0.leaves_pattern and r0.flipped == []
+    vals = net.values(x)
+    info = net.layer(1)
+    cert = certified_graph_forward(net, vals, info.input_node, np.array([r0.root], dtype=object),
+                                   forced=(info.relu_node, np.array([0])))
+    assert cert.uncertain[0]
+
+
+# ---------------------------------------------------------------------------------------------------- JSON, CLI
+def test_graph_json_round_trip(tmp_path: Path) -> None:
+    make, shape = MODELS["residual-bn-avgpool"]
+    net = dtd.Network.from_torch(make(), input_shape=shape)
+    path = tmp_path / "res.json"
+    net.save(path)
+    back = dtd.load(path)
+    assert isinstance(back, GraphNetwork) and back.digest() == net.digest()
+    x = _input(shape, 6).ravel()
+    assert list(back.forward(x)) == list(net.forward(x))
+    data = json.loads(path.read_text())
+    data["nodes"][1]["inputs"] = [99]
+    path.write_text(json.dumps(data))
+    with pytest.raises(dtd.InputError):
+        dtd.load(path)
+
+
+def test_roots_cli_with_conv_neuron(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dtd_formal.cli import main
+
+    make, shape = MODELS["conv"]
+    net = dtd.Network.from_torch(make(), input_shape=shape)
+    path = tmp_path / "conv.json"
+    net.save(path)
+    x = _input(shape, 0)
+    np.save(tmp_path / "x.npy", x)
+    z1 = net.layer_values(net.values(x.ravel()), 1)[1]
+    active = [j for j in range(len(z1)) if z1[j] > 0]
+    c, yy, xx = net.neuron_coords(1, active[0])
+    assert main(["roots", str(path), "--inputs", str(tmp_path / "x.npy"), "--rule", "zplus", "--layer", "1",
+                 "--neuron", f"{c},{yy},{xx}", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["neuron"] for r in out["records"]] == [active[0]]
+    want = dtd.root_regions(net, x.ravel(), parse_rule("zplus"), layers=1, neurons=[active[0]]).records[0]
+    assert out["records"][0]["leaves_pattern"] == want.leaves_pattern
+    assert main(["roots", str(path), "--inputs", str(tmp_path / "x.npy"), "--neuron", "0,0,0"]) == 2
