@@ -85,7 +85,9 @@ def read_json(path: str | Path) -> Any:
 
 def _network(data: dict[str, Any], model: Network | None, source: str) -> Network:
     if isinstance(data.get("network"), dict):
-        return Network.from_json(data["network"], source=f"{source}: embedded network")
+        from .io import network_from_json
+
+        return network_from_json(data["network"], source=f"{source}: embedded network")
     if model is not None:
         return model
     raise InputError(f"{source}: the file embeds no network; pass the network it is about (--model MODEL)")
@@ -179,6 +181,12 @@ def _replay_refuted(data: dict[str, Any], question: Any, net: Network, rule: Rul
     from .smt.counterexample import RootExitCounterexample, ViolationCounterexample
 
     cls = RootExitCounterexample if question.kind == "root-exit" else ViolationCounterexample
+    if getattr(net, "is_graph", False):
+        if question.kind != "root-exit":
+            raise InputError(f"{source}: property violations are not searched on network graphs")
+        from .graph.root_exit import GraphRootExitCounterexample
+
+        cls = GraphRootExitCounterexample
     cex = cls.from_json(data.get("counterexample"), f"{source}: counterexample")
     if cex.question != question:
         return ["counterexample: its question differs from the verdict's"]
@@ -190,9 +198,33 @@ def _replay_proved(data: dict[str, Any], question: Any, net: Network, rule: Rule
     cert = data.get("certificate")
     if not isinstance(cert, dict):
         raise InputError(f"{source}: a proved verdict needs a \"certificate\" object")
+    if getattr(net, "is_graph", False):
+        return _replay_graph_root_exit_proof(question, net, cert, source)
     if question.kind == "violation":
         return _replay_violation_proof(question, net, rule, cert, timeout)
     return _replay_root_exit_proof(question, net, rule, cert, source, timeout)
+
+
+def _replay_graph_root_exit_proof(question: Any, net: Any, cert: dict[str, Any], source: str) -> list[str]:
+    """A graph's Proved is a trivial reason (:func:`dtd_formal.graph.root_exit.trivial_graph_reason`), re-derived."""
+    from .graph.root_exit import trivial_graph_reason
+
+    if question.kind != "root-exit":
+        raise InputError(f"{source}: property violations are not searched on network graphs")
+    p = question.params
+    net.check_layer(p["layer"])
+    n_l = net.nodes[net.layer(p["layer"]).node].n_out
+    if not 0 <= p["neuron"] < n_l:
+        raise InputError(f"{source}: layer {p['layer']} has neurons 0..{n_l - 1}, the question names {p['neuron']}")
+    from .graph.bounds import interval_bounds
+    from .smt.problem import box_of
+
+    low, high = box_of(question, net.input_size)
+    want = trivial_graph_reason(net, p["layer"], p["neuron"], p["scope"], p["output"], interval_bounds(net, low, high))
+    if "reason" not in cert:
+        return ["certificate: a graph's proof is a trivial reason; the file has none"]
+    return [] if want is not None and want == cert["reason"] else \
+        [f"certificate reason: re-derived {want!r}, stored {cert['reason']!r}"]
 
 
 def _problem(question: Any, net: Network, rule: Rule) -> Any:

@@ -363,3 +363,45 @@ def test_roots_cli_with_conv_neuron(tmp_path: Path, capsys: pytest.CaptureFixtur
     want = dtd.root_regions(net, x.ravel(), parse_rule("zplus"), layers=1, neurons=[active[0]]).records[0]
     assert out["records"][0]["leaves_pattern"] == want.leaves_pattern
     assert main(["roots", str(path), "--inputs", str(tmp_path / "x.npy"), "--neuron", "0,0,0"]) == 2
+
+
+# ---------------------------------------------------------------------------------------------------- ONNX folding
+def _onnx_conv_model(tmp_path: Path, per_channel: bool) -> Path:
+    """Sub/Div input normalisation (per channel, or varying within a channel), a padded Conv, BatchNorm, Relu."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(11)
+    mean = (rng.uniform(0.2, 0.6, size=(1, 2, 1, 1)) if per_channel else rng.uniform(0.2, 0.6, size=(1, 2, 4, 4)))
+    std = rng.uniform(0.5, 2.0, size=mean.shape)
+    inits = [numpy_helper.from_array(v.astype(np.float32), n) for n, v in (
+        ("mean", mean), ("std", std), ("W", rng.normal(size=(3, 2, 3, 3))), ("B", rng.normal(size=3)),
+        ("g", rng.uniform(0.5, 1.5, 3)), ("beta", rng.normal(size=3)), ("mu", rng.normal(size=3)),
+        ("var", rng.uniform(0.5, 2, 3)))]
+    nodes = [helper.make_node("Sub", ["x", "mean"], ["s"]), helper.make_node("Div", ["s", "std"], ["n"]),
+             helper.make_node("Conv", ["n", "W", "B"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("BatchNormalization", ["c", "g", "beta", "mu", "var"], ["bn"]),
+             helper.make_node("Relu", ["bn"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    path = tmp_path / f"norm_conv_{per_channel}.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_onnx_normalisation_and_batchnorm_fold_exactly_and_survive_json(tmp_path: Path, per_channel: bool) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    path = _onnx_conv_model(tmp_path, per_channel)
+    net = dtd.load(path)
+    kinds = [n.kind for n in net.nodes]
+    # a per-channel normalisation folds into the kernel; one that varies within a channel stays a Scale node
+    assert kinds == (["input", "conv", "relu"] if per_channel else ["input", "scale", "conv", "relu"])
+    x = np.random.default_rng(2).uniform(0, 1, size=(1, 2, 4, 4)).astype(np.float32)
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0].ravel()
+    np.testing.assert_allclose(to_float(net.forward(x.astype(np.float64).ravel())), want, rtol=1e-5, atol=1e-5)
+    net.save(tmp_path / "n.json")
+    back = dtd.load(tmp_path / "n.json")
+    assert back.digest() == net.digest()
+    assert list(back.forward(x.astype(np.float64).ravel())) == list(net.forward(x.astype(np.float64).ravel()))

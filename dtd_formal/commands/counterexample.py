@@ -12,10 +12,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import InputError
 from ..exact import to_float
 from ..rules.parse import parse_rule, rule_reference
-from .common import load_model, positive_seconds, print_json, writable_file
+from .common import format_flip, load_inputs, load_model, parse_neurons, positive_seconds, print_json, writable_file
 
 
 def register(sub: Any) -> None:
@@ -23,10 +25,15 @@ def register(sub: Any) -> None:
     p.add_argument("model", help="network file (.onnx, .nnet, .json) or example:paper-mlp[:SEED[:INIT]]")
     p.add_argument("--rule", default="zplus", help="root-point rule (zplus, lrp0, gamma:0.25, zbox:0,1, wsquare)")
     p.add_argument("--layer", type=int, default=1, help="layer whose neurons' roots are examined (default 1)")
-    p.add_argument("--neuron", type=int, action="append", help="neuron(s) of the layer (default: all)")
+    p.add_argument("--neuron", action="append", metavar="J|C,Y,X",
+                   help="neuron(s) of the layer: an index, or channel,y,x on conv layers (default: all)")
     p.add_argument("--domain", default=None,
                    help="input box LOW:HIGH, scalars or comma lists (e.g. 0:1); default: the model's own input "
                         "domain when its file records one")
+    p.add_argument("--around", default=None, metavar="FILE",
+                   help="an input (.npy/.csv/.json, any array shape): search the box of --radius around it "
+                        "(intersected with --domain when given)")
+    p.add_argument("--radius", default=None, help="half-width of the --around box (exact; e.g. 0.01 or 1/100)")
     p.add_argument("--scope", choices=("upper", "layer"), default="upper")
     p.add_argument("--variant", choices=("pattern", "affine_map"), default="pattern")
     p.add_argument("--output", type=int, default=0, help="explained output (default 0)")
@@ -65,12 +72,39 @@ def write_tests(path: Path, net: Any, per_neuron: dict[int, Any]) -> None:
 
 
 def _domain(args: argparse.Namespace, net: Any) -> Any:
+    if (args.around is None) != (args.radius is None):
+        raise InputError("--around and --radius go together")
+    if args.around is not None:
+        from ..exact import parse_rational
+        from ..smt.problem import parse_box
+
+        xs = load_inputs(args.around, net)
+        if len(xs) != 1:
+            raise InputError(f"--around {args.around}: expected one input, got {len(xs)}")
+        r = parse_rational(args.radius, "--radius")
+        if not r > 0:
+            raise InputError(f"--radius must be positive, got {args.radius!r}")
+        low, high = xs[0] - r, xs[0] + r
+        if args.domain is not None or net.metadata.get("input_domain") is not None:
+            dlo, dhi = parse_box(args.domain if args.domain is not None else tuple(net.metadata["input_domain"]),
+                                 net.input_size, "--domain")
+            low = np.array([max(a, b) for a, b in zip(low, dlo)], dtype=object)
+            high = np.array([min(a, b) for a, b in zip(high, dhi)], dtype=object)
+            if any(a > b for a, b in zip(low, high)):
+                raise InputError(f"--around {args.around}: the input lies outside the domain")
+        return (low, high)
     if args.domain is not None:
         return args.domain
     dom = net.metadata.get("input_domain")
     if dom is None:
         raise InputError(f"{args.model}: no input domain recorded in the model; pass --domain LOW:HIGH")
     return tuple(dom)
+
+
+def _name(net: Any, layer: int, j: int) -> str:
+    """A neuron as the user names it: its index, or channel,y,x on a conv layer."""
+    coords = net.neuron_coords(layer, j) if hasattr(net, "neuron_coords") else (j,)
+    return ",".join(map(str, coords))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,12 +114,18 @@ def run(args: argparse.Namespace) -> int:
     net = load_model(args.model)
     rule = parse_rule(args.rule)
     net.check_layer(args.layer)
+    neurons = parse_neurons(args.neuron)
+    if neurons is not None:
+        neurons = [net.neuron_index(args.layer, j) if hasattr(net, "neuron_index") else j for j in neurons]
+        for j in neurons:
+            if not isinstance(j, int):
+                raise InputError(f"--neuron {j}: this network's layers are dense; give an index")
     verdict = find_root_exit(
-        net, rule, layer=args.layer, neuron=args.neuron if args.neuron else None, domain=_domain(args, net),
+        net, rule, layer=args.layer, neuron=neurons, domain=_domain(args, net),
         scope=args.scope, timeout=args.timeout, variant=args.variant, output=args.output,
         executor=args.executor, progress=not (args.json or args.no_progress), definition=args.definition,
     )
-    per = getattr(verdict, "per_neuron", None) or {args.neuron[0]: verdict}
+    per = getattr(verdict, "per_neuron", None) or {neurons[0]: verdict}  # type: ignore[index]
     counts = {s: sum(v.status == s for v in per.values()) for s in ("refuted", "proved", "unknown")}
     if save_tests is not None:
         write_tests(save_tests, net, per)
@@ -99,12 +139,14 @@ def run(args: argparse.Namespace) -> int:
         for j, v in per.items():
             if v.status == "refuted":
                 c = v.counterexample
-                flips = ", ".join(f"{l}:{n}" for l, n in c.flipped[:6]) + (" ..." if len(c.flipped) > 6 else "")
-                print(f"  neuron {j:>3}: refuted ({v.method}); t = {float(c.step):.6g}; flipped {flips}")
-                print(f"               x = [{', '.join(f'{u:.6g}' for u in to_float(c.input))}]")
+                flips = ", ".join(format_flip(f) for f in c.flipped[:6]) + (" ..." if len(c.flipped) > 6 else "")
+                print(f"  neuron {_name(net, args.layer, j):>3}: refuted ({v.method}); t = {float(c.step):.6g}; "
+                      f"flipped {flips}")
+                if net.input_size <= 32:
+                    print(f"               x = [{', '.join(f'{u:.6g}' for u in to_float(c.input))}]")
             elif v.status == "proved":
-                print(f"  neuron {j:>3}: proved ({v.method})")
+                print(f"  neuron {_name(net, args.layer, j):>3}: proved ({v.method})")
             else:
-                print(f"  neuron {j:>3}: unknown ({v.reason})")
+                print(f"  neuron {_name(net, args.layer, j):>3}: unknown ({v.reason})")
         print(f"summary: {counts['refuted']} refuted, {counts['proved']} proved, {counts['unknown']} unknown")
     return 3 if counts["unknown"] else 0

@@ -1,5 +1,8 @@
 """``dtd-formal regions MODEL --plot out.png [--input X | --inputs FILE] [--rule R] [--extent x0:x1,y0:y1]``:
-the 2-D picture of a 2-input network's linear regions, inputs, layer-1 roots and segments (exact verdicts)."""
+the 2-D picture of a 2-input network's linear regions, inputs, layer-1 roots and segments (exact verdicts).
+
+Networks with more inputs (conv graphs, MNIST MLPs) get the slice through one input and the root of one layer-1
+neuron (``--neuron J|C,Y,X``), coloured by region (:func:`dtd_formal.experiments.figures.plot_slice`)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..rules.parse import parse_rule
-from .common import load_inputs, load_model, parse_input_text, print_json
+from .common import load_inputs, load_model, parse_input_text, parse_neurons, print_json
 
 
 def _extent(text: str) -> tuple[float, float, float, float]:
@@ -26,8 +29,9 @@ def _extent(text: str) -> tuple[float, float, float, float]:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("regions", help="plot a 2-input network's regions, inputs, roots and segments")
-    p.add_argument("model", help="network file (.onnx, .nnet, .json) with 2 inputs, or example:toy-2d[:SEED]")
+    p = sub.add_parser("regions", help="plot a network's regions with inputs, roots and segments (2 inputs: the "
+                                       "input plane; more: the slice through an input and one root)")
+    p.add_argument("model", help="network file (.onnx, .nnet, .json), or example:toy-2d[:SEED]")
     p.add_argument("--plot", required=True, help="output PNG path")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--input", help="one input x1,x2 (read exactly)")
@@ -36,8 +40,39 @@ def register(sub: Any) -> None:
     p.add_argument("--rule", default="zplus")
     p.add_argument("--output", type=int, default=0)
     p.add_argument("--extent", default="-2:2,-2:2", help="x0:x1,y0:y1")
+    p.add_argument("--neuron", default=None, metavar="J|C,Y,X",
+                   help="networks with more than 2 inputs: the layer-1 neuron whose root spans the slice "
+                        "(default: the first relevant one)")
+    p.add_argument("--resolution", type=int, default=120, help="slice pictures: pixels per side (default 120)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
+
+
+def _run_slice(args: argparse.Namespace, net: Any) -> int:
+    """Networks with more than 2 inputs (conv graphs included): the plane through the input and one root."""
+    from ..experiments.figures import plot_slice
+
+    if args.input is not None:
+        xs = net.as_input(parse_input_text(args.input), "--input").reshape(1, -1)
+    elif args.inputs:
+        xs = load_inputs(args.inputs, net)
+    else:
+        raise InputError(f"{args.model}: a network with {net.input_size} inputs needs --input or --inputs (one input)")
+    if len(xs) != 1:
+        raise InputError(f"a slice picture shows one input; {args.inputs} holds {len(xs)}")
+    neurons = parse_neurons([args.neuron]) if args.neuron is not None else None
+    neuron = None if neurons is None else (net.neuron_index(1, neurons[0]) if hasattr(net, "neuron_index")
+                                           else neurons[0])
+    if args.resolution < 8:
+        raise InputError(f"--resolution must be at least 8, got {args.resolution}")
+    rec = plot_slice(net, args.plot, xs[0], parse_rule(args.rule), 1, neuron, args.output, args.resolution)
+    if args.json:
+        print_json({"plot": args.plot, "model": args.model, "record": rec.to_json()})
+    else:
+        print(f"wrote {args.plot}; layer-1 neuron {rec.neuron}: the root "
+              f"{'leaves' if rec.leaves_pattern else 'stays in'} the input's region "
+              f"(affine map {'changes' if rec.leaves_affine_map else 'unchanged'}), exact")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         net = toy_2d_network(int(parts[2]) if len(parts) > 2 and parts[2] else 0)
     else:
         net = load_model(args.model)
+    if net.input_size != 2:
+        return _run_slice(args, net)
     extent = _extent(args.extent)
     if args.input is not None:
         xs = parse_input_text(args.input).reshape(1, -1)

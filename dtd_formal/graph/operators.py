@@ -129,13 +129,15 @@ class Conv(Operator):
     groups: int = 1
     idx: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     weights: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    widx: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]  #: weights = table()[widx]
 
     kind = "conv"
 
     @classmethod
     def build(cls, name: str, inputs: list[int], in_shape: Shape, kernel: np.ndarray, bias: np.ndarray | None,
               strides: Sequence[int], pads: Sequence[int], dilations: Sequence[int], groups: int = 1) -> "Conv":
-        """The patch form of a convolution (exact kernel and bias, object arrays)."""
+        """The patch form of a convolution (exact kernel and bias, object arrays); ``bias`` per output channel or,
+        of length n_out, per output neuron."""
         C_out, C_in_g = kernel.shape[:2]
         C_in = in_shape[0]
         if C_in != C_in_g * groups or C_out % groups:
@@ -146,26 +148,60 @@ class Conv(Operator):
         plane_in = size(in_shape[1:])
         n_pos = size(out_spatial)
         k_sp = win.shape[1]
-        idx = np.empty((C_out * n_pos, C_in_g * k_sp), dtype=np.int64)
-        weights = np.empty((C_out * n_pos, C_in_g * k_sp), dtype=object)
-        flat_kernel = kernel.reshape(C_out, C_in_g * k_sp)
-        zero = 0 * kernel.ravel()[0]
+        k = C_in_g * k_sp
+        idx = np.empty((C_out * n_pos, k), dtype=np.int64)
+        widx = np.empty((C_out * n_pos, k), dtype=np.int64)  # into the flat kernel; C_out * k is the zero slot
         for oc in range(C_out):
             g = oc // (C_out // groups)
             cols = np.concatenate([np.where(win >= 0, win + (g * C_in_g + ic) * plane_in, -1) for ic in range(C_in_g)],
                                   axis=1)
             rows = slice(oc * n_pos, (oc + 1) * n_pos)
             idx[rows] = cols
-            w = np.broadcast_to(flat_kernel[oc], cols.shape)
-            weights[rows] = np.where(cols >= 0, w, zero)
-        b = np.repeat(np.asarray(bias, dtype=object), n_pos) if bias is not None else np.array([zero] * (C_out * n_pos),
-                                                                                                dtype=object)
-        return cls(name, inputs, (C_out,) + tuple(out_spatial), tuple(in_shape), kernel, b, tuple(strides),
-                   tuple(pads), tuple(dilations), groups, idx, weights)
+            widx[rows] = np.where(cols >= 0, oc * k + np.arange(k)[None, :], C_out * k)
+        zero = 0 * kernel.ravel()[0]
+        n_out = C_out * n_pos
+        if bias is None:
+            b = np.array([zero] * n_out, dtype=object)
+        else:
+            bias = np.asarray(bias, dtype=object)
+            b = bias.copy() if len(bias) == n_out and n_out != C_out else np.repeat(bias, n_pos)
+        op = cls(name, inputs, (C_out,) + tuple(out_spatial), tuple(in_shape), kernel, b, tuple(strides),
+                 tuple(pads), tuple(dilations), groups, idx, None)
+        op.widx = widx
+        op.weights = op.table()[widx]
+        return op
+
+    def table(self) -> np.ndarray:
+        """The flat kernel and a trailing 0: ``weights = table()[widx]``."""
+        flat = self.kernel.reshape(-1)
+        return np.concatenate([flat, np.array([0 * flat[0]], dtype=object)])
+
+    def rescaled(self, out_scale: np.ndarray | None = None, in_scale: np.ndarray | None = None,
+                 bias: np.ndarray | None = None) -> "Conv":
+        """The same geometry with the kernel scaled per output channel (``out_scale``, length C_out) and/or per
+        input channel (``in_scale``, length C_in), exactly, and the per-neuron ``bias`` (default: unchanged)."""
+        K = np.array(self.kernel, dtype=object)
+        C_out, C_in_g = K.shape[:2]
+        if out_scale is not None:
+            K = K * np.asarray(out_scale, dtype=object).reshape((C_out,) + (1,) * (K.ndim - 1))
+        if in_scale is not None:
+            per_group = C_out // self.groups
+            s_in = np.asarray(in_scale, dtype=object)
+            for oc in range(C_out):
+                g = oc // per_group
+                K[oc] = K[oc] * s_in[g * C_in_g:(g + 1) * C_in_g].reshape((C_in_g,) + (1,) * (K.ndim - 2))
+        return Conv.build(self.name, list(self.inputs), self.in_shape, K, self.b if bias is None else bias,
+                          self.strides, self.pads, self.dilations, self.groups)
 
     def arrays(self, ops: Any) -> tuple[Any, Any]:
-        """(weights, b) in the numbers of ``ops`` (cached per ops kind)."""
-        return converted(self, ops, ("weights", "b"))
+        """(weights, b) in the numbers of ``ops`` (cached per ops kind; the kernel is converted once and the
+        patch weights indexed from it)."""
+        key = (getattr(ops, "name", type(ops).__name__), "patch")
+        cache = self.__dict__.setdefault("converted", {})
+        if key not in cache:
+            table, b = _convert(ops, self.table()), _convert(ops, self.b)
+            cache[key] = (table[self.widx], b)
+        return cache[key]
 
     def gather(self, ops: Any, a: Any) -> Any:
         """The (n_out, k) patches of the input ``a`` (0 at padding)."""

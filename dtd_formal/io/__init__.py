@@ -22,13 +22,19 @@ def load_json(path: str | Path) -> Any:
         data = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: cannot read JSON ({exc})") from None
+    return network_from_json(data, str(path))
+
+
+def network_from_json(data: Any, source: str = "JSON") -> Any:
+    """A parsed network JSON object: a network graph when it says ``"format": "dtd_formal.graph/1"``, else a
+    dense :class:`Network` (both strict)."""
     from ..graph.network import GRAPH_FORMAT
 
     if isinstance(data, dict) and data.get("format") == GRAPH_FORMAT:
         from ..graph.network import GraphNetwork
 
-        return GraphNetwork.from_json(data, source=str(path))
-    return Network.from_json(data, source=str(path))
+        return GraphNetwork.from_json(data, source=source)
+    return Network.from_json(data, source=source)
 
 
 def load(path: str | Path, **kwargs: Any) -> Any:

@@ -290,14 +290,13 @@ class _GraphReader:
         if op.kind == "dense":
             op.b = op.b + op.W.dot(c)  # type: ignore[attr-defined]
             op.W = op.W * d[None, :]  # type: ignore[attr-defined]
-        else:
+        else:  # conv: d is constant per input channel (checked by the caller), so the kernel absorbs it
             idx = op.idx  # type: ignore[attr-defined]
             valid = idx >= 0
-            dg = np.where(valid, np.concatenate([d, [Fraction(0)]])[np.where(valid, idx, len(d))], Fraction(0))
             cg = np.where(valid, np.concatenate([c, [Fraction(0)]])[np.where(valid, idx, len(c))], Fraction(0))
-            op.b = op.b + (op.weights * cg).sum(axis=1)  # type: ignore[attr-defined]
-            op.weights = op.weights * dg  # type: ignore[attr-defined]
-            op.patch_folded = True  # type: ignore[attr-defined]
+            bias = op.b + (op.weights * cg).sum(axis=1)  # type: ignore[attr-defined]  # (padding reads 0, not c)
+            plane = size(op.in_shape[1:])  # type: ignore[attr-defined]
+            self.g.nodes[layer] = op.rescaled(in_scale=d[::plane], bias=bias)  # type: ignore[attr-defined]
 
     def op_conv(self, node: Any) -> _Var:
         x = self.operand(node, 0)
@@ -317,6 +316,8 @@ class _GraphReader:
             raise InputError(f"{self.where(node)}: kernel_shape {kshape} differs from the weight's {W.shape[2:]}")
         pads = self._pads(node, a, in_shape[1:], kshape, strides, dil)
         assert self.g is not None
+        if x.pending and not _per_channel(x.d, size(in_shape[1:])):
+            x = self.materialise(x)  # a scale that varies within a channel stays an exact Scale node
         k = self.g.conv(x.node, self.exact(node, W, "weight"), None if B is None else self.exact(node, B, "bias"),
                         strides, pads, dil, int(a.get("group", 1)), node.name or None)
         self._fold_input(x, k)
@@ -449,11 +450,13 @@ class _GraphReader:
                 and len(self.g.nodes) - 1 == v.node:
             if producer.kind == "dense":
                 producer.W = producer.W * d[:, None]  # type: ignore[attr-defined]
-            else:
-                producer.weights = producer.weights * d[:, None]  # type: ignore[attr-defined]
-                producer.patch_folded = True  # type: ignore[attr-defined]
-            producer.b = producer.b * d + c  # type: ignore[attr-defined]
-            return _Var(v.node, v.shape)
+                producer.b = producer.b * d + c  # type: ignore[attr-defined]
+                return _Var(v.node, v.shape)
+            n_pos = size(producer.shape[1:])
+            if _per_channel(d, n_pos):  # BatchNorm after a conv: the kernel absorbs the per-channel scale
+                self.g.nodes[v.node] = producer.rescaled(out_scale=d[::n_pos],  # type: ignore[attr-defined]
+                                                         bias=producer.b * d + c)  # type: ignore[attr-defined]
+                return _Var(v.node, v.shape)
         if v.pending:
             d, c = v.d * d, v.c * d + c  # type: ignore[operator]
         return _Var(v.node, v.shape, d, c)
@@ -524,6 +527,11 @@ class _GraphReader:
         per = (1, -1) + (1,) * (len(shape) - 2)
         return self._pending(node, x, self._broadcast(node, s.reshape(per), x, "scale"),
                              self._broadcast(node, shift.reshape(per), x, "shift"))
+
+
+def _per_channel(d: np.ndarray, plane: int) -> bool:
+    """Whether a flat per-position array (channels of ``plane`` positions each) is constant within every channel."""
+    return all(v == d[c * plane] for c in range(len(d) // plane) for v in d[c * plane:(c + 1) * plane])
 
 
 def load_onnx_graph(path: str | Path, model: Any = None) -> GraphNetwork:

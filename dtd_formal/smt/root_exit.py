@@ -371,6 +371,13 @@ def find_root_exit(
     ``.per_neuron`` = {neuron: verdict}.
     """
     check_timeout(timeout)
+    if getattr(net, "is_graph", False):  # operator graphs: dtd_formal.graph.root_exit (falsifier + trivial proofs)
+        from ..graph.root_exit import find_graph_root_exit
+
+        if executor is not None:
+            raise InputError("find_root_exit on an operator graph runs in this process (no executor)")
+        return find_graph_root_exit(net, rule, layer, neuron, domain, scope, timeout, variant, output,
+                                    engines, progress, seed, definition)
     net.check_layer(layer)
     low, high = parse_box(domain, net.input_size)
     n_l = net.weight(layer).shape[0]

@@ -1,0 +1,109 @@
+"""Exact engine on the shared conv nets (issue 13): z+ relevance of one CIFAR input, root regions of layer-1
+roots (certified float pass with exact fall-back, and the exact-only path for comparison), and find_root_exit on
+one conv neuron of conv_mp1 over a small box.
+
+    python benchmarks/bench_graph.py [--data ../shared/data] [--roots 200] [--quick]
+
+Prints one JSON object per measurement (seconds, roots/s, verdict counts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+import dtd_formal as dtd
+from dtd_formal.rules.parse import parse_rule
+
+
+def _input(net, seed: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    return np.random.default_rng(seed).uniform(0, 1, net.input_size).astype(np.float32).astype(np.float64)
+
+
+def bench_relevance(data: Path) -> None:
+    net = dtd.load(data / "cifar_deep_kw.onnx")
+    x = _input(net, 0)
+    t0 = time.perf_counter()
+    rel = dtd.lrp(net, x, parse_rule("zplus"))
+    dt = time.perf_counter() - t0
+    bits = max(int(v.denominator).bit_length() for v in rel.input)
+    t1 = time.perf_counter()
+    totals = rel.conservation
+    dt_totals = time.perf_counter() - t1
+    print(json.dumps({"bench": "cifar exact z+ relevance", "seconds": round(dt, 2),
+                      "largest input-relevance denominator (bits)": bits,
+                      "conservation totals, first access (s)": round(dt_totals, 2),
+                      "layer-1 relevance absorbed (bias), exact, as float": float(totals[0].absorbed)}))
+
+
+def bench_regions(data: Path, name: str, n_roots: int, exact_too: bool) -> None:
+    import dtd_formal.graph.explain as graph_explain
+
+    net = dtd.load(data / name)
+    x = _input(net, 1)
+    rule = parse_rule("zplus")
+    z1 = net.layer_values(net.values(x), 1)[1]
+    active = [j for j in range(len(z1)) if z1[j] > 0][:n_roots]
+    t0 = time.perf_counter()
+    rep = dtd.root_regions(net, x, rule, layers=1, neurons=active)
+    dt = time.perf_counter() - t0
+    out = {"bench": f"{name} layer-1 root regions", "roots": len(rep.records), "seconds": round(dt, 2),
+           "roots/s": round(len(rep.records) / dt, 1),
+           "leave pattern": sum(r.leaves_pattern for r in rep.records),
+           "leave affine map": sum(r.leaves_affine_map for r in rep.records)}
+    if exact_too:
+        original = graph_explain.certified_graph_forward
+
+        def never(*a, **k):  # type: ignore[no-untyped-def]
+            c = original(*a, **k)
+            c.uncertain[:] = True
+            return c
+
+        graph_explain.certified_graph_forward = never
+        try:
+            t0 = time.perf_counter()
+            rep2 = dtd.root_regions(net, x, rule, layers=1, neurons=active)
+            dt2 = time.perf_counter() - t0
+        finally:
+            graph_explain.certified_graph_forward = original
+        same = [(r.neuron, r.leaves_pattern, r.leaves_affine_map) for r in rep.records] == [
+            (r.neuron, r.leaves_pattern, r.leaves_affine_map) for r in rep2.records]
+        out.update({"exact-only seconds": round(dt2, 2), "exact-only roots/s": round(len(rep2.records) / dt2, 1),
+                    "same verdicts": same})
+    print(json.dumps(out))
+
+
+def bench_root_exit(data: Path) -> None:
+    net = dtd.load(data / "conv_mp1.onnx")
+    x = _input(net, 2)
+    rule = parse_rule("zplus")
+    z1 = net.layer_values(net.values(x), 1)[1]
+    j = next(j for j in range(len(z1)) if z1[j] > 0)
+    box = (np.maximum(x - 0.01, 0.0), np.minimum(x + 0.01, 1.0))
+    t0 = time.perf_counter()
+    verdict = dtd.find_root_exit(net, rule, layer=1, neuron=j, domain=box, timeout=60)
+    dt = time.perf_counter() - t0
+    print(json.dumps({"bench": "conv_mp1 find_root_exit, one conv neuron, box radius 0.01",
+                      "neuron": list(net.neuron_coords(1, j)), "status": verdict.status, "seconds": round(dt, 2),
+                      "reason": getattr(verdict, "reason", None)}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    ap.add_argument("--roots", type=int, default=200)
+    ap.add_argument("--quick", action="store_true", help="skip the exact-only comparison runs")
+    args = ap.parse_args()
+    data = Path(args.data)
+    bench_relevance(data)
+    for name in ("cifar_deep_kw.onnx", "cnn_max_mninst3.onnx", "conv_mp1.onnx"):
+        bench_regions(data, name, args.roots, not args.quick)
+    bench_root_exit(data)
+
+
+if __name__ == "__main__":
+    main()
