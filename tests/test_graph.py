@@ -405,3 +405,89 @@ def test_onnx_normalisation_and_batchnorm_fold_exactly_and_survive_json(tmp_path
     back = dtd.load(tmp_path / "n.json")
     assert back.digest() == net.digest()
     assert list(back.forward(x.astype(np.float64).ravel())) == list(net.forward(x.astype(np.float64).ravel()))
+
+
+# ---------------------------------------------------------------------------------------------------- root exit
+def test_graph_root_exit_refuted_replays_and_tampering_is_caught() -> None:
+    from dtd_formal.replay import replay_data
+
+    net = _pool_net()
+    rule = parse_rule("zplus")
+    # the box around (1, 1) of radius 1/10: neuron 0's root changes the pool's winner everywhere near (1, 1)
+    box = ([Fraction(9, 10)] * 2, [Fraction(11, 10)] * 2)
+    v = dtd.find_root_exit(net, rule, layer=1, neuron=0, domain=box, timeout=30)
+    assert v.status == "refuted"
+    cex = v.counterexample
+    assert ("maxpool", "pool", 0) in cex.flipped and cex.input[0] == 1 and cex.input[1] == 1  # the box centre
+    data = json.loads(json.dumps({**v.to_json(), "network": net.to_json()}))
+    assert replay_data(data).ok
+    edited = json.loads(json.dumps(data))
+    edited["counterexample"]["step"] = "2"
+    assert not replay_data(edited).ok
+    edited = json.loads(json.dumps(data))
+    edited["counterexample"]["flipped"] = []
+    assert not replay_data(edited).ok
+    edited = json.loads(json.dumps(data))
+    edited["counterexample"]["input"] = ["2", "1"]  # outside the box
+    assert not replay_data(edited).ok
+
+
+def test_graph_root_exit_trivial_proofs_replay() -> None:
+    from dtd_formal.replay import replay_data
+
+    net = _pool_net()
+    rule = parse_rule("zplus")
+    # neuron 1 (z1 = -x0 + x1 + 1/2) is never active on [1, 2] x [0, 1/4]: exact interval bounds prove it
+    v = dtd.find_root_exit(net, rule, layer=1, neuron=1, domain=([1, 0], [2, Fraction(1, 4)]), timeout=5)
+    assert v.status == "proved" and "never active" in v.certificate["reason"]
+    data = json.loads(json.dumps({**v.to_json(), "network": net.to_json()}))
+    assert replay_data(data).ok
+    data["question"]["high"] = ["2", "3/4"]  # a bigger box: neuron 1 can be active there, the proof is gone
+    data["statement"] = dtd.verdict.Question("root-exit", data["question"]["network"], "zplus",
+                                             {k: v for k, v in data["question"].items()
+                                              if k not in ("kind", "network", "rule")}).statement()
+    assert not replay_data(data).ok
+    # on a box where neuron 1 is active somewhere, the falsifier finds no exit (its root keeps the winner) and
+    # the answer is Unknown with the reason, never Proved
+    u = dtd.find_root_exit(net, rule, layer=1, neuron=1, domain=([Fraction(9, 10)] * 2, [Fraction(11, 10)] * 2),
+                           timeout=3)
+    assert u.status == "unknown" and "dense networks" in u.reason
+
+
+def test_counterexample_cli_on_a_conv_graph_with_around_box(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dtd_formal.cli import main
+    from dtd_formal.replay import replay_file
+
+    make, shape = MODELS["conv-maxpool"]
+    net = dtd.Network.from_torch(make(), input_shape=shape)
+    net.save(tmp_path / "net.json")
+    x = _input(shape, 5)
+    np.save(tmp_path / "x.npy", x)
+    z1 = net.layer_values(net.values(x.ravel()), 1)[1]
+    j = next(j for j in range(len(z1)) if z1[j] > 0)
+    c, yy, xx = net.neuron_coords(1, j)
+    rc = main(["counterexample", str(tmp_path / "net.json"), "--around", str(tmp_path / "x.npy"), "--radius",
+               "1/100", "--layer", "1", "--neuron", f"{c},{yy},{xx}", "--timeout", "20", "--json", "--no-progress"])
+    out = capsys.readouterr().out
+    (tmp_path / "report.json").write_text(out)
+    report = json.loads(out)
+    verdict = report["neurons"][str(j)]
+    assert rc in (0, 3) and verdict["status"] in ("refuted", "unknown")
+    low = [Fraction(v) for v in verdict["question"]["low"]]
+    assert low[0] == Fraction(float(x.ravel()[0])) - Fraction(1, 100)
+    assert replay_file(tmp_path / "report.json").ok
+    assert main(["counterexample", str(tmp_path / "net.json"), "--around", str(tmp_path / "x.npy")]) == 2
+
+
+def test_regions_cli_slices_a_conv_graph(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dtd_formal.cli import main
+
+    big = dtd.Network.from_torch(MODELS["conv"][0](), input_shape=MODELS["conv"][1])
+    big.save(tmp_path / "conv.json")
+    np.save(tmp_path / "x.npy", _input(MODELS["conv"][1], 0))
+    assert main(["regions", str(tmp_path / "conv.json"), "--plot", str(tmp_path / "s.png"), "--inputs",
+                 str(tmp_path / "x.npy"), "--resolution", "24", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)["record"]
+    assert (tmp_path / "s.png").stat().st_size > 1000
+    want = dtd.root_regions(big, _input(MODELS["conv"][1], 0).ravel(), parse_rule("zplus"), layers=1).records[0]
+    assert rec["neuron"] == want.neuron and rec["leaves_pattern"] == want.leaves_pattern
