@@ -258,6 +258,7 @@ class Property:
         reason = self.applies(rule)
         if reason:
             raise InputError(f"{self.name}: {reason}")
+        require_dense(net, f"property {self.name}")
         net.check_output(output)
         xa = net.as_input(x)
         try:
@@ -280,6 +281,14 @@ class Property:
         if self.checks is None:
             raise InputError(f"{self.name} has no Z3 encoding (it is an exact check at a point)")
         return trace.ops.or_(*[c.fails for c in self.checks(trace, ctx)])
+
+
+def require_dense(net: Any, what: str) -> None:
+    """Refuse an operator graph where only dense networks are read (named, never approximated)."""
+    if getattr(net, "is_graph", False):
+        raise InputError(f"{what} reads dense networks (the property catalogue is not yet stated on operator "
+                         "graphs); on convolutional or residual graphs use root_regions / find_root_exit, or the "
+                         "CLI's roots / counterexample")
 
 
 # ---------------------------------------------------------------------------------------------------- vacuity

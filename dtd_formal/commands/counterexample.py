@@ -28,8 +28,8 @@ def register(sub: Any) -> None:
     p.add_argument("--neuron", action="append", metavar="J|C,Y,X",
                    help="neuron(s) of the layer: an index, or channel,y,x on conv layers (default: all)")
     p.add_argument("--domain", default=None,
-                   help="input box LOW:HIGH, scalars or comma lists (e.g. 0:1); default: the model's own input "
-                        "domain when its file records one")
+                   help="input box LOW:HIGH, scalars or comma lists (e.g. 0:1), or a VNN-LIB property FILE.vnnlib "
+                        "(its input box); default: the model's own input domain when its file records one")
     p.add_argument("--around", default=None, metavar="FILE",
                    help="an input (.npy/.csv/.json, any array shape): search the box of --radius around it "
                         "(intersected with --domain when given)")
@@ -74,6 +74,14 @@ def write_tests(path: Path, net: Any, per_neuron: dict[int, Any]) -> None:
 def _domain(args: argparse.Namespace, net: Any) -> Any:
     if (args.around is None) != (args.radius is None):
         raise InputError("--around and --radius go together")
+    if args.domain is not None and str(args.domain).lower().endswith(".vnnlib"):
+        from ..io.vnnlib import read_vnnlib_box
+
+        low, high, info = read_vnnlib_box(args.domain, net.input_size)
+        if not args.json:
+            print(f"domain: the input box of {args.domain} ({info['inputs']} inputs; {info['output_constraints']} "
+                  "output constraints not used)")
+        args.domain = (low, high)
     if args.around is not None:
         from ..exact import parse_rational
         from ..smt.problem import parse_box

@@ -25,7 +25,7 @@ import z3
 from ..errors import InputError, check_timeout
 from ..exact import to_fraction_array
 from ..network import Network
-from ..properties import Property, get_property
+from ..properties import Property, get_property, require_dense
 from ..rules.base import Rule
 from ..rules.domains import Box, Domain
 from ..rules.ops import FAST_EXACT
@@ -125,6 +125,7 @@ def find_violation(net: Network, rule: Rule, property: str, domain: Any = (0, 1)
     deeper ones in a >= 0. The region properties are searched by :func:`dtd_formal.smt.root_exit.find_root_exit`.
     """
     check_timeout(timeout)
+    require_dense(net, "find_violation")
     prop = get_property(property)
     if not prop.encodable:
         raise InputError(f"{prop.name} has no Z3 encoding; root-in-linear-region:* over a box is "
