@@ -51,8 +51,29 @@ def writable_file(path: str, option: str) -> Path:
     return p
 
 
-def load_model(path: str) -> Network:
-    """Load MODEL (.onnx, .nnet, .json) or a built-in example (``example:paper-mlp[:SEED[:INIT]]``)."""
+def add_fold_option(p: Any) -> None:
+    """``--fold-normalization``: read a .nnet file's input normalisation and output scaling into the weights."""
+    p.add_argument("--fold-normalization", action="store_true",
+                   help=".nnet models: fold the file's input normalisation and output scaling into the weights "
+                        "(exactly), so inputs and the domain are in raw units; the domain is printed")
+
+
+def load_model(path: str, fold_normalization: bool = False, announce: bool = False) -> Network:
+    """Load MODEL (.onnx, .nnet, .json) or a built-in example (``example:paper-mlp[:SEED[:INIT]]``);
+    ``fold_normalization`` (.nnet only) folds the normalisation in, and ``announce`` prints the resulting domain."""
+    if fold_normalization:
+        if not path.lower().endswith(".nnet"):
+            raise InputError(f"--fold-normalization applies to .nnet files; {path} is not one")
+        if not Path(path).exists():
+            raise InputError(f"{path}: no such file")
+        from ..io import load
+
+        net = load(path, fold_normalization=True)
+        if announce:
+            low, high = net.metadata["input_domain"]
+            print(f"{path}: normalisation folded into the weights; input domain (raw units): "
+                  f"[{', '.join(str(v) for v in low)}] .. [{', '.join(str(v) for v in high)}]")
+        return net
     if path.startswith("example:"):
         from ..examples import STUDY_SEED, paper_mlp
 

@@ -17,12 +17,14 @@ import numpy as np
 from ..errors import InputError
 from ..exact import to_float
 from ..rules.parse import parse_rule, rule_reference
-from .common import format_flip, load_inputs, load_model, parse_neurons, positive_seconds, print_json, writable_file
+from .common import (add_fold_option, format_flip, load_inputs, load_model, parse_neurons, positive_seconds, print_json,
+                     writable_file)
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("counterexample", help="search a box for inputs whose DTD roots leave their linear region")
     p.add_argument("model", help="network file (.onnx, .nnet, .json) or example:paper-mlp[:SEED[:INIT]]")
+    add_fold_option(p)
     p.add_argument("--rule", default="zplus", help="root-point rule (zplus, lrp0, gamma:0.25, zbox:0,1, wsquare)")
     p.add_argument("--layer", type=int, default=1, help="layer whose neurons' roots are examined (default 1)")
     p.add_argument("--neuron", action="append", metavar="J|C,Y,X",
@@ -119,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     from ..smt.root_exit import find_root_exit
 
     save_tests = writable_file(args.save_tests, "--save-tests") if args.save_tests else None
-    net = load_model(args.model)
+    net = load_model(args.model, args.fold_normalization, not args.json)
     rule = parse_rule(args.rule)
     net.check_layer(args.layer)
     neurons = parse_neurons(args.neuron)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..rules.parse import parse_rule
-from .common import load_inputs, load_model, parse_input_text, parse_neurons, print_json
+from .common import add_fold_option, load_inputs, load_model, parse_input_text, parse_neurons, print_json
 
 
 def _extent(text: str) -> tuple[float, float, float, float]:
@@ -32,6 +32,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("regions", help="plot a network's regions with inputs, roots and segments (2 inputs: the "
                                        "input plane; more: the slice through an input and one root)")
     p.add_argument("model", help="network file (.onnx, .nnet, .json), or example:toy-2d[:SEED]")
+    add_fold_option(p)
     p.add_argument("--plot", required=True, help="output PNG path")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--input", help="one input x1,x2 (read exactly)")
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{args.model}: the seed must be a non-negative integer, got {parts[2]!r}")
         net = toy_2d_network(int(parts[2]) if len(parts) > 2 and parts[2] else 0)
     else:
-        net = load_model(args.model)
+        net = load_model(args.model, args.fold_normalization, not args.json)
     if net.input_size != 2:
         return _run_slice(args, net)
     extent = _extent(args.extent)

@@ -20,12 +20,13 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    from .common import positive_seconds
+    from .common import add_fold_option, positive_seconds
 
     p = sub.add_parser("replay", help="re-derive a certificate, verdict or counterexample exactly")
     p.add_argument("file", help="certificate, verdict, report or counterexample JSON")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--model", default=None, help="the network a file without an embedded one is about")
+    add_fold_option(p)
     p.add_argument("--rule", default=None, metavar="module:Class",
                    help="the user rule the file names (never imported from the file itself)")
     p.add_argument("--timeout", type=positive_seconds, default=60.0, help="seconds per re-run Z3 query (default 60)")
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from ..replay import replay_file
     from .common import load_model, load_rule
 
-    model = load_model(args.model) if args.model else None
+    model = load_model(args.model, args.fold_normalization) if args.model else None
     rule = load_rule(args.rule) if args.rule else None
     report = replay_file(args.file, model=model, rule=rule, timeout=args.timeout)
     if args.json:

@@ -12,12 +12,13 @@ from ..errors import InputError
 from ..exact import to_float
 from ..regions import root_regions
 from ..rules.parse import parse_rule
-from .common import format_flip, load_inputs, load_model, parse_input_text, parse_neurons, print_json
+from .common import add_fold_option, format_flip, load_inputs, load_model, parse_input_text, parse_neurons, print_json
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("roots", help="root points of a rule and whether they leave the input's region")
     p.add_argument("model", help="network file (.onnx, .nnet, .json) or example:paper-mlp[:SEED[:INIT]]")
+    add_fold_option(p)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--input", help="one input, comma-separated (0.1,1/3,...; read exactly)")
     src.add_argument("--inputs", help="inputs file: .npy, .csv or .json (one input per row)")
@@ -35,7 +36,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    net = load_model(args.model)
+    net = load_model(args.model, args.fold_normalization, not args.json)
     xs = (net.as_input(parse_input_text(args.input), "--input").reshape(1, -1) if args.input is not None
           else load_inputs(args.inputs, net))
     rule = parse_rule(args.rule)
