@@ -491,3 +491,28 @@ def test_regions_cli_slices_a_conv_graph(tmp_path: Path, capsys: pytest.CaptureF
     assert (tmp_path / "s.png").stat().st_size > 1000
     want = dtd.root_regions(big, _input(MODELS["conv"][1], 0).ravel(), parse_rule("zplus"), layers=1).records[0]
     assert rec["neuron"] == want.neuron and rec["leaves_pattern"] == want.leaves_pattern
+
+
+# ---------------------------------------------------------------------------------------------------- torch import
+@pytest.mark.parametrize("name", ["ACASXU_experimental_v2a_1_1.onnx", "cnn_max_mninst3.onnx", "conv_mp1.onnx",
+                                  "cifar_deep_kw.onnx", "mnist2x10.onnx"])
+def test_torch_and_exact_engines_load_the_same_files(shared_data: Path, name: str) -> None:
+    """dtd.torch.from_onnx (Sub folded, auto_pad) and dtd.load explain the same function: float32 torch LRP
+    against the exact relevance of the exact graph."""
+    import onnx
+
+    path = shared_data / name
+    net = dtd.load(path)
+    model = dtd.torch.from_onnx(path)
+    graph = onnx.load(str(path)).graph
+    (inp,) = [i for i in graph.input if i.name not in {t.name for t in graph.initializer}]
+    shape = [d.dim_value if d.dim_value > 0 else 1 for d in inp.type.tensor_type.shape.dim]
+    x = np.random.default_rng(3).uniform(0, 1, net.input_size).astype(np.float32)
+    xt = torch.tensor(x.reshape(shape))
+    y = model(xt).detach().numpy().ravel()
+    np.testing.assert_allclose(y, to_float(net.forward(x.astype(np.float64))), rtol=1e-4, atol=1e-4 * np.abs(y).max())
+    rule = parse_rule("zplus")
+    ref = dtd.torch.lrp(model, xt, rule, output=0).detach().numpy().ravel()
+    exact = to_float(dtd.lrp(net, x.astype(np.float64), rule, output=0).input) if net.input_size < 3000 else None
+    if exact is not None:
+        np.testing.assert_allclose(ref, exact, rtol=1e-3, atol=1e-4 * np.abs(exact).max())

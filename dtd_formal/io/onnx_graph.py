@@ -40,7 +40,7 @@ from ..exact import to_fraction_array
 from ..graph.build import GraphBuilder
 from ..graph.network import GraphNetwork
 from ..graph.operators import Gather, size
-from .onnx_io import ordered_nodes
+from .onnx_io import onnx_pads, ordered_nodes
 
 GRAPH_OPS = ("Conv", "Relu", "MaxPool", "AveragePool", "GlobalAveragePool", "Gemm", "MatMul", "Add", "Sub", "Mul",
              "Div", "BatchNormalization", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Dropout",
@@ -325,23 +325,10 @@ class _GraphReader:
 
     def _pads(self, node: Any, a: dict[str, Any], spatial: tuple[int, ...], kernel: list[int], strides: list[int],
               dilations: list[int]) -> list[int]:
-        d = len(spatial)
-        auto = a.get("auto_pad", b"NOTSET")
-        auto = auto.decode() if isinstance(auto, bytes) else str(auto)
-        if auto in ("NOTSET", ""):
-            return list(a.get("pads", [0] * (2 * d)))
-        if auto == "VALID":
-            return [0] * (2 * d)
-        if auto in ("SAME_UPPER", "SAME_LOWER"):
-            begin, end = [], []
-            for i in range(d):
-                out = -(-spatial[i] // strides[i])
-                total = max((out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - spatial[i], 0)
-                small, big = total // 2, total - total // 2
-                begin.append(small if auto == "SAME_UPPER" else big)
-                end.append(big if auto == "SAME_UPPER" else small)
-            return begin + end
-        raise self.unsupported(node, f"auto_pad {auto!r}")
+        pads = onnx_pads(a, spatial, kernel, strides, dilations)
+        if pads is None:
+            raise self.unsupported(node, f"auto_pad {a.get('auto_pad')!r}")
+        return pads
 
     def _dense(self, node: Any, x: _Var, M: np.ndarray, bias: np.ndarray, out_shape: tuple[int, ...]) -> _Var:
         """A dense layer reading x (one sample row): M (n_out, n_in) exact."""

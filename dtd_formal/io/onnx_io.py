@@ -417,6 +417,30 @@ class _Reader:
         return self._elementwise(node, "Div")
 
 
+def onnx_pads(attrs: dict[str, Any], spatial: Any, kernel: list[int], strides: list[int],
+              dilations: list[int]) -> list[int] | None:
+    """The explicit pads (begin..., end...) of an ONNX Conv or pool: ``pads``, or those ``auto_pad`` implies
+    (VALID: none; SAME_UPPER / SAME_LOWER: the output size is ceil(input / stride), the odd pad at the end /
+    at the beginning). None for an unknown auto_pad value."""
+    d = len(spatial)
+    auto = attrs.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else str(auto)
+    if auto in ("NOTSET", ""):
+        return [int(p) for p in attrs.get("pads", [0] * (2 * d))]
+    if auto == "VALID":
+        return [0] * (2 * d)
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        begin, end = [], []
+        for i in range(d):
+            out = -(-int(spatial[i]) // strides[i])
+            total = max((out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - int(spatial[i]), 0)
+            small, big = total // 2, total - total // 2
+            begin.append(small if auto == "SAME_UPPER" else big)
+            end.append(big if auto == "SAME_UPPER" else small)
+        return begin + end
+    return None
+
+
 def ordered_nodes(graph: Any, known: set[str], path: Path) -> list[Any]:
     """The graph's nodes in an order where every input is produced before it is read (some exporters list a
     Constant after its reader; onnxruntime sorts too). ``known``: the names defined before any node."""

@@ -6,14 +6,24 @@ The graph is read node by node. Values that do not depend on the input are const
 apart, every value is carried for two probe batches (sizes 1 and 2): a shape entry that differs between them is
 the batch size. Operations on the input become modules:
 
-- ``Conv`` (symmetric pads, 1-D/2-D) -> ``nn.Conv1d/2d``; ``Gemm`` (constant B, C) -> ``nn.Linear`` with
+- ``Conv`` (symmetric pads or auto_pad, 1-D/2-D) -> ``nn.Conv1d/2d``; ``Gemm`` (constant B, C) -> ``nn.Linear`` with
   :math:`W = \alpha B'^\top`, :math:`b = \beta C`; ``MatMul`` by a constant matrix -> ``nn.Linear`` (a following
   ``Add`` of a constant vector, its only use, becomes the bias);
 - ``Relu`` -> ``nn.ReLU``; ``MaxPool`` -> ``nn.MaxPool1d/2d``; ``AveragePool`` -> ``nn.AvgPool1d/2d``;
   ``GlobalAveragePool`` -> ``nn.AdaptiveAvgPool1d/2d(1)``; ``BatchNormalization`` -> ``nn.BatchNorm1d/2d`` (eval);
 - ``Add`` of two computed tensors -> a residual sum; ``Flatten`` (axis 1) -> ``nn.Flatten``; ``Reshape`` keeping
-  the batch dimension first -> a reshape module; ``Transpose`` keeping axis 0 -> a permute module;
-  ``Identity``/``Dropout`` -> nothing.
+  the batch dimension first (or to a static target of a batch-1 export) -> a reshape module; ``Transpose``
+  keeping axis 0 -> a permute module; ``Identity``/``Dropout`` -> nothing;
+- ``Sub``/``Add``/``Mul``/``Div`` by a constant: an elementwise map :math:`y = d \odot x + c`, composed with the
+  next ones, moved through reshapes and transposes, and folded into the neighbouring layer: into the next
+  Conv/Gemm/MatMul (:math:`W' = W \operatorname{diag}(d)`, :math:`b' = b + W c`; before a convolution only when
+  constant per channel, and a shift only without padding) or into the layer that produced the value
+  (:math:`W' = \operatorname{diag}(d) W`, :math:`b' = d \odot b + c`). Where neither fits the map is refused (the
+  exact loader keeps it as an exact ``Scale`` node). ``auto_pad`` (VALID, SAME_UPPER/LOWER) gives the pads,
+  symmetric ones only (torch pads both sides alike).
+
+The first axis of the input is the batch: single-operator graphs whose leading axis is data (a [2, 2] input) are
+refused where an operation would mix it; the exact loader reads them.
 
 Any other operation, or one of these in a form not listed, raises
 :class:`~dtd_formal.errors.UnsupportedLayerError` naming the node and its op type.
@@ -134,6 +144,10 @@ def _fold(op: str, node: Any, vals: list[np.ndarray], attrs: dict[str, Any]) -> 
     raise UnsupportedLayerError(f"node {node.name!r}: constant {op} is not supported")
 
 
+#: elementwise maps by a constant (composed, then folded into the neighbouring layer)
+ELEMENTWISE = ("Sub", "Add", "Mul", "Div")
+#: index maps a pending elementwise map moves through
+MOVES = ("Flatten", "Reshape", "Transpose", "Identity", "Dropout")
 FOLDABLE = {"Constant", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Reshape", "Transpose", "Identity", "Shape"}
 
 
@@ -188,7 +202,112 @@ def from_onnx(path: str | Path) -> nn.Module:
     def t(arr: np.ndarray) -> torch.Tensor:
         return torch.tensor(np.asarray(arr, dtype=np.float32))
 
-    for node in g.node:
+    from ..io.onnx_io import onnx_pads, ordered_nodes
+
+    # value -> (origin value, d, c): the value is d * origin + c elementwise (per-sample shapes), not yet a module
+    pending: dict[str, tuple[str, np.ndarray, np.ndarray]] = {}
+
+    def sample_shape(v: str) -> tuple[int, ...]:
+        return tuple(probe[v][0].shape[1:])
+
+    def resolve(v: str, what: str) -> str:
+        """A pending value made concrete by folding its map into the layer that produced its origin."""
+        if v not in pending:
+            return v
+        origin, d, cc = pending.pop(v)
+        name = next((mod for kind, mod, _, o in steps if kind == "module" and o == origin), None)
+        m = modules.get(name) if name is not None else None
+        if not isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) or users.get(origin, 0) != 1:
+            raise UnsupportedLayerError(f"{what}: an elementwise constant map (Sub/Add/Mul/Div) is supported where it "
+                                        "folds into the Conv/Gemm/MatMul next to it; the exact loader (dtd.load) keeps "
+                                        "it as an exact Scale node")
+        per = d.reshape(d.shape[0], -1)
+        shift = cc.reshape(cc.shape[0], -1)
+        if isinstance(m, nn.Linear):
+            dv, cv = d.reshape(-1), cc.reshape(-1)
+        elif np.all(per == per[:, :1]) and np.all(shift == shift[:, :1]):
+            dv, cv = per[:, 0], shift[:, 0]
+        else:
+            raise UnsupportedLayerError(f"{what}: an elementwise map after a convolution folds only when it is "
+                                        "constant per channel")
+        with torch.no_grad():
+            m.weight.mul_(t(dv).reshape((-1,) + (1,) * (m.weight.dim() - 1)))
+            m.bias.copy_(m.bias * t(dv) + t(cv))
+            probe[origin] = tuple(m(probe[steps_src(steps, name)][k]) for k in (0, 1))  # type: ignore[assignment]
+        steps.append(("alias", "", (origin,), v))
+        probe[v] = probe[origin]
+        return v
+
+    def fold_input(m: nn.Module, src: str, what: str) -> str:
+        """Fold the pending map of a layer's input into the layer (W' = W diag d, b' = b + W c)."""
+        origin, d, cc = pending[src]
+        with torch.no_grad():
+            if isinstance(m, nn.Linear):
+                if d.ndim != 1:
+                    raise UnsupportedLayerError(f"{what}: an elementwise map before a product of a non-flat tensor")
+                m.bias.copy_(m.bias + m.weight @ t(cc))
+                m.weight.mul_(t(d)[None, :])
+            else:
+                per, shift = d.reshape(d.shape[0], -1), cc.reshape(cc.shape[0], -1)
+                if not (np.all(per == per[:, :1]) and np.all(shift == shift[:, :1])):
+                    raise UnsupportedLayerError(f"{what}: an elementwise map before a convolution folds only when it "
+                                                "is constant per channel")
+                if np.any(shift != 0) and any(int(p) for p in m.padding):
+                    raise UnsupportedLayerError(f"{what}: a shift before a padded convolution does not fold into a "
+                                                "per-channel bias (the padding stays 0); dtd.load reads it exactly")
+                groups, c_in_g = m.groups, m.weight.shape[1]
+                per_out = m.out_channels // groups
+                s_in, c_in = t(per[:, 0]), t(shift[:, 0])
+                for oc in range(m.out_channels):
+                    sl = slice((oc // per_out) * c_in_g, (oc // per_out + 1) * c_in_g)
+                    m.bias[oc] += (m.weight[oc] * c_in[sl].reshape((-1,) + (1,) * (m.weight.dim() - 2))).sum()
+                    m.weight[oc] *= s_in[sl].reshape((-1,) + (1,) * (m.weight.dim() - 2))
+        return origin
+
+    def elementwise(op: str, dyn: str, cst: str, dyn_first: bool, out: str, what: str) -> None:
+        """Sub/Add/Mul/Div by a constant: composed into the value's pending map (folded later, or refused)."""
+        shape = sample_shape(dyn)
+        k = np.asarray(const[cst][0], dtype=np.float64)
+        if k.ndim == len(shape) + 1 and k.shape[0] == 1:
+            k = k[0]
+        try:
+            k = np.broadcast_to(k, shape)
+        except ValueError:
+            raise UnsupportedLayerError(f"{what}: constant of shape {const[cst][0].shape} does not broadcast to the "
+                                        f"per-sample shape {shape}") from None
+        one, zero = np.ones(shape), np.zeros(shape)
+        if op == "Div" and not dyn_first:
+            raise UnsupportedLayerError(f"{what}: a constant divided by a tensor is not affine")
+        if op == "Div" and np.any(k == 0):
+            raise InputError(f"{what}: division by a constant with zero entries")
+        if op == "Add":
+            dd, cc = one, k
+        elif op == "Mul":
+            dd, cc = k, zero
+        elif op == "Div":
+            dd, cc = 1.0 / k, zero
+        else:  # Sub
+            dd, cc = (one, -k) if dyn_first else (-one, k)
+        if dyn in pending and users.get(dyn, 0) != 1:
+            raise UnsupportedLayerError(f"{what}: a value with a pending elementwise map is read more than once")
+        origin, d0, c0 = pending.pop(dyn, (dyn, one, zero))
+        pending[out] = (origin, d0 * dd, c0 * dd + cc)
+        probe[out] = tuple(p * t(dd) + t(cc) for p in probe[dyn])  # type: ignore[assignment]
+
+    def move(m: nn.Module, src: str, out: str) -> None:
+        """An index map (flatten, reshape, permute): a pending map moves along (applied to d and c too)."""
+        if src not in pending:
+            add_module(m, src, out)
+            return
+        origin, d, cc = pending.pop(src)
+        moved = out + "::origin"
+        add_module(m, origin, moved)
+        with torch.no_grad():
+            md, mc = (m(torch.tensor(v, dtype=torch.float64)[None]).numpy()[0] for v in (d, cc))
+            probe[out] = tuple(m(p) for p in probe[src])  # type: ignore[assignment]
+        pending[out] = (moved, md, mc)
+
+    for node in ordered_nodes(g, set(const) | {in_name}, path):
         op, ins, out = node.op_type, [i for i in node.input], node.output[0]
         what = f"node {node.name or out!r} ({op})"
         attrs = _attrs(node)
@@ -203,23 +322,36 @@ def from_onnx(path: str | Path) -> nn.Module:
             else:
                 const[out] = tuple(_fold(op, node, [const[i][k] for i in present], attrs) for k in (0, 1))  # type: ignore[assignment]
             continue
-        if not present or present[0] not in probe:
+        if not present or not any(i in probe for i in present):
             raise UnsupportedLayerError(f"{what} is not supported")
-        src = present[0]
+        if op in ELEMENTWISE and len(present) == 2 and sum(i in const for i in present) == 1:
+            dyn = next(i for i in present if i in probe)
+            cst = next(i for i in present if i in const)
+            if not (op == "Add" and dyn in linear_of and users.get(dyn, 0) == 1):
+                elementwise(op, dyn, cst, dyn == present[0], out, what)
+                continue
+        src = present[0] if present[0] in probe else next(i for i in present if i in probe)
+        if src in pending and users.get(src, 0) != 1:
+            raise UnsupportedLayerError(f"{what}: a value with a pending elementwise map is read more than once")
+        if src in pending and op not in MOVES + ("Conv", "Gemm", "MatMul"):
+            src = resolve(src, what)
         if op == "Conv":
             W = c(ins[1], what)
             dim = W.ndim - 2
-            if dim not in (1, 2) or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-                raise UnsupportedLayerError(f"{what}: only 1-D/2-D convolutions with explicit pads are supported")
+            pads = onnx_pads(attrs, tuple(probe[src][0].shape[2:]), list(W.shape[2:]),
+                             list(attrs.get("strides", [1] * dim)), list(attrs.get("dilations", [1] * dim)))
+            if dim not in (1, 2) or pads is None:
+                raise UnsupportedLayerError(f"{what}: only 1-D/2-D convolutions (pads or auto_pad) are supported")
             cls = nn.Conv1d if dim == 1 else nn.Conv2d
             groups = int(attrs.get("group", 1))
             conv = cls(W.shape[1] * groups, W.shape[0], tuple(W.shape[2:]), stride=tuple(attrs.get("strides", [1] * dim)),
-                       padding=_sym_pads(list(attrs.get("pads", [0] * 2 * dim)), what),
-                       dilation=tuple(attrs.get("dilations", [1] * dim)), groups=groups, bias=len(present) > 2)
+                       padding=_sym_pads(pads, what),
+                       dilation=tuple(attrs.get("dilations", [1] * dim)), groups=groups, bias=True)
             with torch.no_grad():
                 conv.weight.copy_(t(W))
-                if len(present) > 2:
-                    conv.bias.copy_(t(c(ins[2], what)))
+                conv.bias.copy_(t(c(ins[2], what)) if len(present) > 2 else torch.zeros(W.shape[0]))
+            if src in pending:
+                src = fold_input(conv, src, what)
             add_module(conv, src, out)
         elif op == "Gemm":
             if int(attrs.get("transA", 0)):
@@ -232,6 +364,8 @@ def from_onnx(path: str | Path) -> nn.Module:
             with torch.no_grad():
                 lin.weight.copy_(t(alpha * Bp.T))
                 lin.bias.copy_(t(bias))
+            if src in pending:
+                src = fold_input(lin, src, what)
             add_module(lin, src, out)
         elif op == "MatMul":
             B = c(ins[1], what)
@@ -241,11 +375,14 @@ def from_onnx(path: str | Path) -> nn.Module:
             with torch.no_grad():
                 lin.weight.copy_(t(B.T))
                 lin.bias.zero_()
+            if src in pending:
+                src = fold_input(lin, src, what)
             linear_of[out] = add_module(lin, src, out)
         elif op == "Add":
             if all(i in probe for i in present):
-                steps.append(("add", "", (present[0], present[1]), out))
-                probe[out] = tuple(p + q for p, q in zip(probe[present[0]], probe[present[1]]))  # type: ignore[assignment]
+                left, right = (resolve(i, what) for i in present[:2])
+                steps.append(("add", "", (left, right), out))
+                probe[out] = tuple(p + q for p, q in zip(probe[left], probe[right]))  # type: ignore[assignment]
                 continue
             cst = next(i for i in present if i in const)
             dyn = next(i for i in present if i in probe)
@@ -264,10 +401,12 @@ def from_onnx(path: str | Path) -> nn.Module:
         elif op in ("MaxPool", "AveragePool"):
             ks = tuple(attrs["kernel_shape"])
             dim = len(ks)
-            if dim not in (1, 2) or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-                raise UnsupportedLayerError(f"{what}: only 1-D/2-D pooling with explicit pads is supported")
-            pads = _sym_pads(list(attrs.get("pads", [0] * 2 * dim)), what)
             strides = tuple(attrs.get("strides", [1] * dim))
+            explicit = onnx_pads(attrs, tuple(probe[src][0].shape[2:]), list(ks), list(strides),
+                                 list(attrs.get("dilations", [1] * dim)))
+            if dim not in (1, 2) or explicit is None:
+                raise UnsupportedLayerError(f"{what}: only 1-D/2-D pooling (pads or auto_pad) is supported")
+            pads = _sym_pads(explicit, what)
             ceil = bool(attrs.get("ceil_mode", 0))
             if op == "MaxPool":
                 if len(node.output) > 1 and node.output[1]:
@@ -294,32 +433,45 @@ def from_onnx(path: str | Path) -> nn.Module:
         elif op == "Flatten":
             if int(attrs.get("axis", 1)) != 1:
                 raise UnsupportedLayerError(f"{what}: only axis=1 is supported")
-            add_module(nn.Flatten(1), src, out)
+            move(nn.Flatten(1), src, out)
         elif op == "Reshape":
             s1, s2 = (np.asarray(v, dtype=np.int64) for v in const.get(ins[1], (None, None)))  # type: ignore[misc]
             if s1 is None:
                 raise UnsupportedLayerError(f"{what}: the target shape must be computable without the input values")
             first = {int(s1[0]), int(s2[0])}
             batch_first = (int(s1[0]), int(s2[0])) in ((1, 2), (0, 0), (-1, -1))
+            per_sample = int(probe[src][0][0].numel())
+            if np.array_equal(s1, s2) and batch_first is False and np.all(s1 > 0):
+                # a static target of a batch-1 export: (1, *shape) or the per-sample shape itself
+                if int(s1[0]) == 1 and int(np.prod(s1[1:])) == per_sample:
+                    s1 = s2 = np.concatenate([[-1], s1[1:]])
+                    batch_first = True
+                elif int(np.prod(s1)) == per_sample:
+                    s1 = s2 = np.concatenate([[-1], s1])
+                    batch_first = True
             if not batch_first or not np.array_equal(s1[1:], s2[1:]):
                 raise UnsupportedLayerError(f"{what}: only reshapes that keep the batch dimension first are supported ({first})")
             rest = [int(v) if v != 0 else int(probe[src][0].shape[k + 1]) for k, v in enumerate(s1[1:])]
             if int(s1[0]) == -1 and -1 in rest:
                 raise UnsupportedLayerError(f"{what}: two inferred dimensions")
-            add_module(Reshape(tuple(rest)), src, out)
+            move(Reshape(tuple(rest)), src, out)
         elif op == "Transpose":
             perm = tuple(attrs.get("perm", []))
             if not perm or perm[0] != 0:
                 raise UnsupportedLayerError(f"{what}: only permutations that keep the batch axis first are supported")
-            add_module(Permute(perm), src, out)
+            move(Permute(perm), src, out)
         elif op in ("Identity", "Dropout"):
-            steps.append(("alias", "", (src,), out))
+            if src in pending:
+                pending[out] = pending.pop(src)
+            else:
+                steps.append(("alias", "", (src,), out))
             probe[out] = probe[src]
         else:
             raise UnsupportedLayerError(f"{what} is not supported by from_onnx")
     out_name = g.output[0].name
     if out_name not in probe:
         raise UnsupportedLayerError(f"{path}: the output {out_name!r} does not depend on the input")
+    resolve(out_name, f"{path}: output {out_name!r}")
     return OnnxModule(in_name, out_name, steps, modules).eval()
 
 
