@@ -154,9 +154,9 @@ def _conservation(tr: Trace, ctx: Context) -> list[Check]:
         values = {"upper_total": upper, "lower_total": lower, "absorbed": upper - lower, "R_upper": R[l],
                   "R_lower": R[l - 1], "relu_dropped": ops.sum(steps[l].lower_raw) - lower}
         if getattr(ops, "exact_results", False):  # which neurons dropped their relevance (exact bookkeeping)
-            W, b = tr.layers[l - 1]
-            values["dropped_neurons"] = [int(j) for j in call_rule(tr.rule_at(l), "dropped_neurons", ops,
-                                                                   tr.acts[l - 1], W, b, R[l], layer=l)]
+            lops, a, W, b = tr.layer_view(l)
+            values["dropped_neurons"] = [int(j) for j in call_rule(tr.rule_at(l), "dropped_neurons", lops, a, W, b,
+                                                                   R[l], layer=l)]
         out.append(Check(upper != lower, l, None, values,
                          lambda v, l=l: f"layer {l}: sum R^{l - 1} = {v['lower_total']} but sum R^{l} = "
                                         f"{v['upper_total']} (absorbed {v['absorbed']}; dropped neurons "
@@ -182,12 +182,11 @@ def _root_checks(tr: Trace, ctx: Context, what: str) -> list[Check]:
     out = []
     for l in ctx.layers:
         rs = tr.roots(l)
-        W, b = tr.layers[l - 1]
         for j, relevant in tr.relevant(l):
             root = rs.points[j]
             base = {"root": root, "step": rs.t[j], "layer_input": tr.acts[l - 1]}
             if what == "hyperplane":
-                z_root = ops.sum(W[j] * root) + b[j]
+                z_root = tr.preactivation_at(l, j, root)
                 fails = ops.and_(relevant, rs.den[j] != ops.zero, z_root != ops.zero)
                 out.append(Check(fails, l, j, {**base, "z_at_root": z_root},
                                  lambda v, l=l, j=j: f"layer {l} neuron {j}: z_j(root) = {_show(v['z_at_root'])} != 0"))
@@ -258,14 +257,21 @@ class Property:
         reason = self.applies(rule)
         if reason:
             raise InputError(f"{self.name}: {reason}")
-        require_dense(net, f"property {self.name}")
+        graph = getattr(net, "is_graph", False)
+        if graph and self.exact is not None:
+            require_dense(net, f"property {self.name}")
         net.check_output(output)
         xa = net.as_input(x)
         try:
             dom = rule_domain(rule) if domain is None else domain
             if self.exact is not None:
                 return self.exact(rule, net, xa, output, dom)
-            tr = Trace(FAST_EXACT, net.fast_layers, net.relu_flags, to_fast(xa), rule, output)
+            if graph:  # the same checks on the operator graph's walk (:mod:`dtd_formal.graph.trace`)
+                from .graph.trace import GraphTrace
+
+                tr: Any = GraphTrace(FAST_EXACT, net, to_fast(xa), rule, output)
+            else:
+                tr = Trace(FAST_EXACT, net.fast_layers, net.relu_flags, to_fast(xa), rule, output)
             ctx = self.context(rule, net, dom)
             for check in self.checks(tr, ctx):  # type: ignore[misc]
                 if check.fails:
@@ -286,9 +292,10 @@ class Property:
 def require_dense(net: Any, what: str) -> None:
     """Refuse an operator graph where only dense networks are read (named, never approximated)."""
     if getattr(net, "is_graph", False):
-        raise InputError(f"{what} reads dense networks (the property catalogue is not yet stated on operator "
-                         "graphs); on convolutional or residual graphs use root_regions / find_root_exit, or the "
-                         "CLI's roots / counterexample")
+        raise InputError(f"{what} reads dense networks; on convolutional or residual graphs the catalogue's "
+                         "encodable properties (conservation, positivity, root-on-hyperplane, root-in-domain, "
+                         "equals-gradient-x-input) are evaluated exactly, and the region properties are "
+                         "root_regions / find_root_exit")
 
 
 # ---------------------------------------------------------------------------------------------------- vacuity

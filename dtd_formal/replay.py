@@ -181,9 +181,7 @@ def _replay_refuted(data: dict[str, Any], question: Any, net: Network, rule: Rul
     from .smt.counterexample import RootExitCounterexample, ViolationCounterexample
 
     cls = RootExitCounterexample if question.kind == "root-exit" else ViolationCounterexample
-    if getattr(net, "is_graph", False):
-        if question.kind != "root-exit":
-            raise InputError(f"{source}: property violations are not searched on network graphs")
+    if getattr(net, "is_graph", False) and question.kind == "root-exit":
         from .graph.root_exit import GraphRootExitCounterexample
 
         cls = GraphRootExitCounterexample
@@ -210,7 +208,8 @@ def _replay_graph_root_exit_proof(question: Any, net: Any, cert: dict[str, Any],
     from .graph.root_exit import trivial_graph_reason
 
     if question.kind != "root-exit":
-        raise InputError(f"{source}: property violations are not searched on network graphs")
+        return ["certificate: find_violation proves nothing on network graphs (sampling only), so no proof of a "
+                "property on a graph can be re-derived"]
     p = question.params
     net.check_layer(p["layer"])
     n_l = net.nodes[net.layer(p["layer"]).node].n_out

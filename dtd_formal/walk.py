@@ -322,6 +322,16 @@ class Trace:
                                            layer)
         return self._roots[key]
 
+    def layer_view(self, layer: int) -> tuple[Any, Any, Any, Any]:
+        """(ops, a_{l-1}, W_l, b_l): what a rule method of ``layer`` is called with."""
+        W, b = self.layers[layer - 1]
+        return self.ops, self.acts[layer - 1], W, b
+
+    def preactivation_at(self, layer: int, j: int, point: Any) -> Any:
+        """:math:`z_j = w_j \cdot p + b_j` of ``layer`` at a point p of its input space."""
+        W, b = self.layers[layer - 1]
+        return self.ops.sum(W[j] * point) + b[j]
+
     def normaliser(self, layer: int) -> Any:
         """The rule's normaliser :math:`n_j` of every neuron of ``layer``."""
         if layer not in self._normalisers:

@@ -516,3 +516,41 @@ def test_torch_and_exact_engines_load_the_same_files(shared_data: Path, name: st
     exact = to_float(dtd.lrp(net, x.astype(np.float64), rule, output=0).input) if net.input_size < 3000 else None
     if exact is not None:
         np.testing.assert_allclose(ref, exact, rtol=1e-3, atol=1e-4 * np.abs(exact).max())
+
+
+# ---------------------------------------------------------------------------------------------------- properties
+@pytest.mark.parametrize("rule_spec", ["zplus", "epsilon:0.1", "gamma:0.25", "wsquare", "zbox:-1,1", "zplus@zennit"])
+def test_property_catalogue_on_a_graph_equals_its_dense_twin(rule_spec: str) -> None:
+    from dtd_formal.properties import get_property
+
+    make, shape = MODELS["conv"]
+    net = dtd.Network.from_torch(make(), input_shape=shape)
+    twin = _unrolled_twin(net)
+    rule = parse_rule(rule_spec)
+    outcomes = set()
+    for seed in range(3):
+        x = _input(shape, seed).ravel()
+        for name in ("conservation", "positivity", "root-on-hyperplane", "root-in-domain", "equals-gradient-x-input"):
+            prop = get_property(name)
+            if prop.applies(rule) or (name.startswith("root") and rule_spec not in ("zplus", "wsquare", "zbox:-1,1")):
+                continue  # receptive-field roots differ from the dense twin's for other directions (see above)
+            g, d = prop.evaluate(rule, net, x), prop.evaluate(rule, twin, x)
+            assert (g.holds, g.vacuous, g.values.get("layer")) == (d.holds, d.vacuous, d.values.get("layer")), name
+            outcomes.add(g.holds)
+    assert outcomes  # something was compared
+
+
+def test_find_violation_on_a_graph_refutes_and_replays() -> None:
+    from dtd_formal.replay import replay_data
+
+    make, shape = MODELS["conv"]
+    net = dtd.Network.from_torch(make(), input_shape=shape)
+    # epsilon absorbs relevance in its stabiliser: conservation fails at (almost) every input
+    v = dtd.find_violation(net, parse_rule("epsilon:0.5"), "conservation", domain=(0, 1), timeout=30)
+    assert v.status == "refuted"
+    data = json.loads(json.dumps({**v.to_json(), "network": net.to_json()}))
+    assert replay_data(data).ok
+    data["counterexample"]["values"]["absorbed"] = "0"
+    assert not replay_data(data).ok
+    u = dtd.find_violation(net, parse_rule("zplus"), "positivity", domain=(0, 1), timeout=5, n_samples=4)
+    assert u.status == "unknown" and "dense networks" in u.reason
