@@ -554,3 +554,33 @@ def test_find_violation_on_a_graph_refutes_and_replays() -> None:
     assert not replay_data(data).ok
     u = dtd.find_violation(net, parse_rule("zplus"), "positivity", domain=(0, 1), timeout=5, n_samples=4)
     assert u.status == "unknown" and "dense networks" in u.reason
+
+
+# ---------------------------------------------------------------------------------------------------- SymPy
+def test_graph_to_sympy_global_and_per_pattern() -> None:
+    import sympy as sp
+
+    from dtd_formal.symbolic.translate import BudgetError, evaluate, input_symbols
+
+    g = GraphBuilder((1, 3))
+    h = g.relu(g.conv(g.input, [[[1, -2]], [[Fraction(1, 2), 1]]], [Fraction(1, 4), -1]))   # 2 x 2 ReLUs
+    p = g.maxpool(h, (2,))                                                                   # 2 windows
+    net = g.network(g.dense(g.flatten(p), [[1, -1]], [Fraction(1, 3)]))
+    xs = input_symbols(3)
+    expr = net.to_sympy(output=0)
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        x = [Fraction(int(v), 7) for v in rng.integers(-14, 15, size=3)]
+        assert evaluate(expr, x, xs) == sp.Rational(str(net.forward(x)[0]))
+        affine = net.to_sympy(net.pattern(x), output=0)
+        assert sp.Poly(affine, *xs).degree() <= 1
+        assert affine.subs(dict(zip(xs, map(sp.Rational, map(str, x))))) == sp.Rational(str(net.forward(x)[0]))
+        grad = net.gradient(x)
+        assert [affine.coeff(s) for s in xs] == [sp.Rational(str(v)) for v in grad]
+    big = dtd.Network.from_torch(MODELS["conv"][0](), input_shape=MODELS["conv"][1])
+    with pytest.raises(BudgetError, match="over the budget"):
+        big.to_sympy()
+    x = _input(MODELS["conv"][1], 1).ravel()
+    affine = big.to_sympy(big.pattern(x), output=1)
+    assert affine.subs(dict(zip(input_symbols(big.input_size), [sp.Rational(str(Fraction(v))) for v in x]))) == \
+        sp.Rational(str(big.forward(x)[1]))

@@ -212,6 +212,13 @@ class GraphNetwork:
         vals = self.values(x)
         return backward_gradient(self, EXACT, vals, output)
 
+    def to_sympy(self, pattern: dict[int, Any] | None = None, output: int | None = None, **kwargs: Any) -> Any:
+        """Exact SymPy form: global (budgeted) or the affine form of one pattern
+        (:func:`dtd_formal.symbolic.translate.graph_to_sympy`, imported lazily)."""
+        from ..symbolic.translate import graph_to_sympy
+
+        return graph_to_sympy(self, pattern, output=output, **kwargs)
+
     # ------------------------------------------------------------------ identity, JSON
     def to_json(self) -> dict[str, Any]:
         from .serialize import graph_to_json

@@ -233,8 +233,9 @@ class MaxPool(Operator):
     def forward(self, ops: Any, args: list[Any]) -> Any:
         cols = gather_rows(ops, args[0], self.idx)
         m = cols[:, 0]
+        maximum = getattr(ops, "maximum", None)  # SymPy terms have no truth value: their namespace gives max
         for c in range(1, cols.shape[1]):
-            m = ops.where(cols[:, c] > m, cols[:, c], m)
+            m = maximum(cols[:, c], m) if maximum is not None else ops.where(cols[:, c] > m, cols[:, c], m)
         return m
 
     def winners(self, a: np.ndarray) -> list[set[int]]:

@@ -195,6 +195,14 @@ class SympyOps:
         return out
 
     @staticmethod
+    def maximum(x: Any, y: Any) -> np.ndarray:
+        """Elementwise max(x, y) as SymPy ``Max`` terms (max pools of the operator graph)."""
+        xb, yb = np.broadcast_arrays(np.asarray(x, dtype=object), np.asarray(y, dtype=object))
+        out = np.empty(xb.shape, dtype=object)
+        out.ravel()[:] = [sp.Max(u, v) for u, v in zip(xb.ravel(), yb.ravel())]
+        return out
+
+    @staticmethod
     def matmul(A: Any, B: Any) -> np.ndarray:
         return np.asarray(A, dtype=object).dot(np.asarray(B, dtype=object))
 

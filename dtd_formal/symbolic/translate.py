@@ -94,6 +94,46 @@ def to_sympy(
     return exprs[0] if output is not None else exprs
 
 
+def graph_to_sympy(net: Any, pattern: dict[int, Any] | None = None, output: int | None = None,
+                   symbols: Sequence[sp.Symbol] | None = None, max_units: int = MAX_GLOBAL_RELUS) -> Any:
+    """An operator graph (:class:`dtd_formal.graph.GraphNetwork`) as exact SymPy expression(s).
+
+    The graph's own evaluation runs on SymPy terms (:class:`dtd_formal.symbolic.ops.SympyOps`: ReLUs and max
+    pools become ``Piecewise`` terms), so there is no second copy of any operator. ``pattern`` (as
+    :meth:`GraphNetwork.pattern` gives it: ReLU signs, max-pool winner sets) fixes the piece: the affine
+    expression valid on that closed region (ReLUs pass where the sign is +1, each pool takes its first winner).
+    Without a pattern the global form is refused above ``max_units`` ReLU neurons plus max-pool windows.
+    """
+    from .ops import SympyOps
+
+    xs = list(symbols) if symbols is not None else input_symbols(net.input_size)
+    if len(xs) != net.input_size:
+        raise InputError(f"to_sympy: {len(xs)} symbols for a network with {net.input_size} inputs")
+    if output is not None:
+        net.check_output(output)
+    choices = None
+    if pattern is not None:
+        choices = {}
+        for k, node in enumerate(net.nodes):
+            if node.kind in ("relu", "maxpool") and k not in pattern:
+                raise InputError(f"to_sympy: the pattern has no entry for node {k} ({node.kind} {node.name!r})")
+            if node.kind == "relu":
+                choices[k] = np.asarray(pattern[k]) > 0
+            elif node.kind == "maxpool":
+                choices[k] = [min(w) for w in pattern[k]]
+    else:
+        units = sum(n.n_out for n in net.nodes if n.kind in ("relu", "maxpool"))
+        if units > max_units:
+            raise BudgetError(f"global symbolic expression refused: the graph has {units} ReLU neurons and max-pool "
+                              f"windows, over the budget of {max_units}; use to_sympy(pattern) (the affine map on "
+                              "one closed region) instead")
+    vals = net.evaluate(SympyOps(), np.array(xs, dtype=object), choices=choices)
+    out = [sp.sympify(v) for v in vals[net.output]]
+    exprs = out if output is None else [out[output]]
+    assert_exact(*exprs)
+    return exprs[0] if output is not None else exprs
+
+
 def evaluate(expr: sp.Expr, x: Any, symbols: Sequence[sp.Symbol]) -> sp.Expr:
     """Exact value of ``expr`` at the point x (Rationals substituted, nested Max evaluated bottom-up)."""
     values = {s: to_rational(v) for s, v in zip(symbols, np.ravel(np.asarray(x, dtype=object)))}
