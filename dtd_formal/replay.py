@@ -219,7 +219,8 @@ def _replay_graph_root_exit_proof(question: Any, net: Any, cert: dict[str, Any],
     from .smt.problem import box_of
 
     low, high = box_of(question, net.input_size)
-    want = trivial_graph_reason(net, p["layer"], p["neuron"], p["scope"], p["output"], interval_bounds(net, low, high))
+    want = trivial_graph_reason(net, p["layer"], p["neuron"], p["scope"], p["variant"], p["output"],
+                                interval_bounds(net, low, high))
     if "reason" not in cert:
         return ["certificate: a graph's proof is a trivial reason; the file has none"]
     return [] if want is not None and want == cert["reason"] else \

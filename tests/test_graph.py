@@ -584,3 +584,18 @@ def test_graph_to_sympy_global_and_per_pattern() -> None:
     affine = big.to_sympy(big.pattern(x), output=1)
     assert affine.subs(dict(zip(input_symbols(big.input_size), [sp.Rational(str(Fraction(v))) for v in x]))) == \
         sp.Rational(str(big.forward(x)[1]))
+
+
+def test_affine_map_variant_is_never_trivially_proved_by_the_layer_scope() -> None:
+    # layer 1 has one neuron (z = x), so scope "layer" holds no other neuron; but its root (0) switches off the
+    # upper neuron u1 = a - 1/4, and f = u1 + u2 changes from 2a - 1/4 to a: the affine map changes
+    g = GraphBuilder((1,))
+    h = g.relu(g.dense(g.input, [[1]], [0]))
+    h = g.relu(g.dense(h, [[1], [1]], [Fraction(-1, 4), 0]))
+    net = g.network(g.dense(h, [[1, 1]], [0]))
+    v = dtd.find_root_exit(net, parse_rule("zplus"), layer=1, neuron=0, domain=([Fraction(1, 2)], [1]),
+                           scope="layer", variant="affine_map", timeout=10)
+    assert v.status == "refuted" and v.counterexample.leaves_affine_map
+    p = dtd.find_root_exit(net, parse_rule("zplus"), layer=1, neuron=0, domain=([Fraction(1, 2)], [1]),
+                           scope="layer", variant="pattern", timeout=10)
+    assert p.status == "proved" and p.certificate["reason"] == "no other ReLU neuron in the scope"

@@ -42,11 +42,14 @@ GRAPH_ENGINES = ("falsify",)
 _BATCH = 16
 
 
-def trivial_graph_reason(net: GraphNetwork, layer: int, neuron: int, scope: str, output: int,
+def trivial_graph_reason(net: GraphNetwork, layer: int, neuron: int, scope: str, variant: str, output: int,
                          bounds: list[Any] | None = None) -> str | None:
     """Why the question holds without a search, or None: the neuron carries no relevance (not the explained
     output; or, with ``bounds`` = :func:`dtd_formal.graph.bounds.interval_bounds` of the question's box, never
-    active on the box), or nothing else in the scope can change."""
+    active on the box), or nothing else that could change is left: no other ReLU neuron in the scope (for the
+    "affine_map" variant the scope is every layer above, since the map changes with any upper flip)."""
+    if variant == "affine_map":
+        scope = "upper"
     info = net.layer(layer)
     if net.output in (info.node, info.relu_node) and neuron != output:
         return "the neuron carries no relevance (not the explained output)"
@@ -301,7 +304,7 @@ def _solve(net: GraphNetwork, rule: Rule, layer: int, j: int, low: np.ndarray, h
 
     question = root_exit_question(net, rule, layer, j, low, high, scope, variant, output, definition)
     statement = question.statement()
-    reason = trivial_graph_reason(net, layer, j, scope, output, bounds)
+    reason = trivial_graph_reason(net, layer, j, scope, variant, output, bounds)
     if reason is not None:
         return Proved(statement, "trivial", {"reason": reason}, question=question)
     deadline = time.monotonic() + timeout
