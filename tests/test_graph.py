@@ -467,7 +467,7 @@ def test_counterexample_cli_on_a_conv_graph_with_around_box(tmp_path: Path, caps
     j = next(j for j in range(len(z1)) if z1[j] > 0)
     c, yy, xx = net.neuron_coords(1, j)
     rc = main(["counterexample", str(tmp_path / "net.json"), "--around", str(tmp_path / "x.npy"), "--radius",
-               "1/100", "--layer", "1", "--neuron", f"{c},{yy},{xx}", "--timeout", "20", "--json", "--no-progress"])
+               "1/100", "--layer", "1", "--neuron", f"{c},{yy},{xx}", "--timeout", "4", "--json", "--no-progress"])
     out = capsys.readouterr().out
     (tmp_path / "report.json").write_text(out)
     report = json.loads(out)
