@@ -159,7 +159,9 @@ class Counterexample:
                 raise InputError(f"{source}: field {key!r} missing or not {kind.__name__}")
         from ..properties import get_property
 
-        net = Network.from_json(data["network"], source=source)
+        from ..io import network_from_json
+
+        net = network_from_json(data["network"], source=source)
         if data.get("network_digest") != net.digest():
             raise InputError(f"{source}: the embedded network's digest {net.digest()} is not the file's "
                              f"network_digest {data.get('network_digest')!r}")
@@ -214,7 +216,7 @@ class Counterexample:
             "",
             "from fractions import Fraction  # noqa: F401 (rule parameters may be Fractions)",
             "",
-            "from dtd_formal.network import Network",
+            "from dtd_formal.io import network_from_json",
             "from dtd_formal.testing.counterexample import domain_from_json",
             "from dtd_formal.testing.properties import evaluate_property",
             *imports,
@@ -226,7 +228,7 @@ class Counterexample:
             "",
             f"def {name}() -> None:",
             f"    rule = {rule_expr}",
-            "    net = Network.from_json(NETWORK)",
+            "    net = network_from_json(NETWORK)",
             f"    outcome = evaluate_property({self.property!r}, rule, net, INPUT, output={self.output}, "
             "domain=domain_from_json(DOMAIN))",
             "    assert outcome.holds, outcome.message",

@@ -65,6 +65,13 @@ class NetworkSpec:
     output_sign : {"positive", "any"}
         "positive" (default): :math:`f_c(x) > 0` as DTD assumes (an explained output that is "active"), with an
         exact :math:`f_c(x) = 0` now and then (a degenerate case, counted); "any" also draws negative outputs.
+    kind : {"dense", "conv"}
+        "conv" draws small operator graphs instead (:func:`conv_cases`): a 1-D convolution (1-2 input channels,
+        length ``input_size`` + 1, 1-2 output channels, kernel 1-2, zero padding 0-1) with its ReLU, sometimes a
+        max pool, then a dense output layer (``numerator``, ``denominators``, ``bias``, ``output``,
+        ``output_sign`` apply; the widths do not); the rule then meets
+        :class:`~dtd_formal.graph.patch_ops.PatchOps`. The Z3 step of ``check_rule`` decides on dense networks
+        only, so conv properties are tested, not proved.
     """
 
     n_layers: tuple[int, int] = (2, 3)
@@ -78,8 +85,11 @@ class NetworkSpec:
     kinks: KinkMode = "mixed"
     output: int = 0
     output_sign: Literal["positive", "any"] = "positive"
+    kind: Literal["dense", "conv"] = "dense"
 
     def __post_init__(self) -> None:
+        if self.kind not in ("dense", "conv"):
+            raise ValueError(f"NetworkSpec.kind: 'dense' or 'conv', got {self.kind!r}")
         for name in ("n_layers", "input_size", "width", "output_size"):
             lo, hi = getattr(self, name)
             if not 1 <= lo <= hi:
@@ -104,6 +114,7 @@ class NetworkSpec:
             output_size=(1, 1) if self.output == 0 else self.output_size,
             numerator=self.numerator, denominators=self.denominators, bias=self.bias,
             final_relu=self.final_relu, kinks=self.kinks, output=self.output, output_sign=self.output_sign,
+            kind=self.kind,
         )
 
 
@@ -136,6 +147,11 @@ class Case:
     stats: CaseStats = field(default_factory=CaseStats)
 
     def __repr__(self) -> str:
+        if getattr(self.network, "is_graph", False):
+            import json
+
+            return (f"Case(x={[str(v) for v in self.x]}, output={self.output}, graph="
+                    f"{json.dumps(self.network.to_json(), separators=(',', ':'))})")
         ws = "; ".join(
             f"W{l}={[[str(v) for v in row] for row in W]} b{l}={[str(v) for v in b]}"
             for l, (W, b) in enumerate(zip(self.network.weights, self.network.biases), start=1)
@@ -248,9 +264,57 @@ def _wrong_side(u: Fraction, bias: BiasSign) -> bool:
 
 
 @st.composite
+def conv_cases(draw: Any, spec: NetworkSpec, domain: Domain | None = None) -> Case:
+    """A :class:`Case` on a small operator graph (``NetworkSpec.kind == "conv"``): conv (+ ReLU) [+ max pool] ->
+    flatten -> dense, weights k/d as for dense cases, the input drawn in ``domain``."""
+    from ..graph import GraphBuilder
+
+    c_in = draw(st.integers(1, 2))
+    length = draw(st.integers(spec.input_size[0] + 1, spec.input_size[1] + 1))
+    c_out = draw(st.integers(1, 2))
+    k = draw(st.integers(1, min(2, length)))
+    pad = draw(st.integers(0, 1))
+    x = draw(inputs(c_in * length, domain, spec.numerator, spec.denominators))
+    d = draw(st.sampled_from(spec.denominators))
+    num = lambda: Fraction(draw(st.integers(-spec.numerator, spec.numerator)), d)  # noqa: E731
+    def signed(v: Fraction) -> Fraction:  # the spec's bias sign constraint
+        return {"any": v, "zero": Fraction(0), "nonpositive": -abs(v), "nonnegative": abs(v)}[spec.bias]
+
+    kernel = np.array([[[num() for _ in range(k)] for _ in range(c_in)] for _ in range(c_out)], dtype=object)
+    bias = np.array([signed(num()) for _ in range(c_out)], dtype=object)
+    g = GraphBuilder((c_in, length))
+    h = g.relu(g.conv(g.input, kernel, bias, pads=[pad, pad]))
+    if g.shape(h)[1] >= 2 and draw(st.booleans()):
+        h = g.maxpool(h, (2,))
+    flat = g.flatten(h)
+    vals = g.network(flat).values(x)
+    z, hidden = vals[1], vals[flat]
+    n_out = draw(st.integers(*spec.output_size))
+    W = np.array([[num() for _ in range(len(hidden))] for _ in range(n_out)], dtype=object)
+    b = np.array([signed(num()) for _ in range(n_out)], dtype=object)
+    y = W[spec.output].dot(hidden) + b[spec.output]
+    if spec.output_sign == "positive" and y < 0:  # f_c >= 0 as DTD assumes: flip the row, then fit the bias
+        c = spec.output
+        if W[c].dot(hidden) < 0:
+            W[c] = -W[c]
+        wh = W[c].dot(hidden)
+        if wh + b[c] < 0:  # the bias alone is negative: its sign constraint decides what is left
+            b[c] = -b[c] if spec.bias in ("any", "nonnegative") else (-wh / 2 if spec.bias == "nonpositive" else 0)
+        y = wh + b[c]  # f_c = 0 only when nothing else is allowed (a degenerate case, counted)
+    net = g.network(g.dense(flat, W, b))
+    stats = CaseStats(zero_weights=int(np.sum(kernel == 0)) + int(np.sum(W == 0)), output_value=y,
+                      kinks=sum(1 for v in z if v == 0), active=sum(1 for v in z if v > 0),
+                      inactive=sum(1 for v in z if v < 0), dead_layer=not any(v > 0 for v in z),
+                      zero_inputs=sum(1 for v in x if v == 0))
+    return Case(net, x, spec.output, stats)
+
+
+@st.composite
 def cases(draw: Any, spec: NetworkSpec | None = None, domain: Domain | None = None) -> Case:
     """A :class:`Case`: exact network built around an input drawn in ``domain`` (module docstring)."""
     spec = NetworkSpec() if spec is None else spec
+    if spec.kind == "conv":
+        return draw(conv_cases(spec, domain))
     n_layers = draw(st.integers(*spec.n_layers))
     n0 = draw(st.integers(*spec.input_size))
     sizes = [n0] + [draw(st.integers(*spec.width)) for _ in range(n_layers - 1)]
