@@ -31,6 +31,9 @@ def register(sub: Any) -> None:
                    help="bias sign constraint of the drawn networks (default any)")
     p.add_argument("--domain", help="input domain of layer 1: nonnegative, unbounded or LOW:HIGH (write --domain=-1:1 "
                         "for a negative LOW; default: the rule's)")
+    p.add_argument("--networks", choices=("dense", "conv"), default="dense",
+                   help="network class: dense MLPs (default) or small convolutional graphs (conv, max pool, dense), "
+                        "where the rule meets patch-shaped layers")
     p.add_argument("--no-solver", action="store_true", help="hypothesis only (no Z3 decision on a small network)")
     p.add_argument("--solver-timeout", type=positive_int, default=2000, metavar="MS", help="Z3 timeout per property")
     p.add_argument("--export", metavar="DIR", help="write each counterexample as DIR/<property>.json and "
@@ -65,9 +68,11 @@ def run(args: argparse.Namespace) -> int:
         get_property(name)
     if args.max_examples < 1:
         raise InputError(f"--max-examples must be >= 1, got {args.max_examples}")
+    from ..testing import NetworkSpec
+
     report = check_rule(rule, args.properties, max_examples=args.max_examples, domain=parse_domain(args.domain),
-                        seed=args.seed, bias=args.bias, solver=not args.no_solver,
-                        solver_timeout_ms=args.solver_timeout)
+                        seed=args.seed, networks=NetworkSpec(kind=args.networks), bias=args.bias,
+                        solver=not args.no_solver, solver_timeout_ms=args.solver_timeout)
     if args.export:
         out = Path(args.export)
         out.mkdir(parents=True, exist_ok=True)

@@ -77,8 +77,8 @@ def graph_relevance(ops: Any, net: GraphNetwork, vals: list[Any], rule_or_compos
     steps: list[LayerStep] = []
     for k in range(len(net.nodes) - 1, 0, -1):
         Rk = R[k]
-        if Rk is None:
-            continue
+        if Rk is None:  # no relevance reached this node: every layer still takes its step (with R = 0)
+            Rk = R[k] = ops.zeros_like(vals[k])
         node = net.nodes[k]
         x = vals[node.inputs[0]]
         if k in layer_of:

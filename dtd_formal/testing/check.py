@@ -137,8 +137,10 @@ class RuleReport:
 
     def table(self, counterexamples: bool = True) -> str:
         """A readable table: property, status, examples, degenerate, kinks, solver (and the counterexamples)."""
+        shape = ("small conv graphs (conv, ReLU, max pool, dense)" if self.networks.kind == "conv" else
+                 f"L {self.networks.n_layers}, width {self.networks.width}")
         head = (f"rule {self.rule.spec()} ({type(self.rule).__name__}); domain {self.domain.describe()}; networks: "
-                f"L {self.networks.n_layers}, width {self.networks.width}, bias {self.networks.bias}; "
+                f"{shape}, bias {self.networks.bias}; "
                 f"max_examples {self.max_examples}; seed {self.seed}")
         rows = [("property", "status", "examples", "degenerate", "kinks", "solver / reason")]
         for p in self.properties:

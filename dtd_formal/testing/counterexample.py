@@ -239,11 +239,19 @@ class Counterexample:
     def describe(self) -> str:
         """A short readable account: the case and the violation."""
         ws = []
-        for l, (W, b) in enumerate(zip(self.network.weights, self.network.biases), start=1):
-            ws.append(f"    W{l} = {[[str(v) for v in row] for row in W]}, b{l} = {[str(v) for v in b]}")
+        if getattr(self.network, "is_graph", False):
+            import json
+
+            head = f"  network {self.network!r}:"
+            ws = [f"    {json.dumps(n, separators=(',', ':'))}" for n in self.network.to_json()["nodes"][1:]]
+        else:
+            head = (f"  network {'-'.join(str(n) for n in self.network.layer_sizes)} "
+                    f"(final_relu={self.network.final_relu}):")
+            for l, (W, b) in enumerate(zip(self.network.weights, self.network.biases), start=1):
+                ws.append(f"    W{l} = {[[str(v) for v in row] for row in W]}, b{l} = {[str(v) for v in b]}")
         return "\n".join([
             f"  {self.property}: {self.message}",
-            f"  network {'-'.join(str(n) for n in self.network.layer_sizes)} (final_relu={self.network.final_relu}):",
+            head,
             *ws,
             f"  input x = {[str(v) for v in self.input]}, explained output {self.output}, "
             f"domain {self.domain.describe()}",

@@ -282,6 +282,16 @@ def conv_cases(draw: Any, spec: NetworkSpec, domain: Domain | None = None) -> Ca
 
     kernel = np.array([[[num() for _ in range(k)] for _ in range(c_in)] for _ in range(c_out)], dtype=object)
     bias = np.array([signed(num()) for _ in range(c_out)], dtype=object)
+    probe = GraphBuilder((c_in, length))
+    u = probe.network(probe.conv(probe.input, kernel, None, pads=[pad, pad])).forward(x)  # the conv, no bias
+    if not any(v + bias[j // (len(u) // c_out)] > 0 for j, v in enumerate(u)):
+        # a dead conv layer explains nothing: switch one neuron on within the bias constraint, as for dense cases
+        if max(u) <= 0:
+            kernel, u = -kernel, -u
+        j = int(np.argmax([float(v) for v in u]))
+        c = j // (len(u) // c_out)
+        if u[j] > 0 and spec.bias != "zero":
+            bias[c] = -u[j] / 2 if spec.bias == "nonpositive" else abs(bias[c])
     g = GraphBuilder((c_in, length))
     h = g.relu(g.conv(g.input, kernel, bias, pads=[pad, pad]))
     if g.shape(h)[1] >= 2 and draw(st.booleans()):
