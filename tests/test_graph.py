@@ -13,7 +13,7 @@ import pytest
 
 import dtd_formal as dtd
 import dtd_formal.graph.explain as graph_explain
-from dtd_formal.exact import to_float
+from dtd_formal.exact import to_float, to_fraction_array
 from dtd_formal.graph import GraphBuilder, GraphNetwork
 from dtd_formal.network import Network
 from dtd_formal.rules.parse import parse_rule
@@ -599,3 +599,31 @@ def test_affine_map_variant_is_never_trivially_proved_by_the_layer_scope() -> No
     p = dtd.find_root_exit(net, parse_rule("zplus"), layer=1, neuron=0, domain=([Fraction(1, 2)], [1]),
                            scope="layer", variant="pattern", timeout=10)
     assert p.status == "proved" and p.certificate["reason"] == "no other ReLU neuron in the scope"
+
+
+# ---------------------------------------------------------------------------------------------------- pieces
+def test_affine_pieces_regions_and_upper_graphs() -> None:
+    make, shape = MODELS["conv-maxpool"]
+    net = dtd.Network.from_torch(make(), input_shape=shape)
+    x = to_fraction_array(_input(shape, 1).ravel())
+    pat = net.pattern(x)
+    g, c = net.affine_map(pat, output=1)
+    assert list(g) == list(net.gradient(x, output=1)) and sum(g * x) + c == net.forward(x)[1]
+    small = _pool_net()
+    A, b = small.region(small.pattern([1, 1]))
+    inside = lambda p: all(sum(r * v for r, v in zip(row, p)) <= rhs for row, rhs in zip(A, b))  # noqa: E731
+    # by hand: neuron 0 on (2 x0 >= 0), neuron 1 on (-x0 + x1 + 1/2 >= 0), the pool picks 0 (2 x0 >= -x0 + x1 + 1/2)
+    assert inside([1, 1]) and inside([Fraction(1, 2), 1]) and not inside([0, 1]) and not inside([1, 3])
+    (A1, c1), (A2, c2) = small.local_affine(small.pattern([1, 1]))
+    assert [list(r) for r in A1] == [[2, 0], [-1, 1]] and list(c1) == [0, Fraction(1, 2)]
+    up = net.upper(2)
+    vals = net.values(x)
+    assert list(up.forward(vals[net.layer(2).input_node])) == list(net.forward(x))
+    res = dtd.Network.from_torch(MODELS["residual-bn-avgpool"][0](), input_shape=MODELS["residual-bn-avgpool"][1])
+    assert res.upper(2).n_layers == res.n_layers - 1  # the skip leaves from layer 2's own input: a valid cut
+    g = GraphBuilder((2,))
+    r1 = g.relu(g.dense(g.input, [[1, 0], [0, 1]], [0, 0]))
+    r2 = g.relu(g.dense(r1, [[1, 1], [1, -1]], [0, 0]))
+    skip = g.network(g.dense(g.add(g.dense(r2, [[1, 0], [0, 1]], [0, 0]), r1), [[1, 1]], [0]))
+    with pytest.raises(dtd.InputError, match="skip connection"):
+        skip.upper(3)

@@ -212,6 +212,32 @@ class GraphNetwork:
         vals = self.values(x)
         return backward_gradient(self, EXACT, vals, output)
 
+    # ------------------------------------------------------------------ affine pieces (:mod:`.pieces`)
+    def affine_map(self, pattern: dict[int, Any], output: int = 0) -> tuple[np.ndarray, Fraction]:
+        """(g, c) with f_output(x) = g·x + c on the closed region of ``pattern``."""
+        from .pieces import graph_affine_map
+
+        return graph_affine_map(self, pattern, output)
+
+    def local_affine(self, pattern: dict[int, Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """[(A_l, c_l)] with z_l(x) = A_l x + c_l on the pattern's region, for the layers l = 1..L."""
+        from .pieces import piece_maps
+
+        maps = piece_maps(self, pattern)
+        return [maps[info.node] for info in self.layers]
+
+    def region(self, pattern: dict[int, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """The closed region of ``pattern`` as exact (A, b): {x : A x <= b} (ReLU signs and max-pool winners)."""
+        from .pieces import graph_region
+
+        return graph_region(self, pattern)
+
+    def upper(self, layer: int) -> "GraphNetwork":
+        """The sub-graph of layers ``layer``..L (refused across a skip connection)."""
+        from .pieces import graph_upper
+
+        return graph_upper(self, layer)
+
     def to_sympy(self, pattern: dict[int, Any] | None = None, output: int | None = None, **kwargs: Any) -> Any:
         """Exact SymPy form: global (budgeted) or the affine form of one pattern
         (:func:`dtd_formal.symbolic.translate.graph_to_sympy`, imported lazily)."""
