@@ -197,14 +197,15 @@ def _replay_proved(data: dict[str, Any], question: Any, net: Network, rule: Rule
     if not isinstance(cert, dict):
         raise InputError(f"{source}: a proved verdict needs a \"certificate\" object")
     if getattr(net, "is_graph", False):
-        return _replay_graph_root_exit_proof(question, net, cert, source)
+        return _replay_graph_root_exit_proof(question, net, rule, cert, source)
     if question.kind == "violation":
         return _replay_violation_proof(question, net, rule, cert, timeout)
     return _replay_root_exit_proof(question, net, rule, cert, source, timeout)
 
 
-def _replay_graph_root_exit_proof(question: Any, net: Any, cert: dict[str, Any], source: str) -> list[str]:
-    """A graph's Proved is a trivial reason (:func:`dtd_formal.graph.root_exit.trivial_graph_reason`), re-derived."""
+def _replay_graph_root_exit_proof(question: Any, net: Any, rule: Rule, cert: dict[str, Any], source: str) -> list[str]:
+    """A graph's Proved is a trivial reason (:func:`dtd_formal.graph.root_exit.trivial_graph_reason`) or an interval
+    proof (:func:`dtd_formal.graph.root_exit.interval_root_proof`), re-derived from network + rule + question."""
     from .graph.root_exit import trivial_graph_reason
 
     if question.kind != "root-exit":
@@ -219,10 +220,16 @@ def _replay_graph_root_exit_proof(question: Any, net: Any, cert: dict[str, Any],
     from .smt.problem import box_of
 
     low, high = box_of(question, net.input_size)
-    want = trivial_graph_reason(net, p["layer"], p["neuron"], p["scope"], p["variant"], p["output"],
-                                interval_bounds(net, low, high))
+    bounds = interval_bounds(net, low, high)
+    if cert.get("method") == "interval-roots":
+        from .graph.root_exit import interval_root_proof
+
+        why = interval_root_proof(net, rule, p["layer"], p["neuron"], p["scope"], p["variant"], p["definition"],
+                                  bounds)
+        return [] if why is None else [f"interval proof: re-derived {why}"]
+    want = trivial_graph_reason(net, p["layer"], p["neuron"], p["scope"], p["variant"], p["output"], bounds)
     if "reason" not in cert:
-        return ["certificate: a graph's proof is a trivial reason; the file has none"]
+        return ["certificate: a graph's proof is a trivial reason or an interval proof; the file has neither"]
     return [] if want is not None and want == cert["reason"] else \
         [f"certificate reason: re-derived {want!r}, stored {cert['reason']!r}"]
 

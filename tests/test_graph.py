@@ -447,11 +447,24 @@ def test_graph_root_exit_trivial_proofs_replay() -> None:
                                              {k: v for k, v in data["question"].items()
                                               if k not in ("kind", "network", "rule")}).statement()
     assert not replay_data(data).ok
-    # on a box where neuron 1 is active somewhere, the falsifier finds no exit (its root keeps the winner) and
-    # the answer is Unknown with the reason, never Proved
+    # around (1, 1) neuron 1's root keeps the pool's winner (its root is (x0, x1 - z1)): the interval proof shows
+    # it for the whole box, and replay re-runs that proof; on a box where the roots can change the winner the
+    # re-run proof fails and the file is rejected
     u = dtd.find_root_exit(net, rule, layer=1, neuron=1, domain=([Fraction(9, 10)] * 2, [Fraction(11, 10)] * 2),
                            timeout=3)
-    assert u.status == "unknown" and "dense networks" in u.reason
+    assert u.status == "proved" and u.method == "interval bounds"
+    data = json.loads(json.dumps({**u.to_json(), "network": net.to_json()}))
+    assert replay_data(data).ok
+    data["question"]["low"] = ["0", "0"]
+    data["statement"] = dtd.verdict.Question("root-exit", data["question"]["network"], "zplus",
+                                             {k: v for k, v in data["question"].items()
+                                              if k not in ("kind", "network", "rule")}).statement()
+    assert not replay_data(data).ok
+    # a box where the proof fails and sampling finds nothing: Unknown with both reasons
+    w = dtd.find_root_exit(net, parse_rule("zplus"), layer=1, neuron=1, domain=([0, 0], [1, 1]), timeout=2)
+    assert w.status in ("unknown", "refuted")
+    if w.status == "unknown":
+        assert "interval proof" in w.reason and "dense networks" in w.reason
 
 
 def test_counterexample_cli_on_a_conv_graph_with_around_box(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

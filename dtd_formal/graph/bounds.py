@@ -28,13 +28,28 @@ def _abs(v: np.ndarray) -> np.ndarray:
     return np.where(v < 0, -v, v).astype(object)
 
 
-def interval_bounds(net: GraphNetwork, low: Any, high: Any) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(low, high) of every node over the box [low, high] of inputs (exact gmpy2 rationals, flat arrays)."""
+def interval_bounds(net: GraphNetwork, low: Any, high: Any, start: int = 0,
+                    base: list[tuple[np.ndarray, np.ndarray]] | None = None,
+                    linear: tuple[int, int] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(low, high) of every node over the box [low, high] of node ``start``'s values (default: the inputs), exact
+    gmpy2 rationals, flat arrays. With ``start`` > 0, ``base`` holds the bounds of the nodes that do not depend on
+    it (and is copied there); ``linear`` = (relu node, neuron) passes that neuron's input unclamped."""
+    from .explain import downstream
+
     ops = FAST_EXACT
     lo0, hi0 = to_fast(np.asarray(low, dtype=object)), to_fast(np.asarray(high, dtype=object))
-    out: list[tuple[np.ndarray, np.ndarray]] = [(lo0, hi0)]
+    live = downstream(net, start)
+    out: list[Any] = [None] * len(net.nodes)
+    out[start] = (lo0, hi0)
     half = ops.rational(1, 2)
-    for node in net.nodes[1:]:
+    for k, node in enumerate(net.nodes):
+        if k == start:
+            continue
+        if k not in live:
+            if base is None:
+                raise ValueError("interval_bounds: a start node other than the input needs the base bounds")
+            out[k] = base[k]
+            continue
         args = [out[i] for i in node.inputs]
         lo, hi = args[0]
         kind = node.kind
@@ -51,26 +66,225 @@ def interval_bounds(net: GraphNetwork, low: Any, high: Any) -> list[tuple[np.nda
                 cc = ops.sum(Wg * gather_rows(ops, c, node.idx), axis=1)  # type: ignore[attr-defined]
                 cc = cc + b if b is not None else cc
                 rr = ops.sum(_abs(Wg) * gather_rows(ops, r, node.idx), axis=1)  # type: ignore[attr-defined]
-            out.append((cc - rr, cc + rr))
+            out[k] = (cc - rr, cc + rr)
         elif kind == "relu":
-            out.append((ops.pos(lo), ops.pos(hi)))
+            L, H = ops.pos(lo), ops.pos(hi)
+            if linear is not None and k == linear[0]:
+                L[linear[1]], H[linear[1]] = lo[linear[1]], hi[linear[1]]
+            out[k] = (L, H)
         elif kind == "maxpool":
             L, H = gather_rows(ops, lo, node.idx), gather_rows(ops, hi, node.idx)  # type: ignore[attr-defined]
-            out.append((np.array([max(row) for row in L], dtype=object), np.array([max(row) for row in H], dtype=object)))
+            out[k] = (np.array([max(row) for row in L], dtype=object), np.array([max(row) for row in H], dtype=object))
         elif kind == "add":
             (lp, hp), (lq, hq) = args
-            out.append((lp + lq, hp + hq))
+            out[k] = (lp + lq, hp + hq)
         elif kind == "gather":
-            out.append((lo[node.perm], hi[node.perm]))  # type: ignore[attr-defined]
+            out[k] = (lo[node.perm], hi[node.perm])  # type: ignore[attr-defined]
         elif kind == "concat":
             L = np.empty(node.n_out, dtype=object)
             H = np.empty(node.n_out, dtype=object)
             for pos, (a, b) in zip(node.parts, args):  # type: ignore[attr-defined]
                 L[pos], H[pos] = list(a), list(b)
-            out.append((L, H))
+            out[k] = (L, H)
         else:  # pragma: no cover - every operator kind is handled above
             raise ValueError(f"no interval bounds for operator {kind!r} ({node.name})")
     return out
 
 
-__all__ = ["interval_bounds"]
+
+
+
+# ---------------------------------------------------------------------------------------------------- rule intervals
+class Undecided(ArithmeticError):
+    """An interval comparison or division the bounds cannot decide (the interval proof then gives up)."""
+
+
+class Interval:
+    """A closed interval [lo, hi] of exact rationals with sound arithmetic; comparisons answer only when every
+    pair of points agrees, and raise :class:`Undecided` otherwise."""
+
+    __slots__ = ("lo", "hi")
+
+    def __init__(self, lo: Any, hi: Any = None) -> None:
+        self.lo, self.hi = lo, lo if hi is None else hi
+
+    def __repr__(self) -> str:
+        return f"[{self.lo}, {self.hi}]"
+
+    def __add__(self, o: Any) -> "Interval":
+        o = _iv(o)
+        return Interval(self.lo + o.lo, self.hi + o.hi)
+
+    __radd__ = __add__
+
+    def __neg__(self) -> "Interval":
+        return Interval(-self.hi, -self.lo)
+
+    def __sub__(self, o: Any) -> "Interval":
+        return self + (-_iv(o))
+
+    def __rsub__(self, o: Any) -> "Interval":
+        return _iv(o) - self
+
+    def __mul__(self, o: Any) -> "Interval":
+        o = _iv(o)
+        ps = (self.lo * o.lo, self.lo * o.hi, self.hi * o.lo, self.hi * o.hi)
+        return Interval(min(ps), max(ps))
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, o: Any) -> "Interval":
+        o = _iv(o)
+        if o.lo <= 0 <= o.hi:
+            raise Undecided("division by an interval that contains 0")
+        return self * Interval(1 / o.hi, 1 / o.lo)
+
+    def __rtruediv__(self, o: Any) -> "Interval":
+        return _iv(o) / self
+
+    def _cmp(self, o: Any, true: bool, false: bool) -> bool:
+        if true:
+            return True
+        if false:
+            return False
+        raise Undecided("an interval comparison is not decided by the bounds")
+
+    def __gt__(self, o: Any) -> bool:
+        o = _iv(o)
+        return self._cmp(o, self.lo > o.hi, self.hi <= o.lo)
+
+    def __ge__(self, o: Any) -> bool:
+        o = _iv(o)
+        return self._cmp(o, self.lo >= o.hi, self.hi < o.lo)
+
+    def __lt__(self, o: Any) -> bool:
+        return _iv(o) > self
+
+    def __le__(self, o: Any) -> bool:
+        return _iv(o) >= self
+
+    def __eq__(self, o: Any) -> bool:  # type: ignore[override]
+        o = _iv(o)
+        return self._cmp(o, self.lo == self.hi == o.lo == o.hi, self.hi < o.lo or o.hi < self.lo)
+
+    def __ne__(self, o: Any) -> bool:  # type: ignore[override]
+        return not self.__eq__(o)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _iv(v: Any) -> Interval:
+    return v if isinstance(v, Interval) else Interval(v)
+
+
+def intervals(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """An object array of :class:`Interval` from bound arrays."""
+    out = np.empty(len(lo), dtype=object)
+    out[:] = [Interval(a, b) for a, b in zip(lo, hi)]
+    return out
+
+
+class IntervalOps:
+    """The rules' ops namespace over :class:`Interval` entries: a rule body evaluated here bounds its exact value
+    for every point of the boxes it is given (any undecided comparison or division raises :class:`Undecided`)."""
+
+    name = "interval"
+    exact_results = False
+
+    def __init__(self) -> None:
+        self.zero, self.one = Interval(FAST_EXACT.rational(0)), Interval(FAST_EXACT.rational(1))
+
+    def const(self, value: Any) -> Any:
+        c = FAST_EXACT.const(value)
+        if isinstance(c, np.ndarray):
+            out = np.empty(c.shape, dtype=object)
+            out.ravel()[:] = [Interval(v) for v in c.ravel()]
+            return out
+        return Interval(c)
+
+    @staticmethod
+    def _exact_sign(w: Any, positive: bool) -> np.ndarray:
+        arr = np.asarray(w, dtype=object)
+        out = np.empty(arr.shape, dtype=object)
+        out.ravel()[:] = [int((v > 0) if positive else (v < 0)) for v in arr.ravel()]
+        return out
+
+    def positive_mask(self, w: Any) -> np.ndarray:
+        return self._exact_sign(w, True)
+
+    def negative_mask(self, w: Any) -> np.ndarray:
+        return self._exact_sign(w, False)
+
+    def pos(self, w: Any) -> np.ndarray:
+        arr = np.asarray(w, dtype=object)
+        out = np.empty(arr.shape, dtype=object)
+        out.ravel()[:] = [Interval(max(v.lo, 0), max(v.hi, 0)) if isinstance(v, Interval) else max(v, 0)
+                          for v in arr.ravel()]
+        return out
+
+    def neg(self, w: Any) -> np.ndarray:
+        arr = np.asarray(w, dtype=object)
+        out = np.empty(arr.shape, dtype=object)
+        out.ravel()[:] = [Interval(min(v.lo, 0), min(v.hi, 0)) if isinstance(v, Interval) else min(v, 0)
+                          for v in arr.ravel()]
+        return out
+
+    @staticmethod
+    def where(cond: Any, x: Any, y: Any) -> np.ndarray:
+        c, xb, yb = np.broadcast_arrays(np.asarray(cond, dtype=object), np.asarray(x, dtype=object),
+                                        np.asarray(y, dtype=object))
+        out = np.empty(c.shape, dtype=object)
+        out.ravel()[:] = [u if bool(ci) else v for ci, u, v in zip(c.ravel(), xb.ravel(), yb.ravel())]
+        return out
+
+    @staticmethod
+    def matmul(A: Any, B: Any) -> np.ndarray:
+        return np.asarray(A, dtype=object).dot(np.asarray(B, dtype=object))
+
+    def sum(self, x: Any, axis: int | None = None) -> Any:
+        arr = np.asarray(x, dtype=object)
+        if axis is None:
+            total: Any = self.zero
+            for v in arr.ravel():
+                total = total + v
+            return total
+        return np.sum(arr, axis=axis, initial=self.zero).astype(object)
+
+    @staticmethod
+    def transpose(A: Any) -> np.ndarray:
+        return np.asarray(A, dtype=object).T
+
+    def ones_like(self, x: Any) -> np.ndarray:
+        out = np.empty(np.shape(x), dtype=object)
+        out.fill(self.one)
+        return out
+
+    def zeros_like(self, x: Any) -> np.ndarray:
+        out = np.empty(np.shape(x), dtype=object)
+        out.fill(self.zero)
+        return out
+
+    @staticmethod
+    def stabilise(z: Any, eps: Any) -> np.ndarray:
+        arr = np.asarray(z, dtype=object)
+        out = np.empty(arr.shape, dtype=object)
+        out.ravel()[:] = [v + eps if v >= 0 else v - eps for v in arr.ravel()]  # undecided signs raise
+        return out
+
+    def safe_divide(self, n: Any, d: Any) -> np.ndarray:
+        nb, db = np.broadcast_arrays(np.asarray(n, dtype=object), np.asarray(d, dtype=object))
+        out = np.empty(nb.shape, dtype=object)
+        vals = []
+        for a, b in zip(nb.ravel(), db.ravel()):
+            bi = _iv(b)
+            vals.append(self.zero if bi.lo == bi.hi == 0 else a / bi)  # an interval straddling 0 raises
+        out.ravel()[:] = vals
+        return out
+
+    @staticmethod
+    def is_zero(x: Any) -> np.ndarray:
+        arr = np.asarray(x, dtype=object)
+        return np.array([_iv(v) == 0 for v in arr.ravel()], dtype=bool).reshape(arr.shape)
+
+
+__all__ = ["interval_bounds", "Interval", "IntervalOps", "Undecided", "intervals"]

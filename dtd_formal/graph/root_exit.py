@@ -12,6 +12,9 @@ neuron as a flat index, scope, variant, root definition, output, input box), so 
 - ``"trivial"`` proofs: the neuron carries no relevance (not the explained output of the last layer, or never
   active on the box by exact interval bounds, :mod:`dtd_formal.graph.bounds`), or the scope holds no other ReLU
   neuron and no max pool (nothing can change). Replay re-derives the reason.
+- the *interval proof* (:func:`interval_root_proof`): the rule's own root step on exact intervals over the box,
+  the root box pushed through the graph above; Proved when no unit of the scope can change between an input and
+  its root. Replay re-runs it.
 
 The complete engines of dense networks (interval/McCormick relaxation, LP, t-slicing, Z3) read
 :class:`~dtd_formal.network.Network` layers; on a graph they are not run, and a search without an exit ends
@@ -66,6 +69,85 @@ def trivial_graph_reason(net: GraphNetwork, layer: int, neuron: int, scope: str,
         if node.kind == "relu" and (scope == "upper" or k == info.relu_node) and k != info.input_node:
             others += node.n_out - (1 if k == info.relu_node else 0)
     return None if others > 0 else "no other ReLU neuron in the scope"
+
+
+def interval_root_proof(net: GraphNetwork, rule: Rule, layer: int, neuron: int, scope: str, variant: str,
+                        definition: str, bounds: list[Any]) -> str | None:
+    r"""Prove with exact interval arithmetic that no input of the box has a root of (layer, neuron) leaving the
+    region; None when proved, else the reason it could not.
+
+    The rule's own ``root_step`` runs on intervals (:class:`dtd_formal.graph.bounds.IntervalOps`) over the
+    bounds of the layer input on the box, giving boxes for t, the direction and the root
+    :math:`	ilde a = a - t v` (for every input of the box at once; dependencies are dropped, so the boxes are
+    loose but sound). The root box is propagated through the graph above (neuron j linear). The exit is
+    impossible when no ReLU input of the scope can be positive at one point and negative at the other
+    (:math:`h_x > 0 \wedge l_r < 0` or :math:`l_x < 0 \wedge h_r > 0` never holds) and every max pool of the
+    scope has a window position that certainly wins at both. For the "affine_map" variant the scope is every
+    layer above (the map changes only with such a change).
+    """
+    from ..walk import RuleEvaluationError, call_rule
+    from .bounds import Interval, IntervalOps, Undecided, interval_bounds, intervals
+    from .explain import downstream
+    from .operators import gather_rows
+    from .patch_ops import PatchOps
+
+    if definition != "true":
+        return "the interval proof covers true roots only (paper-code steps need the upper relevance)"
+    if variant == "affine_map":
+        scope = "upper"
+    info = net.layer(layer)
+    node = net.nodes[info.node]
+    ops = IntervalOps()
+    lo_a, hi_a = bounds[info.input_node]
+    a_iv = intervals(lo_a, hi_a)
+    try:
+        if node.kind == "conv":
+            from ..rules.ops import FAST_EXACT
+
+            Wg, b = node.arrays(FAST_EXACT)  # type: ignore[attr-defined]
+            idx = node.idx[[neuron]]  # type: ignore[attr-defined]
+            lops: Any = PatchOps(ops, idx, len(a_iv))
+            a_rows, W_rows = gather_rows(ops, a_iv, idx), Wg[[neuron]]
+        else:
+            from ..rules.ops import FAST_EXACT
+
+            W, b = node.arrays(FAST_EXACT)  # type: ignore[attr-defined]
+            idx, lops, a_rows, W_rows = None, ops, a_iv, W[[neuron]]
+        t, V, den = call_rule(rule, "root_step", lops, a_rows, W_rows, b[[neuron]], None, "true", layer=layer,
+                              shapes=[(1,), tuple(np.shape(W_rows)), (1,)])
+        d = den[0] if isinstance(den[0], Interval) else Interval(den[0])
+        if d.lo <= 0 <= d.hi:
+            return "the denominator w_j . v_j is not bounded away from 0 on the box"
+        root = a_iv.copy()
+        cols = range(len(a_iv)) if idx is None else [int(i) for i in idx[0]]
+        for m, i in enumerate(cols):
+            if i >= 0:
+                root[i] = a_iv[i] - t[0] * V[0][m]
+    except (Undecided, RuleEvaluationError) as exc:
+        return f"the rule's root step is not decided on intervals ({exc})"
+    r_lo = np.array([v.lo for v in root], dtype=object)
+    r_hi = np.array([v.hi for v in root], dtype=object)
+    linear = (info.relu_node, neuron) if info.relu_node is not None else None
+    rb = interval_bounds(net, r_lo, r_hi, start=info.input_node, base=bounds, linear=linear)
+    for k in sorted(downstream(net, info.input_node) - {info.input_node}):
+        op = net.nodes[k]
+        if scope == "layer" and k != info.relu_node:
+            continue
+        if op.kind == "relu":
+            (lx, hx), (lr, hr) = bounds[op.inputs[0]], rb[op.inputs[0]]
+            for n in range(op.n_out):
+                if k == info.relu_node and n == neuron:
+                    continue
+                if (hx[n] > 0 and lr[n] < 0) or (lx[n] < 0 and hr[n] > 0):
+                    return f"neuron {n} of {op.name!r} may change sign between an input and its root"
+        elif op.kind == "maxpool":
+            (lx, hx), (lr, hr) = bounds[op.inputs[0]], rb[op.inputs[0]]
+            for w, row in enumerate(op.idx):  # type: ignore[attr-defined]
+                ids = sorted({int(i) for i in row})
+                sure = [m for m in ids if all(lx[m] >= hx[o] and lr[m] >= hr[o] for o in ids if o != m)]
+                if not sure:
+                    return f"window {w} of {op.name!r} may change its winner"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------- counterexample
@@ -310,7 +392,12 @@ def _solve(net: GraphNetwork, rule: Rule, layer: int, j: int, low: np.ndarray, h
     deadline = time.monotonic() + timeout
     rng = np.random.default_rng(seed + 7919 * j)
     tried, spent = 0, False
-    for batch in (_candidates(low, high, rng, max_samples) if falsify else ()):
+    why_not = "not tried"
+    for n_batch, batch in enumerate(_candidates(low, high, rng, max_samples) if falsify else ()):
+        if n_batch == 1 or not falsify:  # after the first batch (the centre refutes most exits): try to prove
+            why_not = interval_root_proof(net, rule, layer, j, scope, variant, definition, bounds)
+            if why_not is None:
+                return Proved(statement, "interval bounds", {"method": "interval-roots"}, question=question)
         if time.monotonic() >= deadline:
             spent = True
             break
@@ -322,8 +409,12 @@ def _solve(net: GraphNetwork, rule: Rule, layer: int, j: int, low: np.ndarray, h
                 cex = GraphRootExitCounterexample.build(question, net, rule, batch[rec.input_index], "falsify")
                 if cex is not None:
                     return Refuted(statement, cex, method="falsify", question=question)
+    if not falsify or why_not == "not tried":
+        why_not = interval_root_proof(net, rule, layer, j, scope, variant, definition, bounds)
+        if why_not is None:
+            return Proved(statement, "interval bounds", {"method": "interval-roots"}, question=question)
     why = (f"no exit among {tried} sampled inputs of the box" if falsify else "the falsifier was not run") + (
-        " (time budget spent)" if spent else "")
+        " (time budget spent)" if spent else "") + f"; interval proof: {why_not}"
     engines_note = (f"; engines {', '.join(skipped)} read dense networks and were not run on the graph"
                     if skipped else "; the complete engines read dense networks")
     return Unknown(statement, why + engines_note, question=question)
