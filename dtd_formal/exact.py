@@ -31,9 +31,10 @@ MAX_BITS = 33_300
 _EXPONENT = re.compile(r"[eE]\s*([+-]?\d+)")
 
 try:  # gmpy2's mpq: the same exact rationals, implemented in C (about 10x faster than Fraction)
+    from gmpy2 import lcm as _lcm
     from gmpy2 import mpq as FAST_RATIONAL
 except ImportError:  # pragma: no cover - gmpy2 is a dependency, Fraction keeps everything exact without it
-    FAST_RATIONAL = Fraction
+    FAST_RATIONAL, _lcm = Fraction, math.lcm
 
 
 def to_fraction(value: Any, name: str = "value") -> Fraction:
@@ -228,6 +229,14 @@ def _coprime_fraction(num: int, den: int) -> Fraction:
 
 
 _FROM_COPRIME = getattr(Fraction, "_from_coprime_ints", None)  # Python >= 3.12
+
+
+def integer_lcm(values: list[Any]) -> Any:
+    """Least common multiple of positive integers (gmpy2's when installed)."""
+    out: Any = 1
+    for v in values:
+        out = _lcm(out, v)
+    return out
 
 
 def exact_sum(values: Any, zero: Any = 0) -> Any:
