@@ -213,6 +213,7 @@ def _replay_graph_root_exit_proof(question: Any, net: Any, rule: Rule, cert: dic
                 "property on a graph can be re-derived"]
     p = question.params
     net.check_layer(p["layer"])
+    net.check_output(p["output"])
     n_l = net.nodes[net.layer(p["layer"]).node].n_out
     if not 0 <= p["neuron"] < n_l:
         raise InputError(f"{source}: layer {p['layer']} has neurons 0..{n_l - 1}, the question names {p['neuron']}")

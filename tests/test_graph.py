@@ -640,3 +640,28 @@ def test_affine_pieces_regions_and_upper_graphs() -> None:
     skip = g.network(g.dense(g.add(g.dense(r2, [[1, 0], [0, 1]], [0, 0]), r1), [[1, 1]], [0]))
     with pytest.raises(dtd.InputError, match="skip connection"):
         skip.upper(3)
+
+
+def test_red_team_regressions_scale_bounds_and_replayed_output() -> None:
+    from dtd_formal.graph.bounds import interval_bounds
+    from dtd_formal.replay import replay_data
+
+    # a Scale node in the interval bounds (the shift once shadowed the loop's node index)
+    g = GraphBuilder((2,))
+    h = g.scale(g.relu(g.dense(g.input, [[1, 0], [0, 1]], [0, 0])), 2, 1)
+    net = g.network(g.dense(h, [[1, -1]], [0]))
+    lo, hi = interval_bounds(net, [0, 0], [1, 1])[3]
+    assert list(lo) == [1, 1] and list(hi) == [3, 3]  # 2 * [0, 1] + 1
+    assert dtd.find_root_exit(net, parse_rule("zplus"), layer=1, neuron=0, domain=(0, 1), timeout=2).status in (
+        "refuted", "unknown", "proved")
+    # a graph proof whose question names an output the network does not have is malformed, never confirmed
+    pool = _pool_net()
+    v = dtd.find_root_exit(pool, parse_rule("zplus"), layer=1, neuron=1, domain=([1, 0], [2, Fraction(1, 4)]),
+                           timeout=2)
+    data = json.loads(json.dumps({**v.to_json(), "network": pool.to_json()}))
+    data["question"]["output"] = 7
+    data["statement"] = dtd.verdict.Question("root-exit", data["question"]["network"], "zplus",
+                                             {k: w for k, w in data["question"].items()
+                                              if k not in ("kind", "network", "rule")}).statement()
+    with pytest.raises(dtd.InputError, match="output 7 does not exist"):
+        replay_data(data)

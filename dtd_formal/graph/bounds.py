@@ -59,8 +59,8 @@ def interval_bounds(net: GraphNetwork, low: Any, high: Any, start: int = 0,
                 W, b = node.arrays(ops)  # type: ignore[attr-defined]
                 cc, rr = ops.matmul(W, c) + b, ops.matmul(_abs(W), r)
             elif kind == "scale":
-                d, k = converted(node, ops, ("d", "c"))
-                cc, rr = d * c + k, _abs(d) * r
+                d, shift = converted(node, ops, ("d", "c"))
+                cc, rr = d * c + shift, _abs(d) * r
             else:
                 Wg, b = node.arrays(ops)  # type: ignore[attr-defined]
                 cc = ops.sum(Wg * gather_rows(ops, c, node.idx), axis=1)  # type: ignore[attr-defined]
