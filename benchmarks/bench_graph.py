@@ -47,7 +47,7 @@ def bench_regions(data: Path, name: str, n_roots: int, exact_too: bool) -> None:
     x = _input(net, 1)
     rule = parse_rule("zplus")
     z1 = net.layer_values(net.values(x), 1)[1]
-    active = [j for j in range(len(z1)) if z1[j] > 0][:n_roots]
+    active = [j for j in range(len(z1)) if z1[j] > 0][:n_roots or None]  # 0: every relevant root
     t0 = time.perf_counter()
     rep = dtd.root_regions(net, x, rule, layers=1, neurons=active)
     dt = time.perf_counter() - t0
@@ -95,7 +95,7 @@ def bench_root_exit(data: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
-    ap.add_argument("--roots", type=int, default=200)
+    ap.add_argument("--roots", type=int, default=200, help="layer-1 roots per net (0: all relevant ones)")
     ap.add_argument("--quick", action="store_true", help="skip the exact-only comparison runs")
     args = ap.parse_args()
     data = Path(args.data)
