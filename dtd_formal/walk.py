@@ -328,7 +328,7 @@ class Trace:
         return self.ops, self.acts[layer - 1], W, b
 
     def preactivation_at(self, layer: int, j: int, point: Any) -> Any:
-        """:math:`z_j = w_j \cdot p + b_j` of ``layer`` at a point p of its input space."""
+        r""":math:`z_j = w_j \cdot p + b_j` of ``layer`` at a point p of its input space."""
         W, b = self.layers[layer - 1]
         return self.ops.sum(W[j] * point) + b[j]
 

@@ -349,7 +349,8 @@ def _affine_key(net: GraphNetwork, ops: Any, l: int, vals: list[Any], choices: d
     info = net.layer(l)
     masks = {k: (np.asarray(ch > 0, dtype=bool) if net.nodes[k].kind == "relu" else ch) for k, ch in choices.items()}
     hook = (lambda k, v: ops.reduce(v)) if hasattr(ops, "reduce") else None
-    g = backward_gradient(net, ops, vals, output, masks, stop=info.input_node, keep=keep, hook=hook)
+    shapes = vals.shapes if isinstance(vals, _Residues) else vals  # with every choice fixed, only shapes are read
+    g = backward_gradient(net, ops, shapes, output, masks, stop=info.input_node, keep=keep, hook=hook)
     a = vals[info.input_node]
     fixed = net.evaluate(ops, vals[0], base=vals, override=(info.input_node, a), choices=masks, hook=hook)
     offset = fixed[net.output][output] - ops.sum(g * a)
@@ -375,8 +376,13 @@ def _maps_differ(net: GraphNetwork, l: int, vals: list[Any], vals_mod: list[Any]
             cache[name] = _affine_key(net, ops, l, vs, choices, output, keep)
         return cache[name]
 
-    if vals_mod is not None and key(MOD, vals_mod, ch_in) != key(MOD, vals_mod, ch_rt):
-        return True
+    from .modular import NotInvertible
+
+    try:
+        if vals_mod is not None and key(MOD, vals_mod, ch_in) != key(MOD, vals_mod, ch_rt):
+            return True
+    except NotInvertible:  # a denominator divisible by the prime: exact arithmetic decides alone
+        pass
     return key(FAST_EXACT, vals, ch_in) != key(FAST_EXACT, vals, ch_rt)
 
 
@@ -483,15 +489,33 @@ def graph_root_regions(net: GraphNetwork, xs: Any, rule: Rule, scope: str = "upp
     return RootRegionReport(records, rule, scope, definition, output, layer_list, len(batch), skipped)  # type: ignore[arg-type]
 
 
-def _residues(vals: list[Any]) -> list[Any] | None:
-    """Every node value modulo the prime of :mod:`~dtd_formal.graph.modular` (None when a denominator is not
-    invertible: exact arithmetic then decides alone)."""
-    from .modular import MOD, NotInvertible
+class _Residues:
+    """Node values modulo the prime of :mod:`~dtd_formal.graph.modular`, lifted when first read (a map key reads
+    only the start node and the nodes that do not depend on it; the backward pass needs shapes, ``shapes``).
+    Reading a value whose denominator is not invertible raises :class:`~dtd_formal.graph.modular.NotInvertible`."""
 
-    try:
-        return [MOD.lift(v) for v in vals]
-    except NotInvertible:
-        return None
+    def __init__(self, vals: list[Any]) -> None:
+        self.vals = vals
+        self._lifted: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.vals)
+
+    def __getitem__(self, k: int) -> Any:
+        if k not in self._lifted:
+            from .modular import MOD
+
+            self._lifted[k] = MOD.lift(self.vals[k])
+        return self._lifted[k]
+
+    @cached_property
+    def shapes(self) -> list[np.ndarray]:
+        return [np.zeros(len(v), dtype=np.int64) for v in self.vals]
+
+
+def _residues(vals: list[Any]) -> _Residues:
+    """The lazily lifted residues of every node value (:class:`_Residues`)."""
+    return _Residues(vals)
 
 
 def _pattern(net: GraphNetwork, vals: list[Any]) -> dict[int, Any]:
