@@ -243,8 +243,14 @@ def test_graph_equals_dense_unrolled_twin_exactly(rule_spec: str) -> None:
                 assert list(g.points[j]) == list(d.points[j])
         gr = dtd.root_regions(net, x, rule)
         dr = dtd.root_regions(twin, x, rule)
-        key = lambda r: (r.layer, r.neuron, r.leaves_pattern, r.leaves_affine_map, r.own_preactivation)  # noqa: E731
+        key = lambda r: (r.layer, r.neuron, r.leaves_pattern, r.leaves_affine_map, r.own_preactivation,  # noqa: E731
+                         r.root_in_domain)
         assert sorted(map(key, gr.records)) == sorted(map(key, dr.records))
+        if rule_spec == "zbox:-1,1":  # a box the input leaves (0.05..1 against 0..1/2): every coordinate is checked
+            narrow = parse_rule("zbox:0,1/2")
+            g2, d2 = dtd.root_regions(net, x, narrow, layers=1), dtd.root_regions(twin, x, narrow, layers=1)
+            assert sorted(map(key, g2.records)) == sorted(map(key, d2.records))
+            assert not any(r.root_in_domain for r in g2.records)
 
 
 # ---------------------------------------------------------------------------------------------------- max pool

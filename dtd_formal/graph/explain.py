@@ -465,6 +465,7 @@ def graph_root_regions(net: GraphNetwork, xs: Any, rule: Rule, scope: str = "upp
             lr = graph_layer_roots(net, FAST_EXACT, vals, l, rule, keep, R, definition) if keep else None
             scope_nodes = downstream(net, info.input_node)
             live = [(k, j) for k, j in enumerate(keep) if lr.den[k] != 0]  # type: ignore[union-attr]
+            separable = _separable_bounds(domain, vals[info.input_node]) if live else None
             for k, j in enumerate(keep):
                 if lr.den[k] == 0:  # type: ignore[union-attr]
                     skip[j] = "zero denominator"
@@ -482,8 +483,11 @@ def graph_root_regions(net: GraphNetwork, xs: Any, rule: Rule, scope: str = "upp
                         root_pattern, own = _pattern(net, rvals), rvals[info.node][j]
                     else:
                         root_pattern, own = _certified_pattern(cert, r, base_pattern), own_preactivation(net, l, j, root)
+                    moved = ((lr.idx[k][lr.idx[k] >= 0], separable)  # type: ignore[union-attr]
+                             if lr.idx is not None and separable is not None else None)
                     records.append(_classify(net, l, j, i, vals, vals_mod, root_pattern, own, base_pattern, root,
-                                             lr.t[k], scope, scope_nodes, output, domain, keys))  # type: ignore[union-attr]
+                                             lr.t[k], scope, scope_nodes, output, domain, keys,  # type: ignore[union-attr]
+                                             moved))
             for reason in skip.values():
                 skipped[l][reason] = skipped[l].get(reason, 0) + 1
     return RootRegionReport(records, rule, scope, definition, output, layer_list, len(batch), skipped)  # type: ignore[arg-type]
@@ -555,7 +559,10 @@ def own_preactivation(net: GraphNetwork, l: int, j: int, point: Any) -> Any:
 
 def _classify(net: GraphNetwork, l: int, j: int, i: int, vals: list[Any], vals_mod: list[Any] | None,
               root_pattern: dict[int, Any], own: Any, base_pattern: dict[int, Any], root: Any, t: Any, scope: str,
-              scope_nodes: set[int], output: int, domain: Any, cache: dict[Any, Any] | None = None) -> GraphRootRecord:
+              scope_nodes: set[int], output: int, domain: Any, cache: dict[Any, Any] | None = None,
+              moved: tuple[np.ndarray, Any] | None = None) -> GraphRootRecord:
+    """The region verdict of one root; ``moved``: the input coordinates the root changed (a conv patch) and the
+    domain's bounds (see :func:`_root_in_domain`)."""
     info = net.layer(l)
     layer_of_relu = {inf.relu_node: inf.layer for inf in net.layers if inf.relu_node is not None}
     flips: list[tuple[Any, ...]] = []
@@ -592,7 +599,28 @@ def _classify(net: GraphNetwork, l: int, j: int, i: int, vals: list[Any], vals_m
                 ch_in[k], ch_rt[k] = _resolve_winners(before, after), _resolve_winners(after, before)
         leaves_map = _maps_differ(net, l, vals, vals_mod, ch_in, ch_rt, output, keep, cache)
     return GraphRootRecord(i, l, j, root, fast_to_fraction(own), bool(flips), bool(leaves_map), flips,
-                           domain.contains(root), fast_to_fraction(t))
+                           _root_in_domain(domain, root, moved), fast_to_fraction(t))
+
+
+def _root_in_domain(domain: Any, root: Any, moved: tuple[np.ndarray, Any] | None) -> bool:
+    """``domain.contains(root)``; ``moved`` = (coordinates the root changed, the domain's (low, high) bounds) is
+    given only when the layer input itself lies in a coordinate-wise domain (a >= 0, a box, everything): then only
+    those coordinates are checked."""
+    if moved is None:
+        return bool(domain.contains(root))
+    ids, (low, high) = moved
+    return all((low[i] is None or root[i] >= low[i]) and (high[i] is None or root[i] <= high[i])
+               for i in ids.tolist())
+
+
+def _separable_bounds(domain: Any, a: Any) -> Any:
+    """The domain's exact (low, high) when a root's membership can be checked on its moved coordinates alone (a
+    catalogue domain that is a product of intervals, and a layer input inside it), else None."""
+    from ..rules.domains import Box, NonNegative, Unbounded
+
+    if type(domain) in (Box, NonNegative, Unbounded) and domain.contains(a):
+        return domain.bounds(len(a))
+    return None
 
 
 __all__ = ["graph_relevance", "graph_lrp", "GraphRelevance", "graph_roots", "GraphRoots", "graph_root_regions",
