@@ -155,8 +155,11 @@ def parse_neurons(texts: list[str] | None) -> list[Any] | None:
     return out
 
 
-def format_flip(flip: Any) -> str:
-    """A flipped unit: "layer:neuron", or "maxpool:name:window"."""
+def format_flip(flip: Any, net: Any = None) -> str:
+    """A flipped unit: "layer:neuron" (conv neurons as "layer:c,y,x" when ``net`` is a graph), or
+    "maxpool:name:window"."""
+    if net is not None and hasattr(net, "neuron_coords") and len(flip) == 2 and isinstance(flip[0], int):
+        return f"{flip[0]}:{','.join(map(str, net.neuron_coords(flip[0], int(flip[1]))))}"
     return ":".join(str(v) for v in flip)
 
 

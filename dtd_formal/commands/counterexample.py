@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         for j, v in per.items():
             if v.status == "refuted":
                 c = v.counterexample
-                flips = ", ".join(format_flip(f) for f in c.flipped[:6]) + (" ..." if len(c.flipped) > 6 else "")
+                flips = ", ".join(format_flip(f, net) for f in c.flipped[:6]) + (" ..." if len(c.flipped) > 6 else "")
                 print(f"  neuron {_name(net, args.layer, j):>3}: refuted ({v.method}); t = {float(c.step):.6g}; "
                       f"flipped {flips}")
                 if net.input_size <= 32:

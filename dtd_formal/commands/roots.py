@@ -66,13 +66,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'input':>5} {'layer':>5} {'neuron':>6}  {'t':>10}  {'leaves pattern':>14}  {'leaves map':>10}  "
               f"{'in domain':>9}  flipped")
         for r in report.records:
-            flips = ", ".join(format_flip(f) for f in r.flipped[:6]) + (" ..." if len(r.flipped) > 6 else "")
+            flips = ", ".join(format_flip(f, net) for f in r.flipped[:6]) + (" ..." if len(r.flipped) > 6 else "")
             neuron = (",".join(map(str, net.neuron_coords(r.layer, r.neuron))) if hasattr(net, "neuron_coords")
                       else str(r.neuron))
             print(f"{r.input_index:>5} {r.layer:>5} {neuron:>6}  {float(r.step):>10.4g}  {str(r.leaves_pattern):>14}  "
                   f"{str(r.leaves_affine_map):>10}  {str(r.root_in_domain):>9}  {flips}")
             if len(report.records) <= 8 and net.input_size <= 32:
                 print(f"{'':>19}root = [{', '.join(f'{v:.6g}' for v in to_float(r.root))}]")
+    if not show_records:
+        print(f"({len(report.records)} roots: --json lists every root and verdict exactly; --layer L --neuron J|C,Y,X "
+              "picks some)")
     print("summary (exact fractions of roots):")
     for l, s in report.summary.items():
         if not s["roots"]:
