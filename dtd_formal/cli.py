@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from typing import Sequence
 
@@ -38,8 +39,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: options whose values may start with a minus sign (a negative bound, a list of inputs): argparse would read
+#: "-1:1" as an option, so ``--domain -1:1`` is rewritten to ``--domain=-1:1`` before parsing
+NEGATIVE_VALUE_OPTIONS = {"--domain", "--extent", "--input", "--radius"}
+_NEGATIVE_VALUE = re.compile(r"-[\d.]")
+
+
+def join_negative_values(argv: Sequence[str]) -> list[str]:
+    """``--domain -1:1`` -> ``--domain=-1:1`` (and the same for every option of :data:`NEGATIVE_VALUE_OPTIONS`)."""
+    out: list[str] = []
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        a = items[i]
+        if a in NEGATIVE_VALUE_OPTIONS and i + 1 < len(items) and _NEGATIVE_VALUE.match(items[i + 1]):
+            out.append(f"{a}={items[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = join_negative_values(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # usage errors (exit 2) and --help / --version (exit 0), as a return code
@@ -49,6 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args))
+    except BrokenPipeError:  # `dtd-formal ... --json | head`: the reader left; stop quietly
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except InputError as exc:
         print(f"dtd-formal {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

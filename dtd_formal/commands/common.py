@@ -143,7 +143,8 @@ def load_inputs(path: str, net: Any = None) -> ExactArray:
 
 
 def parse_neurons(texts: list[str] | None) -> list[Any] | None:
-    """``--neuron 3`` or ``--neuron 0,1,2`` (a conv neuron (channel, y, x)), repeatable."""
+    """``--neuron 3`` or ``--neuron 0,1,2`` (a conv neuron (channel, y, x) on a graph, three neurons on a dense
+    network: :func:`resolve_neurons`), repeatable."""
     if not texts:
         return None
     out: list[Any] = []
@@ -152,6 +153,19 @@ def parse_neurons(texts: list[str] | None) -> list[Any] | None:
         if not parts or not all(re.fullmatch(r"\d+", p) for p in parts):
             raise InputError(f"--neuron {text!r}: expected an index or channel,y,x (non-negative integers)")
         out.append(int(parts[0]) if len(parts) == 1 else tuple(int(p) for p in parts))
+    return out
+
+
+def resolve_neurons(net: Any, layer: int, neurons: list[Any] | None) -> list[int] | None:
+    """Flat neuron indices of ``--neuron`` values: on a graph, an index or channel,y,x of the layer; on a dense
+    network, an index or a comma list of indices (``--neuron 0,1,2`` is three neurons there)."""
+    if neurons is None:
+        return None
+    if hasattr(net, "neuron_index"):
+        return [net.neuron_index(layer, j) for j in neurons]
+    out: list[int] = []
+    for j in neurons:
+        out.extend(int(v) for v in (j if isinstance(j, tuple) else (j,)))
     return out
 
 

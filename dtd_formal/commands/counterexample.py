@@ -18,7 +18,7 @@ from ..errors import InputError
 from ..exact import to_float
 from ..rules.parse import parse_rule, rule_reference
 from .common import (add_fold_option, format_flip, load_inputs, load_model, parse_neurons, positive_seconds, print_json,
-                     writable_file)
+                     resolve_neurons, writable_file)
 
 
 def register(sub: Any) -> None:
@@ -124,12 +124,7 @@ def run(args: argparse.Namespace) -> int:
     net = load_model(args.model, args.fold_normalization, not args.json)
     rule = parse_rule(args.rule)
     net.check_layer(args.layer)
-    neurons = parse_neurons(args.neuron)
-    if neurons is not None:
-        neurons = [net.neuron_index(args.layer, j) if hasattr(net, "neuron_index") else j for j in neurons]
-        for j in neurons:
-            if not isinstance(j, int):
-                raise InputError(f"--neuron {j}: this network's layers are dense; give an index")
+    neurons = resolve_neurons(net, args.layer, parse_neurons(args.neuron))
     verdict = find_root_exit(
         net, rule, layer=args.layer, neuron=neurons, domain=_domain(args, net),
         scope=args.scope, timeout=args.timeout, variant=args.variant, output=args.output,

@@ -13,7 +13,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..rules.parse import parse_rule
-from .common import add_fold_option, load_inputs, load_model, parse_input_text, parse_neurons, print_json
+from .common import (add_fold_option, load_inputs, load_model, parse_input_text, parse_neurons, print_json,
+                     resolve_neurons)
 
 
 def _extent(text: str) -> tuple[float, float, float, float]:
@@ -61,9 +62,10 @@ def _run_slice(args: argparse.Namespace, net: Any) -> int:
         raise InputError(f"{args.model}: a network with {net.input_size} inputs needs --input or --inputs (one input)")
     if len(xs) != 1:
         raise InputError(f"a slice picture shows one input; {args.inputs} holds {len(xs)}")
-    neurons = parse_neurons([args.neuron]) if args.neuron is not None else None
-    neuron = None if neurons is None else (net.neuron_index(1, neurons[0]) if hasattr(net, "neuron_index")
-                                           else neurons[0])
+    neurons = resolve_neurons(net, 1, parse_neurons([args.neuron]) if args.neuron is not None else None)
+    if neurons is not None and len(neurons) != 1:
+        raise InputError(f"--neuron {args.neuron}: a slice shows one neuron's root")
+    neuron = None if neurons is None else neurons[0]
     if args.resolution < 8:
         raise InputError(f"--resolution must be at least 8, got {args.resolution}")
     rec = plot_slice(net, args.plot, xs[0], parse_rule(args.rule), 1, neuron, args.output, args.resolution)

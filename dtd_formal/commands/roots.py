@@ -12,7 +12,8 @@ from ..errors import InputError
 from ..exact import to_float
 from ..regions import root_regions
 from ..rules.parse import parse_rule
-from .common import add_fold_option, format_flip, load_inputs, load_model, parse_input_text, parse_neurons, print_json
+from .common import (add_fold_option, format_flip, load_inputs, load_model, parse_input_text, parse_neurons,
+                     print_json, resolve_neurons)
 
 
 def register(sub: Any) -> None:
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if neurons is not None:
         if not args.layer or len(args.layer) != 1:
             raise InputError("--neuron needs exactly one --layer")
-        neurons = [net.neuron_index(args.layer[0], j) if hasattr(net, "neuron_index") else j for j in neurons]
+        neurons = resolve_neurons(net, args.layer[0], neurons)
     report = root_regions(
         net,
         xs,
