@@ -92,6 +92,11 @@ def _input_array(net: Network, x: Any, arithmetic: Arithmetic) -> np.ndarray:
     return to_fast(xa) if arithmetic == "exact" else to_float(xa)
 
 
+def is_torch_module(obj: Any) -> bool:
+    """Whether ``obj`` is a ``torch.nn.Module`` (checked without importing torch)."""
+    return any(c.__name__ == "Module" and c.__module__ == "torch.nn.modules.module" for c in type(obj).__mro__)
+
+
 def lrp(
     net: Network,
     x: Any,
@@ -105,8 +110,15 @@ def lrp(
     \mathrm{redistribute}(a_{l-1}, W_l, b_l, R^l)`, where the ReLU gate :math:`[a_{l-1} > 0]` (zennit's: the
     ReLU's gradient) applies below hidden ReLU layers, not at the input (:func:`dtd_formal.walk.relevance`). Exact
     by default (Fractions; computed with gmpy2 rationals, the same values); ``arithmetic="float64"`` runs the same
-    rule bodies in floats.
+    rule bodies in floats. An operator graph goes to :func:`dtd_formal.graph.explain.graph_lrp`, a
+    ``torch.nn.Module`` (with a batch tensor x) to :func:`dtd_formal.torch.lrp` (its relevance tensor).
     """
+    if is_torch_module(net):  # a zennit user's model: the torch backend (floats, a relevance tensor)
+        from .torch import lrp as torch_lrp
+
+        if arithmetic != "exact":
+            raise InputError("an nn.Module is explained by the torch backend in its own dtype; drop arithmetic=")
+        return torch_lrp(net, x, rule_or_composite, output=output)  # type: ignore[return-value]
     if getattr(net, "is_graph", False):
         from .graph.explain import graph_lrp
 
@@ -208,6 +220,10 @@ def roots(
     :math:`t_j = z_j / (w_j \cdot v_j)` ("true": :math:`z_j(\tilde a^{(j)}) = 0`) or
     :math:`t_j = R^l_j / (w_j \cdot v_j)` ("paper-code", with :math:`R^l` from LRP with the same rule).
     """
+    if is_torch_module(net):
+        from .torch import roots as torch_roots
+
+        return torch_roots(net, x, rule, layer=layer, output=output, definition=definition)  # type: ignore[return-value]
     if getattr(net, "is_graph", False):
         from .graph.explain import graph_roots
 

@@ -265,6 +265,13 @@ def root_regions(
     A :class:`dtd_formal.graph.GraphNetwork` (convolutions, pools, residual sums) is classified by
     :func:`dtd_formal.graph.explain.graph_root_regions` (exact).
     """
+    from .dtd import is_torch_module
+
+    if is_torch_module(net):  # the torch backend (floats) for a zennit user's model
+        from .torch import root_regions as torch_root_regions
+
+        return torch_root_regions(net, xs, rule, layers=layers, neurons=neurons, output=output,
+                                  definition=definition, scope=scope)
     if getattr(net, "is_graph", False):
         from .graph.explain import graph_root_regions
 

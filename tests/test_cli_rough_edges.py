@@ -49,3 +49,26 @@ def test_licence_file_matches_the_package_metadata() -> None:
     root = Path(__file__).resolve().parents[1]
     assert (root / "LICENSE").read_text().startswith("MIT License")
     assert 'license = {text = "MIT"}' in (root / "pyproject.toml").read_text()
+
+
+def test_dtd_functions_take_a_torch_module_and_route_to_the_torch_backend() -> None:
+    torch = pytest.importorskip("torch")
+    import dtd_formal as dtd
+    from dtd_formal.rules.parse import parse_rule
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(8, 2)).double().eval()
+    with torch.no_grad():  # active conv neurons, so that there are roots to compare
+        model[0].weight.abs_()
+        model[0].bias.fill_(0.1)
+    x = torch.rand(2, 1, 4, 4, dtype=torch.float64)
+    rule = parse_rule("zplus")
+    assert torch.equal(dtd.lrp(model, x, rule, output=0), dtd.torch.lrp(model, x, rule, output=0))
+    got = dtd.root_regions(model, x, rule, layers=1, output=0)
+    want = dtd.torch.root_regions(model, x, rule, layers=1, output=0)
+    key = lambda r: (r.input_index, r.neuron, r.leaves_pattern, r.leaves_affine_map)  # noqa: E731
+    assert [key(r) for r in got.records] == [key(r) for r in want.records] and got.records
+    assert len(dtd.roots(model, x, rule, layer=1, output=0).neurons) > 0
+    with pytest.raises(dtd.InputError, match="torch tensor"):
+        dtd.lrp(model, x.numpy(), rule)
