@@ -307,13 +307,7 @@ class Network:
         rhs: list[Fraction] = []
         for l, s in zip(self.relu_layers, pattern):
             A, c = maps[l - 1]
-            for j, sj in enumerate(np.asarray(s)):
-                if sj >= 0:
-                    rows.append(-A[j])
-                    rhs.append(c[j])
-                if sj <= 0:
-                    rows.append(A[j])
-                    rhs.append(-c[j])
+            sign_rows(A, c, s, rows, rhs)
         if not rows:
             return np.empty((0, self.input_size), dtype=object), np.empty(0, dtype=object)
         return np.array(rows, dtype=object), np.array(rhs, dtype=object)
@@ -445,6 +439,18 @@ class Network:
         from .symbolic.translate import to_sympy
 
         return to_sympy(self, pattern, output=output, **kwargs)
+
+
+def sign_rows(A: Any, c: Any, signs: Any, rows: list[Any], rhs: list[Any]) -> None:
+    r"""Append the closed-region inequalities of affine pre-activations :math:`z = A x + c` with the signs s:
+    s = +1 gives :math:`-z \le 0`, s = -1 gives :math:`z \le 0`, s = 0 both (rows of A x <= b)."""
+    for j, sj in enumerate(np.asarray(signs)):
+        if sj >= 0:
+            rows.append(-A[j])
+            rhs.append(c[j])
+        if sj <= 0:
+            rows.append(A[j])
+            rhs.append(-c[j])
 
 
 def relu(z: ExactArray) -> ExactArray:

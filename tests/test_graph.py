@@ -18,6 +18,8 @@ from dtd_formal.graph import GraphBuilder, GraphNetwork
 from dtd_formal.network import Network
 from dtd_formal.rules.parse import parse_rule
 
+from graph_nets import pool_net as _pool_net
+
 ONNX_FILES = ["cifar_deep_kw.onnx", "cnn_max_mninst3.onnx", "conv_mp1.onnx", "mnist2x10.onnx",
               "ACASXU_experimental_v2a_1_1.onnx", "fc_2-2-3.onnx"] + [
     f"layer-zoo/{n}.onnx" for n in ("add", "batchnorm", "conv", "flatten", "maxpool", "reshape", "sub", "transpose")]
@@ -254,14 +256,6 @@ def test_graph_equals_dense_unrolled_twin_exactly(rule_spec: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- max pool
-def _pool_net() -> GraphNetwork:
-    """z0 = 2 x0, z1 = -x0 + x1 + 1/2, relu, max over the two, y = the max."""
-    g = GraphBuilder((2,))
-    h = g.relu(g.dense(g.input, [[2, 0], [-1, 1]], [0, Fraction(1, 2)]))
-    p = g.maxpool(g.reshape(h, (1, 2)), (2,), name="pool")
-    return g.network(g.dense(g.flatten(p), [[1]], [0]))
-
-
 def test_root_that_changes_the_maxpool_argmax_leaves_the_region() -> None:
     # by hand at x = (1, 1): z = (2, 1/2), the pool picks neuron 0 and y = 2 x0.
     # z+ root of neuron 0: v = x * [w0 > 0] = (1, 0), t = z0 / (w0 . v) = 1, root (0, 1); there z1 = 3/2 > z0 = 0:

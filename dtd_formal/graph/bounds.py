@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..exact import to_fast
-from ..rules.ops import FAST_EXACT
+from ..rules.ops import FAST_EXACT, ExactOps
 from .network import GraphNetwork
 from .operators import converted, gather_rows
 
@@ -184,14 +184,20 @@ def intervals(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return out
 
 
-class IntervalOps:
+class IntervalOps(ExactOps):
     """The rules' ops namespace over :class:`Interval` entries: a rule body evaluated here bounds its exact value
-    for every point of the boxes it is given (any undecided comparison or division raises :class:`Undecided`)."""
+    for every point of the boxes it is given (any undecided comparison or division raises :class:`Undecided`).
+
+    The exact namespace's operations carry over unchanged (their comparisons and divisions are the intervals'
+    own); only parameters, ``pos`` and ``neg`` (a clamp, not a case split) differ.
+    """
 
     name = "interval"
     exact_results = False
 
     def __init__(self) -> None:
+        super().__init__(FAST_EXACT.rational)
+        self.name = "interval"
         self.zero, self.one = Interval(FAST_EXACT.rational(0)), Interval(FAST_EXACT.rational(1))
 
     def const(self, value: Any) -> Any:
@@ -203,88 +209,19 @@ class IntervalOps:
         return Interval(c)
 
     @staticmethod
-    def _exact_sign(w: Any, positive: bool) -> np.ndarray:
+    def _clamp(w: Any, side: Any) -> np.ndarray:
+        """Each entry's image under max(., 0) (``side`` = max) or min(., 0) (``side`` = min)."""
         arr = np.asarray(w, dtype=object)
         out = np.empty(arr.shape, dtype=object)
-        out.ravel()[:] = [int((v > 0) if positive else (v < 0)) for v in arr.ravel()]
+        out.ravel()[:] = [Interval(side(v.lo, 0), side(v.hi, 0)) if isinstance(v, Interval) else side(v, 0)
+                          for v in arr.ravel()]
         return out
-
-    def positive_mask(self, w: Any) -> np.ndarray:
-        return self._exact_sign(w, True)
-
-    def negative_mask(self, w: Any) -> np.ndarray:
-        return self._exact_sign(w, False)
 
     def pos(self, w: Any) -> np.ndarray:
-        arr = np.asarray(w, dtype=object)
-        out = np.empty(arr.shape, dtype=object)
-        out.ravel()[:] = [Interval(max(v.lo, 0), max(v.hi, 0)) if isinstance(v, Interval) else max(v, 0)
-                          for v in arr.ravel()]
-        return out
+        return self._clamp(w, max)
 
     def neg(self, w: Any) -> np.ndarray:
-        arr = np.asarray(w, dtype=object)
-        out = np.empty(arr.shape, dtype=object)
-        out.ravel()[:] = [Interval(min(v.lo, 0), min(v.hi, 0)) if isinstance(v, Interval) else min(v, 0)
-                          for v in arr.ravel()]
-        return out
-
-    @staticmethod
-    def where(cond: Any, x: Any, y: Any) -> np.ndarray:
-        c, xb, yb = np.broadcast_arrays(np.asarray(cond, dtype=object), np.asarray(x, dtype=object),
-                                        np.asarray(y, dtype=object))
-        out = np.empty(c.shape, dtype=object)
-        out.ravel()[:] = [u if bool(ci) else v for ci, u, v in zip(c.ravel(), xb.ravel(), yb.ravel())]
-        return out
-
-    @staticmethod
-    def matmul(A: Any, B: Any) -> np.ndarray:
-        return np.asarray(A, dtype=object).dot(np.asarray(B, dtype=object))
-
-    def sum(self, x: Any, axis: int | None = None) -> Any:
-        arr = np.asarray(x, dtype=object)
-        if axis is None:
-            total: Any = self.zero
-            for v in arr.ravel():
-                total = total + v
-            return total
-        return np.sum(arr, axis=axis, initial=self.zero).astype(object)
-
-    @staticmethod
-    def transpose(A: Any) -> np.ndarray:
-        return np.asarray(A, dtype=object).T
-
-    def ones_like(self, x: Any) -> np.ndarray:
-        out = np.empty(np.shape(x), dtype=object)
-        out.fill(self.one)
-        return out
-
-    def zeros_like(self, x: Any) -> np.ndarray:
-        out = np.empty(np.shape(x), dtype=object)
-        out.fill(self.zero)
-        return out
-
-    @staticmethod
-    def stabilise(z: Any, eps: Any) -> np.ndarray:
-        arr = np.asarray(z, dtype=object)
-        out = np.empty(arr.shape, dtype=object)
-        out.ravel()[:] = [v + eps if v >= 0 else v - eps for v in arr.ravel()]  # undecided signs raise
-        return out
-
-    def safe_divide(self, n: Any, d: Any) -> np.ndarray:
-        nb, db = np.broadcast_arrays(np.asarray(n, dtype=object), np.asarray(d, dtype=object))
-        out = np.empty(nb.shape, dtype=object)
-        vals = []
-        for a, b in zip(nb.ravel(), db.ravel()):
-            bi = _iv(b)
-            vals.append(self.zero if bi.lo == bi.hi == 0 else a / bi)  # an interval straddling 0 raises
-        out.ravel()[:] = vals
-        return out
-
-    @staticmethod
-    def is_zero(x: Any) -> np.ndarray:
-        arr = np.asarray(x, dtype=object)
-        return np.array([_iv(v) == 0 for v in arr.ravel()], dtype=bool).reshape(arr.shape)
+        return self._clamp(w, min)
 
 
 __all__ = ["interval_bounds", "Interval", "IntervalOps", "Undecided", "intervals"]

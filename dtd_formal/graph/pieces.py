@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..network import sign_rows
 from ..rules.ops import EXACT
 from .network import GraphNetwork, backward_gradient
 
@@ -83,13 +84,7 @@ def graph_region(net: GraphNetwork, pattern: dict[int, Any]) -> tuple[np.ndarray
     for k, node in enumerate(net.nodes):
         if node.kind == "relu":
             A, c = maps[node.inputs[0]]
-            for j, s in enumerate(np.asarray(pattern[k])):
-                if s >= 0:
-                    rows.append(-A[j])
-                    rhs.append(c[j])
-                if s <= 0:
-                    rows.append(A[j])
-                    rhs.append(-c[j])
+            sign_rows(A, c, pattern[k], rows, rhs)
         elif node.kind == "maxpool":
             A, c = maps[node.inputs[0]]
             for w, m_star in enumerate(ch[k]):

@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import InputError, check_timeout
 from ..exact import sign, to_float, to_fraction, to_fraction_array
 from ..rules.base import Rule
-from ..smt.counterexample import (RootExitCounterexample, _check_question, _field, _fmt, _int_lists, in_box,
+from ..smt.counterexample import (RootExitCounterexample, _check_question, _field, _int_lists, in_box,
                                   question_from_json)
 from ..smt.problem import parse_box, root_exit_question
 from ..verdict import Proved, Question, Refuted, Unknown, Verdict
@@ -230,30 +230,22 @@ class GraphRootExitCounterexample(RootExitCounterexample):
         cex = cls(question, xa, np.asarray(root, dtype=object), Fraction(step),
                   [[int(v) for v in s] for s in sb.values()], [[int(v) for v in s] for s in sa.values()],
                   flips, bool(flips), leaves_map, found_by)
+        cex.fast_flipped = rep.records[0].flipped if rep.records else None  # what the fast classification says
         holds = cex.leaves_pattern if q["variant"] == "pattern" else cex.leaves_affine_map
         return (cex, "") if holds else (None, "the root does not leave the region")
 
     def check(self, net: Any, rule: Rule, reference: bool | None = None) -> list[str]:
         """Mismatches against the exact re-derivation (empty: confirmed); also asks the fast classification
-        (certified floats) to agree with the plain Fraction evaluation."""
-        from .explain import graph_root_regions
-
+        (certified floats) of the re-derivation to agree with its plain Fraction evaluation."""
         bad = _check_question(self.question, net, rule)
         if bad:
             return bad
         fresh, why = type(self).derive(self.question, net, rule, self.input, self.found_by)
         if fresh is None:
             return [f"input: {why}"]
-        for name in ("root", "step", "patterns_before", "patterns_after", "flipped", "leaves_pattern",
-                     "leaves_affine_map"):
-            mine, theirs = getattr(self, name), getattr(fresh, name)
-            same = (len(mine) == len(theirs) and all(u == v for u, v in zip(mine, theirs))) if name == "root" else \
-                ([tuple(f) for f in mine] == [tuple(f) for f in theirs] if name == "flipped" else mine == theirs)
-            if not same:
-                bad.append(f"{name}: stored {_fmt(mine)}, re-derived {_fmt(theirs)}")
-        rec = graph_root_regions(net, self.input, rule, scope=self.scope, output=self.output,
-                                 definition=self.definition, layers=[self.layer], neurons=[self.neuron]).records
-        if not rec or [tuple(f) for f in rec[0].flipped] != [tuple(f) for f in fresh.flipped]:
+        bad.extend(self.mismatches(fresh))
+        fast = getattr(fresh, "fast_flipped", None)
+        if fast is None or [tuple(f) for f in fast] != [tuple(f) for f in fresh.flipped]:
             bad.append("the fast classification does not confirm the flipped units")
         return bad
 
@@ -394,7 +386,7 @@ def _solve(net: GraphNetwork, rule: Rule, layer: int, j: int, low: np.ndarray, h
     tried, spent = 0, False
     why_not = "not tried"
     for n_batch, batch in enumerate(_candidates(low, high, rng, max_samples) if falsify else ()):
-        if n_batch == 1 or not falsify:  # after the first batch (the centre refutes most exits): try to prove
+        if n_batch == 1:  # after the first batch (the centre refutes most exits): try to prove
             why_not = interval_root_proof(net, rule, layer, j, scope, variant, definition, bounds)
             if why_not is None:
                 return Proved(statement, "interval bounds", {"method": "interval-roots"}, question=question)
@@ -409,7 +401,7 @@ def _solve(net: GraphNetwork, rule: Rule, layer: int, j: int, low: np.ndarray, h
                 cex = GraphRootExitCounterexample.build(question, net, rule, batch[rec.input_index], "falsify")
                 if cex is not None:
                     return Refuted(statement, cex, method="falsify", question=question)
-    if not falsify or why_not == "not tried":
+    if why_not == "not tried":  # no falsifier, or it stopped within its first batch
         why_not = interval_root_proof(net, rule, layer, j, scope, variant, definition, bounds)
         if why_not is None:
             return Proved(statement, "interval bounds", {"method": "interval-roots"}, question=question)

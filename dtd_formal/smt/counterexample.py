@@ -246,6 +246,17 @@ class RootExitCounterexample(_Rederived):
         fresh, why = type(self).derive(self.question, net, rule, self.input, self.found_by)
         if fresh is None:
             return [f"input: {why}"]
+        bad.extend(self.mismatches(fresh))
+        if reference if reference is not None else net.n_relus <= 64:
+            leaves, leaves_map = classify_root_reference(net, self.input, self.layer, self.neuron, fresh.root,
+                                                         self.output, self.scope)
+            if not (leaves if self.variant == "pattern" else leaves_map) or leaves != bool(fresh.flipped):
+                bad.append("the textbook region twin does not confirm the exit")
+        return bad
+
+    def mismatches(self, fresh: "RootExitCounterexample") -> list[str]:
+        """Every recorded field (root, step, patterns, flipped units, verdicts) that differs from ``fresh``."""
+        bad = []
         for name in ("root", "step", "patterns_before", "patterns_after", "flipped", "leaves_pattern",
                      "leaves_affine_map"):
             mine, theirs = getattr(self, name), getattr(fresh, name)
@@ -253,11 +264,6 @@ class RootExitCounterexample(_Rederived):
                 ([tuple(f) for f in mine] == [tuple(f) for f in theirs] if name == "flipped" else mine == theirs)
             if not same:
                 bad.append(f"{name}: stored {_fmt(mine)}, re-derived {_fmt(theirs)}")
-        if reference if reference is not None else net.n_relus <= 64:
-            leaves, leaves_map = classify_root_reference(net, self.input, self.layer, self.neuron, fresh.root,
-                                                         self.output, self.scope)
-            if not (leaves if self.variant == "pattern" else leaves_map) or leaves != bool(fresh.flipped):
-                bad.append("the textbook region twin does not confirm the exit")
         return bad
 
     # ------------------------------------------------------------------ JSON

@@ -16,16 +16,10 @@ from dtd_formal.errors import InputError
 from dtd_formal.graph import GraphBuilder
 from dtd_formal.rules.parse import parse_rule
 
+from graph_nets import pool_net as _pool_net
 from mutants import SOUNDNESS_MUTANTS
 
 F = Fraction
-
-
-def _pool_net() -> Any:
-    g = GraphBuilder((2,))
-    h = g.relu(g.dense(g.input, [[2, 0], [-1, 1]], [0, F(1, 2)]))
-    p = g.maxpool(g.reshape(h, (1, 2)), (2,), name="pool")
-    return g.network(g.dense(g.flatten(p), [[1]], [0]))
 
 
 def _conv_net() -> Any:
