@@ -2,7 +2,7 @@
 roots (certified float pass with exact fall-back, and the exact-only path for comparison), and find_root_exit on
 one conv neuron of conv_mp1 over a small box.
 
-    python benchmarks/bench_graph.py [--data ../shared/data] [--roots 200] [--quick]
+    python benchmarks/bench_graph.py [--data ../shared/data] [--roots 200] [--quick] [--memory]
 
 Prints one JSON object per measurement (seconds, roots/s, verdict counts).
 """
@@ -93,13 +93,34 @@ def bench_root_exit(data: Path) -> None:
                       "reason": getattr(verdict, "reason", None)}))
 
 
+def bench_memory(data: Path) -> None:
+    """Traced Python memory of the CIFAR graph: after loading, and with its per-backend caches after root regions."""
+    import pickle
+    import tracemalloc
+
+    tracemalloc.start()
+    net = dtd.load(data / "cifar_deep_kw.onnx")
+    loaded, load_peak = tracemalloc.get_traced_memory()
+    x = _input(net, 1)
+    dtd.root_regions(net, x, parse_rule("zplus"), layers=1, neurons=range(0, 2048, 20))
+    cached, cache_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(json.dumps({"bench": "cifar graph memory (tracemalloc)", "loaded MB": round(loaded / 1e6, 1),
+                      "load peak MB": round(load_peak / 1e6, 1), "with caches MB": round(cached / 1e6, 1),
+                      "peak MB": round(cache_peak / 1e6, 1), "pickled MB": round(len(pickle.dumps(net)) / 1e6, 1)}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--roots", type=int, default=200, help="layer-1 roots per net (0: all relevant ones)")
     ap.add_argument("--quick", action="store_true", help="skip the exact-only comparison runs")
+    ap.add_argument("--memory", action="store_true", help="only the memory measurement")
     args = ap.parse_args()
     data = Path(args.data)
+    if args.memory:
+        bench_memory(data)
+        return
     bench_relevance(data)
     for name in ("cifar_deep_kw.onnx", "cnn_max_mninst3.onnx", "conv_mp1.onnx"):
         bench_regions(data, name, args.roots, not args.quick)
