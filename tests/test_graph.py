@@ -665,3 +665,33 @@ def test_red_team_regressions_scale_bounds_and_replayed_output() -> None:
                                               if k not in ("kind", "network", "rule")}).statement()
     with pytest.raises(dtd.InputError, match="output 7 does not exist"):
         replay_data(data)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_exact_scatter_dot_equals_a_textbook_sum(fast: bool) -> None:
+    """The exact transposed patch product (shared lcms per row set, one reduction per output) equals the plain
+    sum of Fractions y_i = sum_{(j, m): idx[j, m] = i} C[j, m] s_j, with padding (-1), zero rows, rows that share
+    their output set (channels) and ones that do not."""
+    from dtd_formal.exact import FAST_RATIONAL
+    from dtd_formal.graph.operators import scatter_dot
+    from dtd_formal.rules.ops import ExactOps
+
+    rng = np.random.default_rng(7)
+    n, rows, k = 12, 9, 4
+    idx = rng.integers(-1, n, size=(rows, k))
+    idx[3] = idx[2]  # two rows with the same outputs (as two channels of a convolution)
+    num = rng.integers(-50, 50, size=(rows, k))
+    C = np.array([[Fraction(int(v), 2 ** int(rng.integers(0, 5))) for v in r] for r in num], dtype=object)
+    s = np.array([Fraction(int(rng.integers(-99, 99)), int(rng.integers(1, 10**6))) for _ in range(rows)], dtype=object)
+    s[5] = Fraction(0)
+    expected = [Fraction(0)] * n
+    for j in range(rows):
+        for m in range(k):
+            if idx[j, m] >= 0:
+                expected[idx[j, m]] += C[j, m] * s[j]
+    rational = FAST_RATIONAL if fast else Fraction
+    ops = ExactOps(rational)
+    cast = np.vectorize(lambda v: rational(v.numerator, v.denominator), otypes=[object])
+    got = scatter_dot(ops, cast(C), cast(s), idx, n)
+    assert [Fraction(int(v.numerator), int(v.denominator)) for v in got] == expected
+    assert any(v != 0 for v in expected)
