@@ -22,7 +22,7 @@ from .network import Network, relu
 from .rules.base import Rule
 from .rules.composites import Composite, rule_for_layer
 from .rules.ops import EXACT, FAST_EXACT, FLOAT64
-from .walk import call_rule, forward, per_layer, relevance, relevant_neurons, root_points
+from .walk import call_rule, forward, per_layer, relevance, relevant_neurons, resolve_activation, root_points
 
 Arithmetic = Literal["exact", "float64"]
 RootDefinition = Literal["true", "paper-code"]
@@ -101,32 +101,46 @@ def lrp(
     net: Network,
     x: Any,
     rule_or_composite: Rule | Composite,
-    output: int = 0,
+    output: Any = 0,
     arithmetic: Arithmetic = "exact",
+    activation: str | None = None,
+    target: Any = None,
 ) -> Relevance:
     r"""Layer-wise relevance propagation with one rule or a composite.
 
     :math:`R^L = f_c(x) e_c`, then for l = L..1: :math:`R^{l-1} = [a_{l-1} > 0] \odot \mathrm{rule}_l.
-    \mathrm{redistribute}(a_{l-1}, W_l, b_l, R^l)`, where the ReLU gate :math:`[a_{l-1} > 0]` (zennit's: the
-    ReLU's gradient) applies below hidden ReLU layers, not at the input (:func:`dtd_formal.walk.relevance`). Exact
-    by default (Fractions; computed with gmpy2 rationals, the same values); ``arithmetic="float64"`` runs the same
-    rule bodies in floats. An operator graph goes to :func:`dtd_formal.graph.explain.graph_lrp`, a
-    ``torch.nn.Module`` (with a batch tensor x) to :func:`dtd_formal.torch.lrp` (its relevance tensor).
+    \mathrm{redistribute}(a_{l-1}, W_l, b_l, R^l)`, where the ReLU gate :math:`[a_{l-1} > 0]` (the ReLU's
+    gradient) applies below hidden ReLU layers, not at the input (:func:`dtd_formal.walk.relevance`).
+    ``activation="pass"`` drops the gate (zennit's ``Pass`` on activations); the default is "pass" when a rule
+    uses ``bias="zennit"`` and "gate" otherwise, the DTD derivation (an inactive neuron's expansion has nothing to
+    redistribute; see :data:`dtd_formal.walk.ACTIVATIONS`). Exact by default (Fractions; computed with gmpy2
+    rationals, the same values); ``arithmetic="float64"`` runs the same rule bodies in floats. An operator graph
+    goes to :func:`dtd_formal.graph.explain.graph_lrp`, a ``torch.nn.Module`` to :func:`dtd_formal.torch.lrp`
+    (its relevance tensor; there ``target`` may also be a relevance tensor, zennit's ``grad_outputs``).
+    ``target`` is another name for ``output`` (captum's).
     """
+    if target is not None:
+        if output not in (0, None) and not is_torch_module(net):
+            raise InputError("give the explained output once: output= or target=, not both")
+        output = target
     if is_torch_module(net):  # a zennit user's model: the torch backend (floats, a relevance tensor)
         from .torch import lrp as torch_lrp
 
         if arithmetic != "exact":
             raise InputError("an nn.Module is explained by the torch backend in its own dtype; drop arithmetic=")
-        return torch_lrp(net, x, rule_or_composite, output=output)  # type: ignore[return-value]
+        return torch_lrp(net, x, rule_or_composite, output=output if target is None else None,  # type: ignore[return-value]
+                         target=target, activation=activation)
+    if not isinstance(output, (int, np.integer)) or isinstance(output, bool):
+        raise InputError(f"output/target: the exact engine explains one output index, got {output!r}")
+    output = int(output)
     if getattr(net, "is_graph", False):
         from .graph.explain import graph_lrp
 
-        return graph_lrp(net, x, rule_or_composite, output, arithmetic)  # type: ignore[return-value]
+        return graph_lrp(net, x, rule_or_composite, output, arithmetic, activation)  # type: ignore[return-value]
     net.check_output(output)
     layers, ops = arithmetic_ops(net, arithmetic)
     acts, _ = forward(ops, layers, net.relu_flags, _input_array(net, x, arithmetic))
-    per, conservation, rules = propagate(net, acts, layers, ops, rule_or_composite, output)
+    per, conservation, rules = propagate(net, acts, layers, ops, rule_or_composite, output, activation)
     if arithmetic == "exact":
         per = [from_fast(R) for R in per]
         for c in conservation:
@@ -137,11 +151,13 @@ def lrp(
 
 def propagate(
     net: Network, acts: list[Any], layers: list[tuple[Any, Any]], ops: Any, rule_or_composite: Rule | Composite,
-    output: int,
+    output: int, activation: str | None = None,
 ) -> tuple[list[Any], list[LayerConservation], list[Rule]]:
     """The LRP recursion of :func:`lrp` on given activations (the walk's backward pass), with the conservation
-    bookkeeping of every layer, in the arithmetic of ``ops`` / ``layers``."""
-    steps = relevance(ops, layers, net.relu_flags, acts, rule_or_composite, output)
+    bookkeeping of every layer, in the arithmetic of ``ops`` / ``layers``; ``activation`` as in :func:`lrp`."""
+    L = net.n_layers
+    activation = resolve_activation(activation, [rule_for_layer(rule_or_composite, l, L) for l in range(1, L + 1)])
+    steps = relevance(ops, layers, net.relu_flags, acts, rule_or_composite, output, activation=activation)
     conservation: list[LayerConservation] = [None] * net.n_layers  # type: ignore[list-item]
     rules: list[Rule] = [None] * net.n_layers  # type: ignore[list-item]
     for st in steps:
@@ -315,7 +331,7 @@ class ExactDTDResult:
 
 
 def exact_dtd(net: Network, x: Any, root_policy: RootPolicy, output: int = 0) -> ExactDTDResult:
-    r"""The recursive DTD of THEORY.md section 2, exact, with roots treated as locally constant.
+    r"""The recursive DTD of docs/theory.md section 2, exact, with roots treated as locally constant.
 
     Each relevance is an affine function of the layer input composed with its neuron's activation:
     :math:`R^l_j(a_{l-1}) = u_j\,\phi(z_j(a_{l-1})) - k_j` (:math:`\phi` = relu, or identity for a last layer

@@ -44,7 +44,7 @@ Scope = Literal["layer", "upper"]
 
 @dataclass
 class RootRegionRecord:
-    """Region verdict for one root (fields as DESIGN.md lists them).
+    """Region verdict for one root (fields as docs/api.md, "Region verdicts", lists them).
 
     ``root`` is exact (Fractions) for exact runs, float64 for ``arithmetic="float64"``; internally the exact root
     may be held as gmpy2 rationals and is converted to Fractions (the same values) on first access.
@@ -318,7 +318,7 @@ def root_regions(
             R = None
             if definition == "paper-code" and keep:
                 if relevance is None:
-                    relevance = propagate(net, acts, layers_arr, ops, rule, output)[0]
+                    relevance = propagate(net, acts, layers_arr, ops, rule, output, "gate")[0]
                 R = relevance[l][np.array(keep)]
             neurons_list: list[int] = []
             if keep:

@@ -6,7 +6,8 @@ numbers — exact rationals (:class:`~dtd_formal.rules.ops.ExactOps`), float64, 
 
 - :func:`forward`: :math:`z_m = W_m a_{m-1} + b_m`, :math:`a_m = \mathrm{relu}(z_m)` (``ops.pos``) on ReLU layers;
 - :func:`relevance`: :math:`R^L = f_c(x)\,e_c`, :math:`R^{l-1} = [a_{l-1} > 0] \odot
-  \mathrm{rule}_l.\mathrm{redistribute}(a_{l-1}, W_l, b_l, R^l)` with the ReLU gate below hidden ReLU layers;
+  \mathrm{rule}_l.\mathrm{redistribute}(a_{l-1}, W_l, b_l, R^l)` with the ReLU gate below hidden ReLU layers
+  (or, ``activation="pass"``, zennit's Pass: no gate; :data:`ACTIVATIONS`);
 - :func:`root_points`: :math:`(t, V, \mathrm{den}) = \mathrm{rule.root\_step}(a, W, b)` and the roots
   :math:`\tilde a^{(j)} = a - t_j v_j`;
 - :func:`gradient`: :math:`g \leftarrow W_l^\top (g \odot [z_l > 0])` from :math:`e_c` (relu'(0) = 0);
@@ -29,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -183,15 +184,35 @@ class LayerStep:
     lower: Any
 
 
+#: How relevance crosses a ReLU: "gate" multiplies by :math:`[z > 0]` (the ReLU's gradient: the DTD derivation,
+#: where an inactive neuron's Taylor expansion has no relevance to give), "pass" hands it on unchanged (zennit's
+#: ``Pass`` rule on activations, which its presets use).
+ACTIVATIONS = ("gate", "pass")
+
+
+def resolve_activation(activation: str | None, rules: Iterable[Rule]) -> str:
+    """The ReLU convention: ``activation`` if given, else "pass" when a rule uses ``bias="zennit"`` (zennit's
+    presets) and "gate" otherwise (the DTD derivation)."""
+    if activation is None:
+        return "pass" if any(r.bias == "zennit" for r in rules) else "gate"
+    if activation not in ACTIVATIONS:
+        from .errors import InputError
+
+        raise InputError(f"activation must be 'gate' or 'pass', got {activation!r}")
+    return activation
+
+
 def relevance(ops: Any, layers: Layers, relu: Sequence[bool], acts: Sequence[Any], rule_or_composite: Rule | Composite,
-              output: int, top: Any = None) -> list[LayerStep]:
+              output: int, top: Any = None, activation: str = "gate") -> list[LayerStep]:
     r"""The LRP backward pass (module docstring); returns the steps of layers L..1 (index 0 = layer L).
 
-    ``top`` replaces :math:`R^L = f_c(x) e_c` (any relevance vector of the output layer). The ReLU gate
-    :math:`[a_{l-1} > 0]` (zennit's: the ReLU's gradient) applies below hidden ReLU layers, not at the input: rules
-    whose contributions do not vanish at :math:`a_i = 0` (Flat, WSquare, ZBox) can assign relevance to inactive
-    neurons, which the gate drops.
+    ``top`` replaces :math:`R^L = f_c(x) e_c` (any relevance vector of the output layer). With
+    ``activation="gate"`` the ReLU gate :math:`[a_{l-1} > 0]` (the ReLU's gradient) applies below hidden ReLU
+    layers, not at the input: rules whose contributions do not vanish at :math:`a_i = 0` (Flat, WSquare, ZBox)
+    can assign relevance to inactive neurons, which the gate drops; ``"pass"`` keeps it (zennit's presets).
     """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be 'gate' or 'pass', got {activation!r}")
     L = len(layers)
     R = top_relevance(ops, acts[-1], output) if top is None else top
     steps: list[LayerStep] = []
@@ -199,7 +220,8 @@ def relevance(ops: Any, layers: Layers, relu: Sequence[bool], acts: Sequence[Any
         rule = rule_for_layer(rule_or_composite, l, L)
         a, (W, b) = acts[l - 1], layers[l - 1]
         raw = call_rule(rule, "redistribute", ops, a, W, b, R, layer=l, shapes=[np.shape(a)])
-        low = ops.where(a > 0, raw, ops.zero) if l > 1 and relu[l - 2] else raw
+        gated = activation == "gate" and l > 1 and relu[l - 2]
+        low = ops.where(a > 0, raw, ops.zero) if gated else raw
         steps.append(LayerStep(l, rule, R, raw, low))
         R = low
     return steps

@@ -16,15 +16,20 @@ from dtd_formal.rules import AlphaBeta, Epsilon, Flat, Gamma, WSquare, ZBox, ZPl
 from zennit_ref import import_zennit  # noqa: E402
 
 
-def _zennit_relevance(model: "torch.nn.Module", x: np.ndarray, zrule, output: int, first_rule=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _zennit_relevance(model: "torch.nn.Module", x: np.ndarray, zrule, output: int, first_rule=None,  # type: ignore[no-untyped-def]
+                      activation: str = "pass") -> np.ndarray:
+    """zennit's relevance; ``activation="pass"`` puts its Pass rule on every ReLU (as its presets do), "gate"
+    leaves the ReLU's gradient."""
     zennit = import_zennit()
     from zennit.attribution import Gradient
     from zennit.composites import LayerMapComposite, SpecialFirstLayerMapComposite
+    from zennit.types import Activation
 
+    layer_map = [(torch.nn.Linear, zrule)] + ([(Activation, zennit.rules.Pass())] if activation == "pass" else [])
     if first_rule is None:
-        composite = LayerMapComposite([(torch.nn.Linear, zrule)])
+        composite = LayerMapComposite(layer_map)
     else:
-        composite = SpecialFirstLayerMapComposite([(torch.nn.Linear, zrule)], [(torch.nn.Linear, first_rule)])
+        composite = SpecialFirstLayerMapComposite(layer_map, [(torch.nn.Linear, first_rule)])
     inp = torch.tensor(x[None, :], dtype=torch.float64, requires_grad=True)
     with Gradient(model=model, composite=composite) as attributor:
         out, rel = attributor(inp, lambda y: torch.eye(y.shape[1], dtype=y.dtype)[[output]] * y)
@@ -52,14 +57,17 @@ CASES = [
 
 @pytest.mark.parametrize("name,make_zennit,rule", CASES, ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_exact_zennit_convention_matches_zennit(name, make_zennit, rule, seed) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("activation", ["pass", "gate"])
+def test_exact_zennit_convention_matches_zennit(name, make_zennit, rule, seed, activation) -> None:  # type: ignore[no-untyped-def]
+    """The exact engine's activation="pass" (the zennit convention's default) and "gate" against zennit with
+    Pass on the ReLUs and without it."""
     zennit = import_zennit()
     net = _random_net(seed, final_relu=bool(seed))
     rng = np.random.default_rng(100 + seed)
     x = rng.normal(size=5)  # negative inputs too: zennit's generalised rules are defined there
     output = int(np.argmax(net.to_float().forward(x)))
-    ref = _zennit_relevance(net.to_torch(), x, make_zennit(zennit), output)
-    ours = dtd.to_float(dtd.lrp(net, x, rule, output=output).input)
+    ref = _zennit_relevance(net.to_torch(), x, make_zennit(zennit), output, activation=activation)
+    ours = dtd.to_float(dtd.lrp(net, x, rule, output=output, activation=None if activation == "pass" else "gate").input)
     assert np.abs(ref).max() > 1e-3  # a non-trivial explanation
     np.testing.assert_allclose(ours, ref, rtol=1e-9, atol=1e-12 * np.abs(ref).max())
 

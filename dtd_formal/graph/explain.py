@@ -66,8 +66,11 @@ def _proportional(ops: Any, x: Any, y: Any, R: Any, zennit: bool) -> Any:
 
 
 def graph_relevance(ops: Any, net: GraphNetwork, vals: list[Any], rule_or_composite: Rule | Composite, output: int,
-                    top: Any = None) -> tuple[list[Any], list[LayerStep]]:
-    """Relevance of every node's output (module docstring) and the step of every layer (L..1)."""
+                    top: Any = None, activation: str = "gate") -> tuple[list[Any], list[LayerStep]]:
+    """Relevance of every node's output (module docstring) and the step of every layer (L..1); a ReLU gates its
+    relevance with ``activation="gate"`` and passes it unchanged with "pass" (:data:`dtd_formal.walk.ACTIVATIONS`)."""
+    if activation not in ("gate", "pass"):
+        raise ValueError(f"activation must be 'gate' or 'pass', got {activation!r}")
     L = net.n_layers
     layer_of = {info.node: info.layer for info in net.layers}
     rules = {l: rule_for_layer(rule_or_composite, l, L, _kind(net, l)) for l in range(1, L + 1)}
@@ -88,7 +91,7 @@ def graph_relevance(ops: Any, net: GraphNetwork, vals: list[Any], rule_or_compos
             steps.append(LayerStep(l, rules[l], Rk, low, low))
             sends = [low]
         elif node.kind == "relu":
-            sends = [ops.where(x > 0, Rk, ops.zero)]
+            sends = [ops.where(x > 0, Rk, ops.zero) if activation == "gate" else Rk]
         elif node.kind == "maxpool":
             win = _first_winners(ops, node, x)
             out = ops.zeros_like(x)
@@ -156,16 +159,21 @@ class GraphRelevance:
 
 
 def graph_lrp(net: GraphNetwork, x: Any, rule_or_composite: Rule | Composite, output: int = 0,
-              arithmetic: str = "exact") -> GraphRelevance:
+              arithmetic: str = "exact", activation: str | None = None) -> GraphRelevance:
     """LRP on a graph (module docstring): exact by default (computed with gmpy2 rationals, returned as
-    Fractions), or ``arithmetic="float64"`` (the same rule bodies in floats)."""
+    Fractions), or ``arithmetic="float64"`` (the same rule bodies in floats); ``activation`` as in
+    :func:`dtd_formal.lrp` (default: "pass" under the zennit bias convention, else "gate")."""
     from ..dtd import LayerConservation
     from ..exact import to_float
     from ..rules.ops import FLOAT64
+    from ..walk import resolve_activation
 
     net.check_output(output)
     if not net.layers:
         raise InputError("the network graph has no dense or conv layer to explain")
+    L = net.n_layers
+    activation = resolve_activation(
+        activation, [rule_for_layer(rule_or_composite, l, L, _kind(net, l)) for l in range(1, L + 1)])
     if arithmetic == "exact":
         ops, convert, total = FAST_EXACT, from_fast, fast_to_fraction
         vals = net.evaluate(ops, to_fast(net.as_input(x)))
@@ -174,7 +182,7 @@ def graph_lrp(net: GraphNetwork, x: Any, rule_or_composite: Rule | Composite, ou
         vals = net.evaluate(ops, to_float(net.as_input(x)))
     else:
         raise InputError(f"arithmetic must be 'exact' or 'float64', got {arithmetic!r}")
-    R, steps = graph_relevance(ops, net, vals, rule_or_composite, output)
+    R, steps = graph_relevance(ops, net, vals, rule_or_composite, output, activation=activation)
     per_node = [convert(v) for v in R]
     per_layer = [per_node[0]] + [per_node[info.node] for info in net.layers]
     ordered = sorted(steps, key=lambda s: s.layer)

@@ -1,6 +1,11 @@
 """Rule strings for the CLI: ``lrp0``, ``epsilon:1e-6``, ``gamma:0.25``, ``zplus``, ``alphabeta:2,1``,
 ``zbox:LOW,HIGH``, ``wsquare``, ``flat``; a suffix ``@zennit`` selects ``bias="zennit"``.
 
+Composite strings name a zennit preset (``epsilon-plus``, ``epsilon-alpha2-beta1``, ``epsilon-plus-flat``,
+``epsilon-alpha2-beta1-flat``, ``epsilon-gamma-box:LOW,HIGH``; also written ``EpsilonPlusFlat`` or with
+underscores), optionally with named parameters (``epsilon-gamma-box:low=-3,high=3,gamma=1/4``) and the same
+``@zennit`` suffix. :func:`parse_explainer` accepts either kind of string.
+
 Numbers are read exactly as the decimal or fraction they spell (``gamma:1/4`` is 1/4).
 """
 
@@ -10,6 +15,7 @@ from fractions import Fraction
 
 from ..errors import InputError
 from .base import Rule
+from .composites import Composite
 from .catalogue import CATALOGUE, AlphaBeta, Epsilon, Gamma, ZBox
 
 _EXPECTED_ARGS = {"epsilon": (0, 1), "gamma": (0, 1), "alphabeta": (0, 2), "zbox": (2, 2)}
@@ -53,6 +59,59 @@ def parse_rule(spec: str, bias: str | None = None) -> Rule:
     if cls is ZBox:
         return ZBox(args[0], args[1], bias=convention)
     return cls(bias=convention)  # type: ignore[call-arg]
+
+
+def _preset_key(name: str) -> str:
+    """``EpsilonPlusFlat`` / ``epsilon-plus-flat`` / ``epsilon_plus_flat`` -> ``epsilon_plus_flat``."""
+    import re
+
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name.strip())
+    return snake.lower().replace("-", "_")
+
+
+def parse_composite(spec: str, bias: str | None = None, canonizers: list | None = None) -> Composite:
+    """Build a zennit preset from its string (module docstring); ``bias`` (if given) overrides an ``@`` suffix."""
+    from .composites import PRESETS
+
+    text = spec.strip()
+    convention = "dtd"
+    if "@" in text:
+        text, convention = text.split("@", 1)
+    convention = bias or convention
+    if convention not in ("dtd", "zennit"):
+        raise InputError(f"composite {spec!r}: bias convention must be dtd or zennit, got {convention!r}")
+    name, _, args_text = text.partition(":")
+    key = _preset_key(name)
+    if key not in PRESETS:
+        known = ", ".join(k.replace("_", "-") for k in sorted(PRESETS))
+        raise InputError(f"unknown composite {spec!r}; known: {known}")
+    positional: list[Fraction] = []
+    named: dict[str, Fraction] = {}
+    for part in (p.strip() for p in args_text.split(",") if p.strip()):
+        if "=" in part:
+            k, _, v = part.partition("=")
+            named[k.strip().lower()] = _number(v.strip(), spec)
+        elif named:
+            raise InputError(f"composite {spec!r}: positional parameter {part!r} after a named one")
+        else:
+            positional.append(_number(part, spec))
+    cls = PRESETS[key]
+    try:
+        return cls(*positional, **named, bias=convention, canonizers=canonizers)  # type: ignore[arg-type,misc]
+    except TypeError as exc:
+        import inspect
+
+        params = [p for p in inspect.signature(cls).parameters if p not in ("bias", "canonizers")]
+        raise InputError(f"composite {spec!r}: {exc}; {cls.__name__} takes {', '.join(params)}") from None
+
+
+def parse_explainer(spec: str, bias: str | None = None) -> Rule | Composite:
+    """A rule string or a composite string (module docstring), whichever ``spec`` is."""
+    from .composites import PRESETS
+
+    if _preset_key(spec.split("@", 1)[0].partition(":")[0]) in PRESETS:
+        return parse_composite(spec, bias)
+    return parse_rule(spec, bias)
 
 
 def _exact_params(rule: Rule) -> list[Fraction] | None:

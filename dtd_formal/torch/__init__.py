@@ -7,20 +7,27 @@ and ONNX conv nets as modules.
 - :func:`csc` (:mod:`.csc`): cosine similarity convergence.
 - :func:`from_onnx` (:mod:`.onnx_import`).
 - :func:`build_plan` (:mod:`.graph`): the torch.fx trace, BatchNorm canonizer and refusals behind all of them.
+- zennit's interface: :mod:`.composites` (its presets and layer/name maps, zennit convention by default),
+  :mod:`.canonizers` (canonizers as objects), :class:`~.attribution.Gradient` (its attributor), and
+  :func:`~.heatmap.heatmap` (its imgify conventions).
 
 ``import torch`` inside this package is absolute and resolves to PyTorch itself; the subpackage is reached as
 ``dtd_formal.torch`` (or lazily as ``dtd.torch``).
 """
 
+from . import canonizers, composites
+from .attribution import Gradient
 from .csc import CSCReport, csc
 from .graph import build_plan
-from .lrp import gradient_times_input, lrp, modified_gradients
+from .heatmap import heatmap, save_heatmap
+from .lrp import gradient_times_input, lrp, modified_gradients, top_relevance
 from .onnx_import import from_onnx
 from .ops import LazyOps, TorchOps
 from .roots import TorchRootRegionRecord, TorchRoots, root_regions, roots
 
 __all__ = [
     "CSCReport",
+    "Gradient",
     "LazyOps",
     "TorchOps",
     "TorchRootRegionRecord",
@@ -28,9 +35,14 @@ __all__ = [
     "build_plan",
     "csc",
     "from_onnx",
+    "canonizers",
+    "composites",
     "gradient_times_input",
+    "heatmap",
     "lrp",
     "modified_gradients",
     "root_regions",
     "roots",
+    "save_heatmap",
+    "top_relevance",
 ]

@@ -67,6 +67,7 @@ class LayerInfo:
     relu_node: str | None = None
     is_last: bool = False  # the last layer L (only the explained output is relevant there)
     input_nonneg: bool = False  # the input is known to be >= 0 (a ReLU output, pooled or reshaped)
+    module_type: type | None = None  # the module's class (composites key rules by it, as zennit's layer maps)
 
 
 @dataclass
@@ -184,7 +185,7 @@ def build_plan(model: nn.Module) -> Plan:
                 op: LayerOp = LinearOp() if isinstance(m, nn.Linear) else ConvOp.from_module(n.target, m)
                 W = m.weight.detach()
                 b = m.bias.detach() if m.bias is not None else torch.zeros(W.shape[0], dtype=W.dtype, device=W.device)
-                info = LayerInfo(len(layers) + 1, n.target, n.name, op.kind, op, W, b, n.name)
+                info = LayerInfo(len(layers) + 1, n.target, n.name, op.kind, op, W, b, n.name, module_type=type(m))
                 layers.append(info)
                 layer_of_node[n.name] = info
                 handler[n.name] = "layer"

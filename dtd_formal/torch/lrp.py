@@ -49,6 +49,7 @@ class LRPState:
     rules: dict[int, Rule]
     norm: str
     dense_linear: bool = False
+    activation: str = "gate"
     record: bool = False
     relevances: dict[int, torch.Tensor] = field(default_factory=dict)
     pool: ScratchPool = field(default_factory=ScratchPool)
@@ -141,6 +142,18 @@ class _LayerFunction(torch.autograd.Function):
         return R_in, None, None, None
 
 
+class _PassReLU(torch.autograd.Function):
+    """relu forward, identity backward: zennit's ``Pass`` rule on an activation (``activation="pass"``)."""
+
+    @staticmethod
+    def forward(ctx: Any, z: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return torch.relu(z)
+
+    @staticmethod
+    def backward(ctx: Any, R: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return R
+
+
 def _normalise(n: torch.Tensor, norm: str) -> torch.Tensor:
     return stabilise(n, ZENNIT_STABILIZER) if norm == "zennit" else n
 
@@ -188,31 +201,47 @@ def _add(name: str, p: torch.Tensor, q: torch.Tensor, norm: str) -> torch.Tensor
     return _AddFunction.apply(p, q, norm)
 
 
+def plan_rules(rule_or_composite: Rule | Composite, plan: Plan) -> dict[int, Rule]:
+    """The rule of every layer of the plan (a composite chooses by module name and type, then by kind)."""
+    if isinstance(rule_or_composite, str):
+        from ..rules.parse import parse_explainer
+
+        rule_or_composite = parse_explainer(rule_or_composite)
+    if not isinstance(rule_or_composite, (Rule, Composite)):
+        raise InputError(f"expected a Rule, a Composite or a rule/composite string, got {type(rule_or_composite).__name__}")
+    return {i.index: rule_for_layer(rule_or_composite, i.index, plan.n_layers, i.kind, i.name, i.module_type)
+            for i in plan.layers}
+
+
 def default_norm(rule_or_composite: Rule | Composite, plan: Plan) -> str:
     """The proportional-node convention: "zennit" if the rules use ``bias="zennit"``, else "dtd"."""
-    rules = [rule_for_layer(rule_or_composite, i.index, plan.n_layers, i.kind) for i in plan.layers]
-    return "zennit" if any(r.bias == "zennit" for r in rules) else "dtd"
+    return "zennit" if any(r.bias == "zennit" for r in plan_rules(rule_or_composite, plan).values()) else "dtd"
 
 
 def make_state(plan: Plan, rule_or_composite: Rule | Composite, norm: str | None = None,
-               dense_linear: bool = False) -> LRPState:
-    if not isinstance(rule_or_composite, (Rule, Composite)):
-        raise InputError(f"expected a Rule or a Composite, got {type(rule_or_composite).__name__}")
-    rules = {i.index: rule_for_layer(rule_or_composite, i.index, plan.n_layers, i.kind) for i in plan.layers}
-    norm = norm or default_norm(rule_or_composite, plan)
+               dense_linear: bool = False, activation: str | None = None) -> LRPState:
+    """The run's rules and conventions: ``norm`` and ``activation`` default from the rules' ``bias`` ("zennit":
+    zennit's Norm and Pass; "dtd": exact normalisers and the ReLU gate)."""
+    from ..walk import resolve_activation
+
+    rules = plan_rules(rule_or_composite, plan)
+    zennit = any(r.bias == "zennit" for r in rules.values())
+    norm = norm or ("zennit" if zennit else "dtd")
     if norm not in ("dtd", "zennit"):
         raise InputError(f"norm must be 'dtd' or 'zennit', got {norm!r}")
-    return LRPState(plan, rules, norm, dense_linear)
+    return LRPState(plan, rules, norm, dense_linear, resolve_activation(activation, rules.values()))
 
 
 def lrp_handlers(state: LRPState) -> Handlers:
     # a ReLU that alone reads a layer's output runs inside the layer's function (see _LayerFunction); when
     # recording, layers stay unfused so that ``outputs[l]`` is the pre-activation z_l
     # (only for rules that keep the output anyway: measured on VGG16, fusing the others costs memory and time)
-    fused = set() if state.record else {
+    # (with activation="pass" the ReLU's backward is the identity: nothing is fused, every ReLU is a _PassReLU)
+    passing = state.activation == "pass"
+    fused = set() if state.record or passing else {
         i.relu_node for i in state.plan.layers if i.relu_after and uses_plain_term(state.rules[i.index])}
     # the other ReLUs that alone read a layer's output run in place: the layer's function does not keep its output
-    in_place = set() if state.record else {
+    in_place = set() if state.record or passing else {
         i.relu_node for i in state.plan.layers if i.relu_after and i.relu_node not in fused}
 
     def layer(info: LayerInfo, a: torch.Tensor) -> torch.Tensor:
@@ -222,6 +251,8 @@ def lrp_handlers(state: LRPState) -> Handlers:
         return y
 
     def relu(name: str, z: torch.Tensor) -> torch.Tensor:
+        if passing:
+            return _PassReLU.apply(z)
         if name in fused:
             return z
         return torch.relu_(z) if name in in_place else torch.relu(z)
@@ -237,7 +268,7 @@ def lrp_handlers(state: LRPState) -> Handlers:
 @contextmanager
 def modified_gradients(
     model: nn.Module, rule_or_composite: Rule | Composite, norm: str | None = None, dense_linear: bool = False,
-    record: bool = False,
+    record: bool = False, activation: str | None = None, plan: Plan | None = None,
 ) -> Iterator[LRPState]:
     """Within the block, ``model(x)`` computes the same outputs and its gradient is the LRP relevance.
 
@@ -253,13 +284,21 @@ def modified_gradients(
         Run Linear layers through the dense rule body (:class:`TorchOps`, per sample) instead of LazyOps.
     record : bool
         Record each layer's upper relevance and output in the yielded state.
+    activation : {"gate", "pass"}, optional
+        How relevance crosses a ReLU: its gradient, the gate :math:`[z > 0]` (the DTD derivation), or unchanged
+        (zennit's ``Pass``); default "pass" when a rule uses ``bias="zennit"``, else "gate".
+    plan : Plan, optional
+        ``build_plan(model)`` when the caller has it already.
 
     Yields
     ------
     LRPState
     """
-    plan = build_plan(model)
-    state = make_state(plan, rule_or_composite, norm, dense_linear)
+    from .canonizers import check_canonizers
+
+    check_canonizers(rule_or_composite)
+    plan = plan or build_plan(model)
+    state = make_state(plan, rule_or_composite, norm, dense_linear, activation)
     state.record = record
     handlers = lrp_handlers(state)
     previous = model.__dict__.get("forward", _MISSING)
@@ -295,36 +334,84 @@ def output_selector(y: torch.Tensor, output: Any) -> torch.Tensor:
     return c
 
 
+def top_relevance(y: torch.Tensor, output: Any = None, target: Any = None) -> torch.Tensor:
+    r"""The output layer's relevance :math:`R^L`: :math:`f_c(x)\, e_c` per row for a class c (``output`` or an
+    integer / per-row ``target``, captum's name; None: the argmax), or ``target`` itself when it is a tensor of
+    the output's shape or a row of it (zennit's ``grad_outputs``, e.g. a one-hot ``torch.eye(n)[[c]]``)."""
+    if target is not None and output is not None:
+        raise InputError("give the explained output once: output= or target=, not both")
+    if isinstance(target, torch.Tensor) and target.is_floating_point():
+        t = target.to(dtype=y.dtype, device=y.device)
+        if t.shape == y.shape[1:]:
+            t = t.expand_as(y)
+        elif t.dim() == 2 and t.shape[0] == 1 and t.shape[1] == y.shape[1]:
+            t = t.expand_as(y)
+        if t.shape != y.shape:
+            raise InputError(f"target: a relevance tensor of shape {tuple(target.shape)} for a model output of "
+                             f"shape {tuple(y.shape)}")
+        return t.clone()
+    c = output_selector(y, target if output is None else output)
+    rows = torch.arange(y.shape[0], device=y.device)
+    grad = torch.zeros_like(y)
+    grad[rows, c] = y.detach()[rows, c]
+    return grad
+
+
+def expected_input_dims(plan: Plan) -> int | None:
+    """Dimensions of a batch when the model's input goes straight into its first layer (a Linear: 2, a ConvNd:
+    N + 2); None when something else reads the input first (a Flatten, a pool: the rank is not fixed)."""
+    first = plan.layers[0] if plan.layers else None
+    inputs = [n for n in plan.nodes if n.op == "placeholder"]
+    if first is None or len(inputs) != 1 or [u.name for u in inputs[0].users] != [first.node]:
+        return None
+    return 2 if first.kind == "linear" else first.weight.dim()
+
+
 def lrp(
     model: nn.Module,
     x: torch.Tensor,
-    rule_or_composite: Rule | Composite,
+    rule_or_composite: Rule | Composite | str,
     output: Any = None,
     norm: str | None = None,
     dense_linear: bool = False,
     per_layer: dict[int, torch.Tensor] | None = None,
+    target: Any = None,
+    activation: str | None = None,
 ) -> torch.Tensor:
-    r"""Input relevance of ``model`` at the batch ``x`` (shaped like x), explaining ``output``.
+    r"""Input relevance of ``model`` at ``x`` (shaped like x), explaining ``output`` / ``target``.
 
-    :math:`R^L = f_c(x) e_c` per row (c = ``output``: an int, one int per row, or None for the argmax), then one
-    backward pass of the modified gradients (:func:`modified_gradients`). ``per_layer``, if given, receives
-    :math:`R^l` for l = 1..L (the relevance of layer l's output entering its rule).
+    :math:`R^L` from :func:`top_relevance` (:math:`f_c(x) e_c` per row for a class c: an int, one int per row, or
+    None for the argmax; or ``target`` as a relevance tensor, zennit's ``grad_outputs``), then one backward pass
+    of the modified gradients (:func:`modified_gradients`; ``activation``: "gate" or "pass", see there). An
+    unbatched input (one sample: (C, H, W) for a Conv2d model, (n,) for an MLP) is explained as a batch of one
+    and its relevance has x's shape. ``rule_or_composite`` may be a spec string (``"gamma:0.25"``,
+    ``"epsilon-plus-flat@zennit"``). ``per_layer``, if given, receives :math:`R^l` for l = 1..L (the relevance
+    of layer l's output entering its rule).
     """
     if not isinstance(x, torch.Tensor):
         raise InputError(f"x must be a torch tensor, got {type(x).__name__}")
-    xg = x.detach().clone().requires_grad_(True)
-    with modified_gradients(model, rule_or_composite, norm, dense_linear, record=per_layer is not None) as state:
+    plan = build_plan(model)
+    want = expected_input_dims(plan)
+    unbatched = want is not None and x.dim() == want - 1
+    if want is not None and x.dim() not in (want, want - 1):
+        first = plan.layers[0]
+        raise InputError(
+            f"x has shape {tuple(x.shape)}; {type(model).__name__}'s first layer {first.name!r} "
+            f"({first.module_type.__name__ if first.module_type else first.kind}, weight {tuple(first.weight.shape)}) "
+            f"takes a batch of {want} dimensions (batch, {'features' if want == 2 else 'channels, ...'}) "
+            f"or one unbatched sample of {want - 1}")
+    xb = x.unsqueeze(0) if unbatched else x
+    xg = xb.detach().clone().requires_grad_(True)
+    with modified_gradients(model, rule_or_composite, norm, dense_linear, record=per_layer is not None,
+                            activation=activation, plan=plan) as state:
         y = model(xg)
-        c = output_selector(y, output)
-        rows = torch.arange(y.shape[0], device=y.device)
-        grad = torch.zeros_like(y)
-        grad[rows, c] = y.detach()[rows, c]
+        grad = top_relevance(y, output, target)
         (R,) = torch.autograd.grad(y, xg, grad)
-    if x.is_contiguous() and not R.is_contiguous():
+    if xb.is_contiguous() and not R.is_contiguous():
         R = R.contiguous()  # the relevance in x's memory layout (convolutions ran in channels_last on the CPU)
     if per_layer is not None:
         per_layer.update(state.relevances)
-    return R
+    return R[0] if unbatched else R
 
 
 def gradient_times_input(model: nn.Module, x: torch.Tensor, output: Any = None) -> torch.Tensor:
@@ -337,4 +424,5 @@ def gradient_times_input(model: nn.Module, x: torch.Tensor, output: Any = None) 
     return g * xg.detach()
 
 
-__all__ = ["LRPState", "gradient_times_input", "lrp", "modified_gradients", "output_selector", "redistribute_layer"]
+__all__ = ["LRPState", "gradient_times_input", "lrp", "modified_gradients", "output_selector", "redistribute_layer",
+           "top_relevance"]

@@ -191,7 +191,7 @@ def roots(
     R = None
     if definition == "paper-code":
         per_layer: dict[int, torch.Tensor] = {}
-        lrp(model, x, rule, output=c, per_layer=per_layer)
+        lrp(model, x, rule, output=c, per_layer=per_layer, activation="gate")
         R = per_layer[info.index]
     with torch.no_grad():
         ops = LazyOps(info.op, a, info.weight, info.bias)
