@@ -1,4 +1,4 @@
-"""Benchmark: exact root-region classification of the paper's MLP (THEORY.md C6).
+"""Benchmark: exact root-region classification of the paper's MLP (docs/theory.md, C6).
 
 22 ReLUs (10-10-10-2, final ReLU, init "paper-text", seed STUDY_SEED), inputs x = |N(0, I)| with f_0(x) > 0.1,
 every layer-1 z+ root, scope "upper". Compares ``dtd.root_regions`` (gmpy2 rationals + certified float filter with

@@ -1,6 +1,6 @@
 """dtd_formal: exact verification of Deep Taylor Decomposition / LRP rules on ReLU networks.
 
-See README.md for the quickstart; THEORY.md (shared) for the mathematics.
+See README.md for the quickstart, docs/api.md for the API and CLI contract, docs/theory.md for the mathematics.
 """
 
 from . import rules

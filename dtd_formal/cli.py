@@ -1,7 +1,7 @@
 """The ``dtd-formal`` command line (also ``python -m dtd_formal``).
 
 Each subcommand lives in its own module under :mod:`dtd_formal.commands` and exposes
-``register(subparsers) -> None`` (adds its parser, sets ``func``). Exit codes (DESIGN.md): 0 = completed with
+``register(subparsers) -> None`` (adds its parser, sets ``func``). Exit codes (docs/api.md): 0 = completed with
 definite answers; 1 = something expected to hold failed; 2 = usage or input error (message names the file,
 layer or value); 3 = an unknown (timeout, budget) remains.
 """

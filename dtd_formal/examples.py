@@ -1,6 +1,6 @@
 r"""Example networks and inputs, built deterministically.
 
-:func:`paper_mlp` is the C6 study network of Sixt & Landgraf (THEORY.md): three Linear layers 10 -> 10 -> 10 -> 2,
+:func:`paper_mlp` is the C6 study network of Sixt & Landgraf (docs/theory.md C6): three Linear layers 10 -> 10 -> 10 -> 2,
 ReLU after every layer including the last (22 ReLUs), PyTorch's default Linear initialisation (seeded), then
 
 - ``init="paper-text"``: positive weights multiplied by 1.4 and :math:`b \leftarrow -|b|` (the paper's text);
@@ -33,7 +33,7 @@ STUDY_SEED = 5
 
 
 def paper_mlp(seed: int = 0, init: PaperInit = "paper-text", sizes: tuple[int, ...] = (10, 10, 10, 2)) -> Network:
-    """The study's MLP (THEORY.md C6), exact; deterministic for a given seed and torch version."""
+    """The study's MLP (docs/theory.md, C6), exact; deterministic for a given seed and torch version."""
     import torch
 
     if init not in ("paper-text", "paper-code"):

@@ -7,7 +7,7 @@ counterexample; over Z3 terms the same code yields formulas, and the disjunction
 Z3 encoding that :func:`dtd_formal.smt.violations.find_violation` and :func:`dtd_formal.testing.check_rule`'s
 solver decide. There is no second copy of any property.
 
-Notation (THEORY.md): layers 1..L, :math:`a_0 = x`, :math:`z_l = W_l a_{l-1} + b_l`, explained output c,
+Notation (docs/theory.md): layers 1..L, :math:`a_0 = x`, :math:`z_l = W_l a_{l-1} + b_l`, explained output c,
 :math:`R^L = f_c(x) e_c`, :math:`R^{l-1}` = the rule's redistribution with the ReLU gate (:mod:`dtd_formal.walk`).
 The *checked layers* are all layers for a rule whose domain is the non-negative orthant (hidden-layer inputs are
 ReLU outputs) and layer 1 only for a first-layer rule (a :class:`~dtd_formal.rules.domains.Box` or

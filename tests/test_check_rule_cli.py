@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import textwrap
 
@@ -43,6 +44,65 @@ def test_catalogue_rule_passes_with_table(capsys):
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "conservation" in out and "proved" in out and "PASSED" in out
+    # Z3 decided these: "proved" is an exact verdict, and the verdict line says by what
+    assert "PASSED: proved by z3 (every input, on the solver nets): conservation, positivity, root-in-domain" in out
+
+
+def _rows(out: str) -> dict[str, list[str]]:
+    """The table's rows by property name, split on the runs of spaces between columns."""
+    lines = out.splitlines()
+    start = next(k for k, line in enumerate(lines) if line.startswith("property "))
+    rows = {}
+    for line in lines[start + 2:]:
+        if not line or line.startswith(("counterexample", "PASSED", "REFUTED", "UNKNOWN", "ERROR")):
+            break
+        cells = re.split(r"\s{2,}", line.strip())
+        rows[cells[0]] = cells
+    return rows
+
+
+def test_hypothesis_only_results_say_held_on_n_examples_not_proved(capsys):
+    """No solver: no property is proved; the table and the verdict line say what happened (no counterexample on N
+    generated examples), and the JSON keeps status "passed" with "proof": false and the same summary."""
+    args = ["check-rule", "zplus", "--bias", "nonpositive", "--max-examples", "15", "--no-solver",
+            "--properties", "conservation", "positivity"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    rows = _rows(out)
+    assert set(rows) == {"conservation", "positivity"}
+    for cells in rows.values():
+        assert cells[1] == f"held on {cells[2]} examples" and cells[2] == "15", cells
+    assert "proved" not in out
+    assert out.rstrip().splitlines()[-1] == ("PASSED: held on 15 examples (no counterexample; not a proof): "
+                                              "conservation, positivity")
+    assert main(args + ["--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    for p in data["properties"]:
+        assert p["status"] == "passed" and p["proof"] is False and p["summary"] == "held on 15 examples"
+    assert data["summary"] == out.rstrip().splitlines()[-1] and "proved" not in json.dumps(data["summary"])
+
+
+def test_z3_proof_and_example_evidence_are_told_apart_in_json(capsys):
+    rc = main(["check-rule", "zplus", "--bias", "nonpositive", "--max-examples", "12", "--json",
+               "--properties", "positivity", "continuity"])
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    by = {p["name"]: p for p in data["properties"]}
+    assert by["positivity"]["status"] == "proved" and by["positivity"]["proof"] is True
+    assert by["positivity"]["summary"].startswith("z3 proved it on nets ")
+    assert by["positivity"]["summary"].endswith("; held on 12 examples")
+    assert by["continuity"]["status"] == "passed" and by["continuity"]["proof"] is False
+    assert by["continuity"]["summary"] == "held on 12 examples"
+    assert data["summary"] == ("PASSED: proved by z3 (every input, on the solver nets): positivity; held on 12 "
+                               "examples (no counterexample; not a proof): continuity")
+
+
+def test_help_documents_the_statuses_and_the_wording_change(capsys):
+    assert main(["check-rule", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert 'held on N examples no counterexample among the N generated examples and no proof' in text
+    assert '"status": "passed", "proof": false' in text and 'JSON "status" values are unchanged' in text
+    assert "proved exact: Z3 proved the property for every input" in text
 
 
 def test_refuted_property_exits_1_and_exports(rule_module, capsys, tmp_path):
@@ -55,7 +115,7 @@ def test_refuted_property_exits_1_and_exports(rule_module, capsys, tmp_path):
     assert data["rule"]["reference"] == "python:my_rules:ZPlusNoNorm[zplus]"  # named, never imported from the file
     # replay needs the user rule passed explicitly; a file never makes dtd-formal import code
     assert main(["replay", str(tmp_path / "cex" / "conservation.json")]) == 2
-    assert "never import code" in capsys.readouterr().err
+    assert "never import" in capsys.readouterr().err  # "never import(s) code named in a file"
     assert main(["replay", str(tmp_path / "cex" / "conservation.json"), "--rule", f"{rule_module}:ZPlusNoNorm"]) == 0
     assert main(["replay", str(tmp_path / "cex" / "conservation.json"), "--rule", "zplus"]) == 2
     text = (tmp_path / "cex" / "test_conservation_regression.py").read_text()

@@ -1,4 +1,4 @@
-r"""The exact recursive DTD (dtd_formal.dtd.exact_dtd) and claim C2 of THEORY.md.
+r"""The exact recursive DTD (dtd_formal.dtd.exact_dtd) and claim C2 of docs/theory.md.
 
 C2: if every root is constant near the input and each Taylor segment [root, a] stays on its neuron's side,
 the recursion unrolls to

@@ -1,6 +1,6 @@
 r"""Region verdicts for root points (dtd_formal.regions.root_regions).
 
-Definitions (DESIGN.md / regions.py): for the root r of neuron j of layer l and the layer input a = a_{l-1},
+Definitions (docs/api.md / regions.py): for the root r of neuron j of layer l and the layer input a = a_{l-1},
 
 - ``leaves_pattern``: no closed activation region P(s) of the scope (layers l..L for "upper", layer l alone for
   "layer") contains both a and r, where neuron j's own constraint is dropped and j is held active (its mask is

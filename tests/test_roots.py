@@ -1,4 +1,4 @@
-r"""Train-free root points (dtd_formal.dtd.roots): hand-derived roots of every root rule from THEORY.md's table
+r"""Train-free root points (dtd_formal.dtd.roots): hand-derived roots of every root rule from docs/theory.md's table
 (:math:`t_j = z_j / (w_j \cdot v_j)`, root :math:`= a - t_j v_j`), the paper-code definition
 :math:`t_j = R_j / (w_j \cdot v_j)`, and properties on random exact nets: every true root is a zero of its
 neuron, ZBox roots stay in the box when t is in [0, 1], and a z+ root is non-negative iff
@@ -167,7 +167,7 @@ def twin_activations(net: Network, x) -> list[list[F]]:
 
 
 def twin_direction(rule, a: list[F], w: list[F]) -> list[F]:
-    """THEORY.md's table of search directions."""
+    """docs/theory.md's table of search directions (section 2.4)."""
     if rule.name == "lrp0":
         return list(a)
     if rule.name == "gamma":
@@ -249,7 +249,7 @@ def test_zbox_roots_stay_in_the_box_when_t_is_in_0_1() -> None:
 
 
 def test_zplus_root_in_domain_iff_negative_part_plus_bias_is_non_positive() -> None:
-    """THEORY.md: for a >= 0 and an active neuron with w.v > 0, the z+ root a - t a[w > 0] is >= 0 iff
+    """docs/theory.md (2.4): for a >= 0 and an active neuron with w.v > 0, the z+ root a - t a[w > 0] is >= 0 iff
     t = z / sum a w+ <= 1 iff sum_i a_i w-_ij + b_j <= 0. Checked on every layer of random nets, both ways."""
     rule = ZPlus()
     counts: Counter = Counter()

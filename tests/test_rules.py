@@ -1,5 +1,5 @@
 r"""The rule catalogue (dtd_formal.rules): hand-derived redistributions of one layer for every rule under both
-bias conventions, a slow loop twin of every rule written here from THEORY.md's table, exact conservation
+bias conventions, a slow loop twin of every rule written here from docs/theory.md's table, exact conservation
 (bias="dtd") as a property over random exact layers and nets, Epsilon's exact defect, and rule strings.
 
 The layer used by the hand cases (a = layer input, R = upper relevance):
@@ -199,7 +199,7 @@ def _stab(v, e):
 
 
 def twin_redistribute(name: str, bias: str, params: dict, a, Wm, b, Rv, e=EPS) -> tuple[list[F], list[int]]:
-    """Loop twin of THEORY.md's table (dtd) and of zennit's normalisers (zennit). Returns (R_low, dropped)."""
+    """Loop twin of docs/theory.md's table (dtd) and of zennit's normalisers (zennit). Returns (R_low, dropped)."""
     n_in = len(a)
     out = [F(0)] * n_in
     dropped = []

@@ -59,7 +59,7 @@ NET_DEEP = dtd.Network(
 
 
 def test_gradient_x_input_equivalence() -> None:
-    # LRP-0 with the bias in the normaliser (zennit) equals gradient x input on ReLU nets (THEORY.md C2: a_i w_i / z
+    # LRP-0 with the bias in the normaliser (zennit) equals gradient x input on ReLU nets (docs/theory.md C2: a_i w_i / z
     # * z = a_i w_i, by induction through active neurons): Z3 proves it for every input of the box
     for net in (NET_NO_BIAS, NET_NEG_BIAS, NET_POS_BIAS, NET_DEEP):
         v = dtd.find_violation(net, LRP0(bias="zennit"), "equals-gradient-x-input", domain=(0, 1), timeout=20)

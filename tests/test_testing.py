@@ -135,7 +135,7 @@ def test_continuity_hand_derived_epsilon_jump():
     assert evaluate_property("continuity", LRP0(), Network([[[1, 1]], [[1]]], [[0], [0]]), [1, 2]).holds
 
 
-# ---------------------------------------------------------------------------------------------------- THEORY verdicts
+# ------------------------------------------------------------------------------ verdicts of docs/theory.md's claims
 def test_zplus_verdicts():
     rep = statuses(check_rule(ZPlus(), max_examples=N, bias="nonpositive"))
     for name in ("conservation", "positivity", "root-on-hyperplane", "root-in-domain", "backend-agreement"):
@@ -187,6 +187,38 @@ def test_layer_scope_region_and_box_domain():
     assert lrp0["root-in-linear-region:layer"] == "passed"
     box = check_rule(ZPlus(), ["root-in-domain"], max_examples=N, bias="nonpositive", domain=Box(0, 1))
     assert box["root-in-domain"].status in ("proved", "passed") and "0 <= a <= 1" in box["root-in-domain"].solver
+
+
+# ---------------------------------------------------------------------------------------------------- wording
+def test_examples_only_results_are_held_on_n_examples_never_proved():
+    rep = check_rule(LRP0(), ["positivity", "continuity"], max_examples=20, solver=False)
+    for p in rep.properties:
+        assert p.status == "passed" and not p.proof  # the machine-readable status is unchanged
+        assert p.summary == p.label == f"held on {p.examples} examples" and p.examples == 20
+        assert p.to_json()["summary"] == p.summary and p.to_json()["proof"] is False
+    table = rep.table()
+    rows = [line for line in table.splitlines() if line.startswith(("positivity ", "continuity "))]
+    assert len(rows) == 2 and all("  held on 20 examples  " in r for r in rows)
+    assert "proved" not in table and "proved" not in json.dumps(rep.to_json())
+    assert rep.summary == "PASSED: held on 20 examples (no counterexample; not a proof): positivity, continuity"
+    assert rep.to_json()["summary"] == rep.summary and table.splitlines()[-1] == rep.summary
+
+
+def test_z3_proofs_keep_proved_and_unknowns_say_what_held():
+    rep = check_rule(ZPlus(), ["positivity"], max_examples=10, bias="nonpositive")
+    p = rep["positivity"]
+    assert p.status == p.label == "proved" and p.proof
+    assert p.summary == f"{p.solver}; held on 10 examples" and p.solver.startswith("z3 proved it on nets")
+    assert rep.summary == "PASSED: proved by z3 (every input, on the solver nets): positivity"
+    one = check_rule(LRP0(), ["positivity"], max_examples=1, solver=False)["positivity"]
+    assert one.summary == "held on 1 example"
+
+
+def test_unknown_reason_says_held_on_n_examples(monkeypatch):
+    monkeypatch.setattr(z3.Solver, "check", lambda self, *a: z3.unknown)
+    p = check_rule(ZPlus(), ["positivity"], max_examples=8, bias="nonpositive")["positivity"]
+    assert p.status == "unknown" and p.reason.startswith("held on 8 examples; solver unknown on ")
+    assert p.summary == f"unknown: {p.reason}" and not p.proof
 
 
 # ---------------------------------------------------------------------------------------------------- mutants

@@ -3,9 +3,13 @@
 Runs :func:`dtd_formal.testing.check_rule` and prints a table (or JSON). RULE is ``module:Class`` (the module is
 imported, also from the current directory, and the class instantiated without arguments) or a catalogue rule
 string (``zplus``, ``gamma:0.25``, ``lrp0@zennit``, ``zbox:-1,1``). ``--export DIR`` writes every counterexample as
-JSON and as a pytest regression test. Exit codes: 0 every property passed or proved, 1 a property refuted, 2 bad
-input (module not importable, not a Rule, unknown property) or a rule whose code raised ("error": the report names
-the method, the exception and the input), 3 a solver left a property unknown.
+JSON and as a pytest regression test. Exit codes: 0 no property refuted (each was proved or held on its examples),
+1 a property refuted, 2 bad input (module not importable, not a Rule, unknown property) or a rule whose code raised
+("error": the report names the method, the exception and the input), 3 a solver left a property unknown.
+
+Wording (:data:`STATUS_HELP`): "proved" only for an exact verdict (Z3 proved the property for every input on the
+solver networks); a property that no generated example refuted, without a proof, is "held on N examples" (its JSON
+``status`` stays "passed").
 """
 
 from __future__ import annotations
@@ -19,9 +23,32 @@ from ..errors import InputError
 from ..rules.domains import Box, Domain, NonNegative, Unbounded
 from .common import load_rule, positive_int, print_json
 
+#: the statuses and their wording, shown by ``dtd-formal check-rule --help``
+STATUS_HELP = """\
+statuses (the table's status column; JSON "status", with "proof" and "summary"):
+  proved               exact: Z3 proved the property for every input of the domain on the
+                       solver networks (small nets drawn from the seed); JSON "proof": true
+  held on N examples   no counterexample among the N generated examples and no proof
+                       (hypothesis only); JSON "status": "passed", "proof": false
+  refuted              an exact counterexample (shrunk, replayed in Fractions)
+  unknown              the solver timed out or could not replay the witness
+  error                the rule's code raised (method, exception and input are named)
+  not applicable / not run
+
+Changed: hypothesis-only results used to be listed as "passed" beside Z3's "proved"; the
+table and JSON "summary" now say "held on N examples", the verdict line separates the
+proved properties from those that only held on examples, and JSON adds "proof" and
+"summary" per property and "summary" for the report. The JSON "status" values are unchanged.
+
+exit codes: 0 no property refuted (each proved or held on its examples), 1 a property
+refuted, 2 bad input or a rule whose code raised, 3 a solver left a property unknown"""
+
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("check-rule", help="property-test a relevance rule (hypothesis + Z3), with counterexamples")
+    p = sub.add_parser("check-rule", help="property-test a relevance rule (hypothesis + Z3), with counterexamples",
+                       description="Property-test a relevance rule: hypothesis draws exact cases, Z3 decides the "
+                                   "solvable properties on small networks.",
+                       epilog=STATUS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("rule", help="module:RuleClass (imported, instantiated without arguments) or a rule string "
                                 "(zplus, gamma:0.25, lrp0@zennit, ...)")
     p.add_argument("--properties", nargs="+", metavar="NAME", help="properties to check (default: the catalogue)")

@@ -1,4 +1,4 @@
-r"""The C6 study (THEORY.md): how many train-free DTD roots leave the input's region on the paper's MLP.
+r"""The C6 study (docs/theory.md, C6): how many train-free DTD roots leave the input's region on the paper's MLP.
 
 For each rule (LRP-0 line, z+, gamma = 1, w^2), each layer l and each root definition ("true":
 :math:`z_j(\tilde a) = 0`; "paper-code": :math:`t = R_j / (w_j \cdot v_j)`), the exact fractions of roots that

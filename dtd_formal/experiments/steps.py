@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .reproduce import Context, StepResult
+from .reproduce import INPUT_SEEDS, Context, StepResult, table_cell
 
 # ----------------------------------------------------------------------------------------------- claims
 
@@ -26,8 +26,8 @@ def step_claims(ctx: Context) -> StepResult:
         if res.status != "proved":
             failures.append(f"claim {name} not proved ({res.status})")
             unknowns += res.status == "unknown"
-        md.append(f"| `{name}` | {claim.theory} | {claim.summary} | {res.method[:90]} | **{res.status}** "
-                  f"| {res.seconds:.2f} |")
+        md.append(f"| `{name}` | {table_cell(claim.theory)} | {table_cell(claim.summary)} | {table_cell(res.method)} "
+                  f"| **{res.status}** | {res.seconds:.2f} |")
     md += ["", "Certificates (statement, residuals that simplified to 0 or the exact witness, versions, seeds, time) "
            "are in `certificates/`; `dtd-formal replay certificates/NAME.json` re-checks one exactly."]
     return StepResult("claims", "Claims (exact proofs)", "done", data=rows, report_md="\n".join(md),
@@ -46,10 +46,12 @@ def step_c6(ctx: Context) -> StepResult:
     from .c6_study import c6_study
 
     inits = ["paper-text"] if ctx.quick else ["paper-text", "paper-code"]
-    data = {init: c6_study(n_inputs=ctx.n_inputs, seed=ctx.seed, init=init, progress=False) for init in inits}
+    data = {init: c6_study(n_inputs=ctx.n_inputs, seed=ctx.seed, init=init, input_seed=INPUT_SEEDS["c6_inputs"],
+                           progress=False) for init in inits}
     md = [
         f"Network: `examples.paper_mlp({ctx.seed}, init)` (10-10-10-2, ReLU after every layer, 22 ReLUs); "
-        f"{ctx.n_inputs} inputs x = |N(0, I)| with f_0(x) > 0.1 (numpy seed 0). Every fraction below is exact "
+        f"{ctx.n_inputs} inputs x = |N(0, I)| with f_0(x) > 0.1 (numpy seed {INPUT_SEEDS['c6_inputs']}). "
+        "Every fraction below is exact "
         "(results.json has num/den); columns: roots leaving the pattern of layer l / of layers l..L, changing the "
         "affine map of f_0, changing the output value, in the rule's domain, and how often the paper code's float32 "
         "gradient test disagrees with the exact affine-map verdict.",
@@ -137,7 +139,7 @@ def step_demos(ctx: Context) -> StepResult:
     from ..network import Network
 
     net = paper_mlp(ctx.seed, "paper-text")
-    xs = paper_inputs(net, 5 if ctx.quick else 20, seed=1)
+    xs = paper_inputs(net, 5 if ctx.quick else 20, seed=INPUT_SEEDS["demo_inputs"])
     bias_free = Network(net.weights, [0 * b for b in net.biases], final_relu=net.final_relu)
     c2_equal = c2_biased = 0
     for x in xs:
@@ -179,8 +181,8 @@ def step_figures_2d(ctx: Context) -> StepResult:
     from ..rules import WSquare, ZPlus
     from .figures import plot_regions, toy_2d_network
 
-    net = toy_2d_network(0)
-    rng = np.random.default_rng(0)
+    net = toy_2d_network(INPUT_SEEDS["figures_2d"])
+    rng = np.random.default_rng(INPUT_SEEDS["figures_2d"])
     cand = rng.uniform(0, 2, size=(400, 2))
     xs = cand[net.to_float().forward(cand)[:, 0] > 0][:12]
     figs, data = [], {}
@@ -191,7 +193,8 @@ def step_figures_2d(ctx: Context) -> StepResult:
         s = rep.summary[1] if rep else {}
         data[name] = {k: (str(v) if isinstance(v, Fraction) else v) for k, v in s.items()}
     md = (
-        "A seeded 2-6-6-1 network (`experiments.figures.toy_2d_network(0)`), 12 inputs in [0, 2]^2 with f > 0, the "
+        f"A seeded 2-6-6-1 network (`experiments.figures.toy_2d_network({INPUT_SEEDS['figures_2d']})`), "
+        "12 inputs in [0, 2]^2 with f > 0, the "
         "layer-1 roots of z+ and w^2; green segments stay in the input's closed region, red ones leave it (exact "
         f"verdicts). Leaving: z+ {data['zplus'].get('leaves_pattern')}, w^2 {data['wsquare'].get('leaves_pattern')}."
     )
@@ -223,7 +226,7 @@ def step_root_exit_search(ctx: Context) -> StepResult:
             path = cex_dir / f"layer1_neuron{j}.json"
             path.write_text(json.dumps(v.attach(v.question, net).to_json(), indent=1))
             row["counterexample"] = str(path.relative_to(ctx.out))
-            row["flipped"] = [list(f) for f in getattr(v.counterexample, "flipped", [])][:8]
+            row["flipped"] = [list(f) for f in getattr(v.counterexample, "flipped", [])]
         if v.status == "unknown":
             row["reason"] = v.reason
         rows.append(row)
@@ -232,10 +235,11 @@ def step_root_exit_search(ctx: Context) -> StepResult:
         f"{per_neuron_timeout:.1f} s per neuron: {counts['refuted']} refuted, {counts['proved']} proved, "
         f"{counts['unknown']} unknown. Every refutation carries an exact input whose root leaves the region, "
         "replayed in exact arithmetic independently of the encoding, saved under `counterexamples/` "
-        "(`dtd-formal replay FILE`).", "", "| neuron | verdict | method | first flipped (layer, neuron) |",
+        "(`dtd-formal replay FILE`).", "", "| neuron | verdict | method | flipped (layer, neuron) |",
         "|---|---|---|---|",
     ]
-    md += [f"| {r['neuron']} | {r['status']} | {r['method']} | {r.get('flipped', '')} |" for r in rows]
+    md += [f"| {r['neuron']} | {r['status']} | {table_cell(r['method'])} | {table_cell(r.get('flipped', ''))} |"
+           for r in rows]
     control = no_exit_network()
     safe = find_root_exit(control, ZPlus(), layer=1, domain=(0, 1), scope="upper", timeout=per_neuron_timeout)
     safe_counts = {s: sum(v.status == s for v in safe.per_neuron.values()) for s in ("refuted", "proved", "unknown")}  # type: ignore[attr-defined]
@@ -266,7 +270,7 @@ def step_in_region(ctx: Context) -> StepResult:
 
     net = paper_mlp(ctx.seed, "paper-text")
     n = 8 if ctx.quick else 100
-    xs = paper_inputs(net, n, seed=3)
+    xs = paper_inputs(net, n, seed=INPUT_SEEDS["in_region_inputs"])
     data, md = {}, [
         f"For {n} study inputs and every active neuron j of layers 1 and 2 (relevance from z+), the exact minimum of "
         "z_j over the closed upper activation region of the layer input intersected with a >= 0 (an LP solved by "
@@ -303,11 +307,11 @@ def step_csc(ctx: Context) -> StepResult:
     from ..rules import Epsilon, ZPlus
     from ..torch import csc
 
-    model = vgg_like(0, depth=6 if ctx.quick else 10)
-    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    model = vgg_like(INPUT_SEEDS["csc"], depth=6 if ctx.quick else 10)
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(INPUT_SEEDS["csc"]), dtype=torch.float64)
     k = 16 if ctx.quick else 64
     n_layers = sum(isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) for m in model.modules())
-    reports = {name: csc(model, x, rule, layer=n_layers, k=k, seed=0)
+    reports = {name: csc(model, x, rule, layer=n_layers, k=k, seed=INPUT_SEEDS["csc"])
                for name, rule in (("zplus", ZPlus(bias="zennit")), ("epsilon", Epsilon(1e-6, bias="zennit")))}
     import matplotlib
 

@@ -9,7 +9,7 @@ Train-free DTD models the upper relevance as :math:`R_j = c_j a_j` and searches 
     t_j = \frac{z_j}{w_j \cdot v_j}, \qquad \tilde a^{(j)} = a - t_j v_j, \qquad
     R_{i \leftarrow j} = \frac{w_{ij} v_{ij}}{n_j} R_j
 
-with two normalisers (THEORY.md, "two normalisers"):
+with two normalisers (docs/theory.md, "Two normalisers"):
 
 - ``bias="dtd"`` (default): :math:`n_j = w_j \cdot v_j`; conserves exactly, no stabiliser, and a neuron with
   :math:`n_j = 0` drops its relevance (reported by the engine).

@@ -392,7 +392,7 @@ def _region_lp(net: Network, pattern: list[np.ndarray], low: Any, high: Any,
 def z3_region(net: Network, pattern: list[np.ndarray], low: Any, high: Any,
               extra: list[tuple[dict[int, Fraction], Fraction, str]] | None = None, timeout: float = 10.0) -> LPResult:
     """The exact fallback: the same question to Z3's rational simplex over the exact layer maps
-    (:meth:`Network.local_affine`); practical for small networks (THEORY.md section 4)."""
+    (:meth:`Network.local_affine`); practical for small networks (docs/theory.md section 4)."""
     import z3
 
     from .encode import q

@@ -37,7 +37,7 @@ from .counterexample import RootExitCounterexample
 from .problem import RootExitProblem, parse_box
 
 DEFAULT_ENGINES = ("falsify", "relax", "lp", "slice", "z3")
-#: Z3 nlsat is only tried on networks with at most this many ReLUs (THEORY.md section 4: ~24 in seconds)
+#: Z3 nlsat is only tried on networks with at most this many ReLUs (docs/theory.md section 4: a few dozen in seconds)
 Z3_MAX_RELUS = 40
 
 

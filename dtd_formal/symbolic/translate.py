@@ -5,7 +5,7 @@ Global form (:func:`to_sympy` without a pattern): with input symbols :math:`x_0.
 .. math::  a_0 = x,\quad z_l = W_l a_{l-1} + b_l,\quad a_l = \mathrm{Max}(0, z_l)\ (\text{ReLU layers}),
 
 every ``Max`` built with ``evaluate=False`` (no Piecewise folding, no case splitting), so the expression is a DAG
-of size O(number of weights). It is refused beyond :data:`MAX_GLOBAL_RELUS` ReLUs (THEORY.md section 4: global
+of size O(number of weights). It is refused beyond :data:`MAX_GLOBAL_RELUS` ReLUs (docs/theory.md section 4: global
 Piecewise forms explode beyond about 8 ReLUs) with a :class:`~dtd_formal.errors.BudgetError` that offers the
 per-region form.
 
@@ -81,7 +81,7 @@ def to_sympy(
         if net.n_relus > max_relus:
             raise BudgetError(
                 f"global symbolic expression refused: the network has {net.n_relus} ReLUs, over the budget of "
-                f"{max_relus} ReLUs for a global Max/Piecewise form (THEORY.md section 4); use the per-region form "
+                f"{max_relus} ReLUs for a global Max/Piecewise form (docs/theory.md section 4); use the per-region form "
                 "net.to_sympy(pattern) (the affine map on one closed activation region) instead"
             )
         a: list[sp.Expr] = list(xs)

@@ -10,12 +10,16 @@ For every requested property (catalogue: :mod:`dtd_formal.testing.properties`):
    the domain: ``unsat`` on all of them makes the status "proved" (for those networks; the examples add evidence
    elsewhere), a witness becomes "refuted" after an exact replay, and a timeout is "unknown", never a pass.
 
-Statuses: "proved", "refuted", "passed" (no counterexample in N examples, no solver for this property),
-"unknown" (the solver timed out or could not replay), "error" (the rule's code raised, or returned inexact numbers
-in exact arithmetic, on a valid case: the report names the method, the exception and the input; this is a bug in
-the rule's code, not a mathematical counterexample), "not applicable" (e.g. root properties of a non-root rule),
-"not run" (``fail_fast`` stopped after an earlier refutation).
-``report.passed`` is True when nothing is refuted, unknown or in error.
+Statuses (the machine-readable ``status`` of each property, in JSON too): "proved" (an exact verdict: Z3 proved
+it for every input of the domain on the solver networks), "refuted" (an exact counterexample, replayed in
+Fractions), "passed" (no counterexample among the N generated examples and no solver proof; reports word it
+"held on N examples", never "proved"), "unknown" (the solver timed out or could not replay), "error" (the rule's
+code raised, or returned inexact numbers in exact arithmetic, on a valid case: the report names the method, the
+exception and the input; this is a bug in the rule's code, not a mathematical counterexample), "not applicable"
+(e.g. root properties of a non-root rule), "not run" (``fail_fast`` stopped after an earlier refutation).
+``report.passed`` is True when nothing is refuted, unknown or in error. :attr:`PropertyReport.summary` and
+:attr:`RuleReport.summary` give the wording the table and JSON use ("proved ..." only for exact proofs, "held on N
+examples" for the hypothesis-only results).
 """
 
 from __future__ import annotations
@@ -41,6 +45,11 @@ from .solver import SOLVABLE, decide
 from .strategies import Case, NetworkSpec, cases
 
 STATUSES = ("proved", "refuted", "passed", "unknown", "error", "not applicable", "not run")
+
+
+def held_on(examples: int) -> str:
+    """The wording of a hypothesis-only result: ``"held on N examples"`` (no counterexample, not a proof)."""
+    return f"held on {examples} example{'' if examples == 1 else 's'}"
 
 
 class _PropertyFailed(Exception):
@@ -84,9 +93,40 @@ class PropertyReport:
     solver: str = ""
     reason: str = ""
 
+    @property
+    def proof(self) -> bool:
+        """True only for an exact proof (the Z3 solver's "proved"); a hypothesis-only "passed" is not one."""
+        return self.status == "proved"
+
+    @property
+    def label(self) -> str:
+        """The status as the table shows it: ``"held on N examples"`` for "passed", else the status itself."""
+        return held_on(self.examples) if self.status == "passed" else self.status
+
+    @property
+    def summary(self) -> str:
+        """One line in words: "proved" only for an exact proof, "held on N examples" for hypothesis results.
+
+        Returns
+        -------
+        str
+            E.g. ``"held on 100 examples"``,
+            ``"z3 proved it on nets 2-2-1, ... (all inputs ...); held on 100 examples"``,
+            ``"refuted (counterexample found by hypothesis (shrunk), replayed exactly)"``.
+        """
+        if self.status == "passed":
+            return held_on(self.examples)
+        if self.status == "proved":
+            return f"{self.solver or 'proved'}; {held_on(self.examples)}"
+        if self.status == "refuted":
+            found = self.counterexample.found_by if self.counterexample is not None else "the search"
+            return f"refuted (counterexample found by {found}, replayed exactly)"
+        return f"{self.status}: {self.reason}" if self.reason else self.status
+
     def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.name, "statement": self.statement, "status": self.status, "examples": self.examples,
+            "name": self.name, "statement": self.statement, "status": self.status, "proof": self.proof,
+            "summary": self.summary, "examples": self.examples,
             "degenerate": self.degenerate, "zeros": dict(self.zeros), "solver": self.solver, "reason": self.reason,
             "counterexample": self.counterexample.to_json() if self.counterexample else None,
         }
@@ -144,7 +184,7 @@ class RuleReport:
                 f"max_examples {self.max_examples}; seed {self.seed}")
         rows = [("property", "status", "examples", "degenerate", "kinks", "solver / reason")]
         for p in self.properties:
-            rows.append((p.name, p.status, str(p.examples), str(p.degenerate), str(p.zeros.get("kinks", 0)),
+            rows.append((p.name, p.label, str(p.examples), str(p.degenerate), str(p.zeros.get("kinks", 0)),
                          p.reason or p.solver))
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         lines = [head]
@@ -156,16 +196,39 @@ class RuleReport:
             if p.counterexample is not None:
                 lines.append(f"counterexample for {p.name}:")
                 lines.append(p.counterexample.describe())
-        if self.passed:
-            verdict = "PASSED"
-        elif self.errors:
-            verdict = "ERROR (the rule's code failed): " + "; ".join(f"{p.name}: {p.reason}" for p in self.errors)
-        elif self.refuted:
-            verdict = "REFUTED: " + ", ".join(p.name for p in self.refuted)
-        else:
-            verdict = "UNKNOWN: " + ", ".join(p.name for p in self.unknown)
-        lines.append(verdict)
+        lines.append(self.summary)
         return "\n".join(lines)
+
+    @property
+    def summary(self) -> str:
+        """The verdict line: PASSED / ERROR / REFUTED / UNKNOWN, and for PASSED which properties were proved (exact,
+        by Z3 on the solver networks) and which only held on their examples.
+
+        Returns
+        -------
+        str
+            E.g. ``"PASSED: proved by z3 (every input, on the solver nets): positivity; held on 100 examples (no
+            counterexample; not a proof): continuity, backend-agreement"``.
+        """
+        if self.errors:
+            return "ERROR (the rule's code failed): " + "; ".join(f"{p.name}: {p.reason}" for p in self.errors)
+        if self.refuted:
+            return "REFUTED: " + ", ".join(p.name for p in self.refuted)
+        if not self.passed:
+            return "UNKNOWN: " + ", ".join(p.name for p in self.unknown)
+        parts = []
+        proved = [p.name for p in self.properties if p.status == "proved"]
+        if proved:
+            parts.append("proved by z3 (every input, on the solver nets): " + ", ".join(proved))
+        held: dict[int, list[str]] = {}
+        for p in self.properties:
+            if p.status == "passed":
+                held.setdefault(p.examples, []).append(p.name)
+        for n, names in held.items():
+            parts.append(f"{held_on(n)} (no counterexample; not a proof): " + ", ".join(names))
+        if not parts:
+            parts.append("no property applied")
+        return "PASSED: " + "; ".join(parts)
 
     def failure_message(self) -> str:
         """What a failing test prints: the refuted properties with their counterexamples."""
@@ -182,7 +245,7 @@ class RuleReport:
             "rule": rule_to_json(self.rule), "passed": self.passed, "max_examples": self.max_examples,
             "seed": self.seed, "domain": domain_to_json(self.domain),
             "networks": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.networks.__dict__.items()},
-            "solver_networks": [n.to_json() for n in self.solver_networks],
+            "solver_networks": [n.to_json() for n in self.solver_networks], "summary": self.summary,
             "properties": [p.to_json() for p in self.properties],
         }
 
@@ -376,8 +439,7 @@ def check_rule(
                     report.solver = f"solver not used: {no_encoding}"
                 elif unknown:
                     report.status = "unknown"
-                    report.reason = (f"no counterexample in {report.examples} examples; solver unknown on "
-                                     + "; ".join(unknown))
+                    report.reason = (f"{held_on(report.examples)}; solver unknown on " + "; ".join(unknown))
                 else:
                     report.status = "proved"
                     report.solver = f"z3 proved it on nets {', '.join(proved)} {cond}"
@@ -385,8 +447,10 @@ def check_rule(
             report.solver = "hypothesis only (no Z3 encoding for this property)"
         elif spec.kind == "conv" and cex is None:
             report.solver = "hypothesis only (Z3 decides on dense networks; these were conv graphs)"
+        elif cex is None and not solver:
+            report.solver = "hypothesis only (solver off)"
         reports.append(report)
     return RuleReport(rule, reports, max_examples, seed, domain, spec, smalls)
 
 
-__all__ = ["check_rule", "RuleReport", "PropertyReport", "solver_network", "STATUSES"]
+__all__ = ["check_rule", "RuleReport", "PropertyReport", "solver_network", "STATUSES", "held_on"]
