@@ -45,8 +45,9 @@ def find_violation(net, rule, property, domain=(0, 1), timeout=60.0, **kwargs): 
 
 def __getattr__(name: str):  # type: ignore[no-untyped-def]
     """Lazy submodules that import heavier dependencies (torch, onnx, z3, sympy): ``dtd.examples``, ``dtd.io``,
-    ``dtd.torch``, ``dtd.testing``, ``dtd.symbolic``, ``dtd.smt``, ``dtd.experiments``, ``dtd.graph``."""
-    if name in ("examples", "io", "torch", "testing", "symbolic", "smt", "experiments", "graph"):
+    ``dtd.torch``, ``dtd.testing``, ``dtd.symbolic``, ``dtd.smt``, ``dtd.experiments``, ``dtd.graph``, and
+    ``dtd.audit`` (callable: ``dtd.audit(model, x, explainer, ...)``, :func:`dtd_formal.audit.audit`)."""
+    if name in ("examples", "io", "torch", "testing", "symbolic", "smt", "experiments", "graph", "audit"):
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")

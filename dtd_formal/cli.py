@@ -19,7 +19,8 @@ from .errors import DTDFormalError, InputError
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
 
 #: subcommand modules under dtd_formal.commands, in the order ``--help`` lists them
-COMMANDS = ["reproduce", "roots", "example", "regions", "check_rule", "prove", "replay", "counterexample", "explain"]
+COMMANDS = ["reproduce", "roots", "example", "regions", "check_rule", "prove", "replay", "counterexample", "explain",
+            "audit"]
 
 
 class _Parser(argparse.ArgumentParser):

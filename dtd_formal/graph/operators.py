@@ -428,7 +428,7 @@ def _scaled_numerators(terms: list[Any], keys: tuple[int, ...]) -> tuple[Any, di
 
 
 def _coefficient_sum(ops: Any, coeffs: list[Any], scaled: list[Any], L: Any) -> Any:
-    """:math:`\sum_t c_t m_t / L` exactly (integers :math:`m_t`, rationals :math:`c_t` with small denominators),
+    r""":math:`\sum_t c_t m_t / L` exactly (integers :math:`m_t`, rationals :math:`c_t` with small denominators),
     reduced once."""
     from ..exact import divide_exactly, integer_lcm
 

@@ -1,0 +1,239 @@
+"""dtd.audit: each case is one where a wrong auditor gives a wrong answer (a leak it misses or places wrongly, a
+departure it does not see, a sound setup it flags). zennit and captum are optional: their tests skip without."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+from test_torch_api import ResNetLike, vgg_like
+from zennit_ref import import_zennit
+
+import dtd_formal as dtd
+from dtd_formal.cli import main
+from dtd_formal.errors import InputError
+from dtd_formal.rules import Epsilon, ZPlus
+
+
+def _x(shape, seed=0):  # type: ignore[no-untyped-def]
+    return torch.rand(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+
+
+def test_a_correct_zennit_setup_is_sound_at_float64_level_and_matches_the_exact_engine() -> None:
+    zc = import_zennit().composites
+    model = vgg_like()
+    rep = dtd.audit(model, _x((1, 3, 12, 12), 2), zc.EpsilonPlus(), target=1, exact=True, roots=False)
+    assert rep.verdict == "sound", rep.to_markdown()
+    checked = [r for r in rep.layers if r.max_deviation is not None]
+    assert len(checked) == 5 and max(r.max_deviation for r in checked) < 1e-12
+    assert rep.end_to_end["reference"] == "exact" and rep.end_to_end["max_deviation"] < 1e-12
+    assert rep.restored and not rep.uncovered
+    # the ReLUs carry zennit's Pass (conserved), the convolutions absorb by their bias as z+ defines
+    relus = [r for r in rep.layers if r.kind == "relu"]
+    assert relus and all(r.rule == "pass" and abs(r.absorbed) < 1e-15 for r in relus)
+
+
+def test_a_residual_block_without_canonizer_leaks_at_the_add_and_the_report_names_it() -> None:
+    zc = import_zennit().composites
+    rep = dtd.audit(ResNetLike().double().eval(), _x((2, 3, 8, 8), 3), zc.EpsilonPlus(), target=0, roots=False)
+    assert rep.verdict == "leaks"
+    leaks = [r for r in rep.layers if r.finding == "leak"]
+    assert [r.name for r in leaks] == ["add"] and leaks[0].kind == "add"
+    assert leaks[0].relevance_out == pytest.approx(2 * leaks[0].relevance_in, rel=1e-12)  # summed twice
+    assert any(u["name"] == "add" and "relu0, conv2" in u["reason"] for u in rep.uncovered)
+    # the same model explained by dtd_formal (proportional sum) is sound against the exact engine
+    ours = dtd.audit(ResNetLike().double().eval(), _x((1, 3, 8, 8), 3), "epsilon-plus@zennit", target=0,
+                     exact=True, roots=False)
+    assert ours.verdict == "sound" and ours.end_to_end["max_deviation"] < 1e-12
+
+
+def test_an_unfused_batchnorm_is_reported_and_the_canonizer_fixes_it() -> None:
+    zennit = import_zennit()
+    from zennit.canonizers import SequentialMergeBatchNorm
+
+    model, x = vgg_like(batchnorm=True), _x((2, 3, 12, 12), 4)
+    plain = dtd.audit(model, x, zennit.composites.EpsilonPlus(), target=1, roots=False)
+    assert plain.verdict == "uncovered"
+    assert sorted(u["name"] for u in plain.uncovered if u["kind"] == "BatchNorm2d") == ["1", "4"]
+    assert plain.end_to_end["max_deviation"] > 0.01  # zennit's numbers differ from the folded model's rules
+    merged = dtd.audit(model, x, zennit.composites.EpsilonPlus(canonizers=[SequentialMergeBatchNorm()]), target=1,
+                       roots=False)
+    assert merged.verdict == "sound", merged.to_markdown()
+    (canon,) = merged.canonizers
+    assert canon.name == "SequentialMergeBatchNorm" and canon.restored and canon.max_output_change < 1e-12
+
+
+class FunctionalNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(6)
+        self.c1, self.c2 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.c1(x))
+        return self.fc(torch.flatten(F.relu(torch.add(h, self.c2(h))), 1))
+
+
+def test_functional_relu_and_add_are_reported_uncovered() -> None:
+    zc = import_zennit().composites
+    rep = dtd.audit(FunctionalNet().double().eval(), _x((1, 3, 8, 8), 5), zc.EpsilonPlus(), target=2, roots=False)
+    kinds = {u["name"]: u["kind"] for u in rep.uncovered}
+    assert kinds == {"relu": "function relu", "add": "function add", "relu_1": "function relu"}
+    assert rep.verdict == "leaks"  # the add's plain gradient duplicates relevance
+
+
+def test_a_composite_missing_a_rule_for_one_linear_names_it() -> None:
+    zennit = import_zennit()
+    from zennit.composites import LayerMapComposite
+    from zennit.types import Activation, AvgPool, Convolution
+
+    model = vgg_like()
+    only_first = [(Activation, zennit.rules.Pass()), (AvgPool, zennit.rules.Norm()),
+                  (Convolution, zennit.rules.ZPlus())]
+    composite = zennit.composites.NameMapComposite([(("9",), zennit.rules.Epsilon())])
+    layered = LayerMapComposite(only_first)
+    rep = dtd.audit(model, _x((1, 3, 12, 12), 7), layered, target=0, roots=False)
+    missing = {u["name"] for u in rep.uncovered if "no rule" in u["reason"]}
+    assert missing == {"9", "11"}
+    assert {r.name for r in rep.layers if r.finding == "leak"} == {"9", "11"}
+    assert rep.verdict == "leaks"
+    del composite
+
+
+def test_a_rule_that_computes_something_else_is_caught_at_its_layer() -> None:
+    """A zennit Epsilon subclass that claims epsilon = 0.5 (its stabiliser object) but divides by z + 0.05 z/|z|:
+    the first layer that departs is named; the others agree with the definition."""
+    zennit = import_zennit()
+    from zennit.composites import LayerMapComposite
+    from zennit.types import Activation, AvgPool, Convolution
+
+    class SloppyEpsilon(zennit.rules.Epsilon):
+        def __init__(self) -> None:
+            super().__init__(epsilon=0.5)
+            stabilizer_fn = zennit.core.Stabilizer.ensure(0.5)  # what it claims: z + 0.5 sign0(z)
+
+            def mapper(out_grad, outputs):  # type: ignore[no-untyped-def]
+                assert stabilizer_fn is not None  # read by the auditor from this closure; not what divides
+                return out_grad / (outputs[0] + 0.05 * torch.sign(outputs[0]))
+
+            self.gradient_mapper = mapper
+
+    composite = LayerMapComposite([(Activation, zennit.rules.Pass()), (AvgPool, zennit.rules.Norm()),
+                                   (Convolution, zennit.rules.ZPlus()), (nn.Linear, SloppyEpsilon())])
+    rep = dtd.audit(vgg_like(), _x((2, 3, 12, 12), 8), composite, target=3, roots=False)
+    assert rep.verdict == "deviates", rep.to_markdown()
+    assert rep.first_departure in ("9", "11")
+    devs = {r.name: r.max_deviation for r in rep.layers if r.max_deviation is not None}
+    assert all(devs[n] < 1e-12 for n in ("0", "2", "5"))
+    assert max(devs["9"], devs["11"]) > 1e-3
+
+
+def test_a_rule_the_auditor_cannot_read_is_never_called_sound() -> None:
+    zennit = import_zennit()
+    from zennit.composites import LayerMapComposite
+    from zennit.types import Activation, Convolution
+
+    class Opaque(zennit.rules.Epsilon):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gradient_mapper = lambda out_grad, outputs: out_grad / outputs[0]
+
+    composite = LayerMapComposite([(Activation, zennit.rules.Pass()), (Convolution, zennit.rules.ZPlus()),
+                                   (nn.Linear, Opaque())])
+    rep = dtd.audit(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2)).double().eval(),
+                    _x((1, 1, 4, 4), 12), composite, target=0, roots=False)
+    assert rep.verdict == "uncovered"
+    assert any(u["name"] == "3" and "not checked" in u["reason"] for u in rep.uncovered)
+
+
+def test_captum_lrp_is_checked_against_its_own_conventions() -> None:
+    captum = pytest.importorskip("captum.attr")
+    from captum.attr._utils.lrp_rules import Alpha1_Beta0_Rule, EpsilonRule, GammaRule
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.c1, self.r1, self.p = nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
+            self.c2, self.r2 = nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()
+            self.f1, self.r3, self.f2 = nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.r2(self.c2(self.p(self.r1(self.c1(x)))))
+            return self.f2(self.r3(self.f1(torch.flatten(h, 1))))
+
+    model = Net().double().eval()
+    model.c1.rule, model.c2.rule, model.f1.rule = GammaRule(0.25), Alpha1_Beta0_Rule(), EpsilonRule(1e-6)
+    rep = dtd.audit(model, torch.randn(2, 3, 8, 8, dtype=torch.float64), captum.LRP(model), target=1, roots=False)
+    rules = {r.name: r.rule for r in rep.layers}
+    assert rules["c1"] == "captum-gamma:0.25" and rules["c2"] == "captum-alpha1-beta0"
+    checked = [r.max_deviation for r in rep.layers if r.max_deviation is not None]
+    assert len(checked) == 4 and max(checked) < 1e-12
+    assert rep.end_to_end["max_deviation"] < 1e-6 and rep.verdict == "sound"
+    assert all(hasattr(m, "rule") is False or m.rule is not None for m in model.modules())
+
+
+def test_a_callable_is_compared_end_to_end_with_what_it_claims() -> None:
+    model = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 2)).double().eval()
+    x = _x((2, 3), 9) - 0.5
+
+    def honest(m, xb, t):  # type: ignore[no-untyped-def]
+        return dtd.torch.lrp(m, xb, Epsilon(1e-6, bias="zennit"), target=t)
+
+    ok = dtd.audit(model, x, honest, claims=Epsilon(1e-6, bias="zennit"), target=0, exact=True)
+    assert ok.verdict == "sound" and ok.end_to_end["reference"] == "exact"
+    bad = dtd.audit(model, x, honest, claims=ZPlus(bias="zennit"), target=0, exact=True)
+    assert bad.verdict == "deviates" and bad.end_to_end["max_deviation"] > 1e-3
+    with pytest.raises(InputError, match="claims="):
+        dtd.audit(model, x, honest, target=0)
+
+
+def test_the_users_model_is_untouched_and_a_canonizer_that_does_not_restore_is_reported() -> None:
+    zennit = import_zennit()
+    from zennit.canonizers import SequentialMergeBatchNorm
+
+    class Leaky(SequentialMergeBatchNorm):
+        def remove(self) -> None:  # forgets to restore the BatchNorm parameters
+            pass
+
+    model = vgg_like(batchnorm=True)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rep = dtd.audit(model, _x((1, 3, 12, 12), 10), zennit.composites.EpsilonPlus(canonizers=[Leaky()]), target=0,
+                    roots=False)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert rep.restored
+    (canon,) = rep.canonizers
+    assert canon.name == "Leaky" and canon.restored is False
+    assert rep.verdict != "sound"
+
+
+def test_audit_cli_writes_json_markdown_and_figure_with_exit_codes(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    import_zennit()
+    model = vgg_like()
+    torch.save(model.state_dict(), tmp_path / "vgg.pt")
+    (tmp_path / "vggmod.py").write_text(
+        "import sys\nsys.path.insert(0, %r)\nfrom test_torch_api import vgg_like\n" % str(__import__("pathlib").Path(__file__).parent))
+    np.save(tmp_path / "x.npy", _x((1, 3, 12, 12), 11).numpy())
+    import os
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        code = main(["audit", "vgg.pt", "--module", "vggmod:vgg_like", "--explainer", "zennit:EpsilonPlus",
+                     "--inputs", "x.npy", "--target", "1", "--no-roots", "--json", "--out", "out"])
+        assert code == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["verdict"] == "sound" and report["target"] == [1]
+        assert {p.name for p in (tmp_path / "out").iterdir()} == {"audit.json", "audit.md", "audit.png"}
+        assert main(["audit", "vgg.pt", "--module", "vggmod:vgg_like", "--explainer", "zennit:NoSuchThing",
+                     "--inputs", "x.npy"]) == 2
+        assert "no composite 'NoSuchThing'" in capsys.readouterr().err
+    finally:
+        os.chdir(cwd)
