@@ -58,5 +58,5 @@ __all__ = [
     "rules", "Relevance", "Roots", "constant_roots", "exact_dtd", "gradient_times_input", "lrp", "roots",
     "rule_roots", "BudgetError", "DTDFormalError", "InputError", "UnsupportedLayerError", "to_float",
     "to_fraction", "to_fraction_array", "FloatNetwork", "Network", "RootRegionRecord", "RootRegionReport",
-    "root_regions", "load", "prove", "__version__",
+    "root_regions", "load", "prove", "find_root_exit", "find_violation", "__version__",
 ]

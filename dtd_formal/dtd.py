@@ -343,6 +343,9 @@ def exact_dtd(net: Network, x: Any, root_policy: RootPolicy, output: int = 0) ->
     .. math::  R^{l-1}_i = \sum_j g_{ji} (a_i - \tilde a^{(j)}_i),\quad u_i = \sum_j g_{ji},\quad
                k_i = \sum_j g_{ji} \tilde a^{(j)}_i .
     """
+    if getattr(net, "is_graph", False):
+        raise InputError("exact_dtd takes a dense Network (its u/k recursion is written for dense layers); for an "
+                         "operator graph use dtd.lrp / dtd.roots / dtd.root_regions")
     net.check_output(output)
     acts = net.activations(x)
     L = net.n_layers
