@@ -83,6 +83,41 @@ def read_json(path: str | Path) -> Any:
         raise InputError(f"{path}: not a JSON file ({exc})") from None
 
 
+def user_rule_hint(reference: str, source: str) -> str:
+    """The error message for a file that names a user rule (``python:<module>:<class>[<spec>]``) when no rule is given.
+
+    Parameters
+    ----------
+    reference : str
+        The rule reference the file holds (:func:`dtd_formal.rules.parse.rule_reference`).
+    source : str
+        The file (and part of it) the reference comes from, named first in the message.
+
+    Returns
+    -------
+    str
+        The message: the reference, and the exact ``--rule module:Class`` option (or Python call) that replays it.
+    """
+    module, _, rest = reference[len("python:"):].partition(":")
+    cls = rest.split("[", 1)[0]
+    if module == "__main__" or not module or not cls or "<locals>" in cls:
+        how = ("the class was defined in a script or a function, so it cannot be imported: move it into a module "
+               "file and pass it with --rule module:Class (in Python: replay_file(path, rule=Class()))")
+    else:
+        how = (f"pass it with --rule {module}:{cls} (imported from the current directory or PYTHONPATH, built without "
+               f"arguments; in Python: replay_file(path, rule={cls.rsplit('.', 1)[-1]}()))")
+    return f"{source}: the file names the user rule {reference!r}; replay never imports code named in a file: {how}"
+
+
+def _resolve_rule(reference: Any, given: Rule | None, source: str) -> Rule:
+    """:func:`dtd_formal.rules.parse.resolve_rule`, with :func:`user_rule_hint` when a user rule is not given."""
+    from .rules.parse import resolve_rule
+
+    if given is None and isinstance(reference, str) and reference.startswith("python:"):
+        raise InputError(user_rule_hint(reference, source))
+    return resolve_rule(reference, given, source)
+
+
 def _network(data: dict[str, Any], model: Network | None, source: str) -> Network:
     if isinstance(data.get("network"), dict):
         from .io import network_from_json
@@ -132,7 +167,6 @@ def replay_file(path: str | Path, model: Network | None = None, rule: Rule | Non
 def replay_verdict(data: dict[str, Any], source: str, model: Network | None, given_rule: Rule | None,
                    timeout: float = 60.0) -> ReplayReport:
     """Re-derive one ``dtd_formal.verdict/2`` object (module docstring)."""
-    from .rules.parse import resolve_rule
     from .smt.counterexample import question_from_json
 
     if data.get("format") != VERDICT_FORMAT:
@@ -146,7 +180,7 @@ def replay_verdict(data: dict[str, Any], source: str, model: Network | None, giv
         raise InputError(f"{source}: question kind must be root-exit or violation, got {kind!r}")
     question = question_from_json(q, kind, source)
     net = _network(data, model, source)
-    rule = resolve_rule(question.rule, given_rule, source)
+    rule = _resolve_rule(question.rule, given_rule, source)
     problems: list[str] = []
     if question.network != net.digest():
         problems.append(f"network: the verdict is about {question.network}, the network is {net.digest()}")
@@ -313,13 +347,12 @@ def _replay_violation_proof(question: Any, net: Network, rule: Rule, cert: dict[
 def _replay_bare_counterexample(data: dict[str, Any], source: str, model: Network | None,
                                 given_rule: Rule | None) -> ReplayReport:
     """A counterexample object on its own (``counterexample.to_json(net)``): re-derived like a refuted verdict."""
-    from .rules.parse import resolve_rule
     from .smt.counterexample import RootExitCounterexample, ViolationCounterexample
 
     cls = RootExitCounterexample if data["kind"] == "root_exit" else ViolationCounterexample
     cex = cls.from_json(data, source)
     net = _network(data, model, source)
-    problems = cex.check(net, resolve_rule(cex.question.rule, given_rule, source))
+    problems = cex.check(net, _resolve_rule(cex.question.rule, given_rule, source))
     return ReplayReport(cex.question.kind, "refuted", not problems,
                         _describe(cex.question, "refuted") if not problems else problems[0], problems)
 
@@ -330,6 +363,8 @@ def _replay_report(data: dict[str, Any], source: str, model: Network | None, rul
     neurons = data.get("neurons")
     if not isinstance(neurons, dict) or not neurons:
         raise InputError(f"{source}: the report holds no per-neuron verdicts")
+    if rule is None and isinstance(data.get("rule"), str) and data["rule"].startswith("python:"):
+        raise InputError(user_rule_hint(data["rule"], source))
     net = _network(data, model, source)
     parts = []
     for j, v in neurons.items():
@@ -365,6 +400,9 @@ def _replay_report(data: dict[str, Any], source: str, model: Network | None, rul
 def _replay_property_counterexample(data: dict[str, Any], source: str, rule: Rule | None) -> ReplayReport:
     from .testing.counterexample import Counterexample
 
+    ref = data["rule"].get("reference") if isinstance(data.get("rule"), dict) else None
+    if rule is None and isinstance(ref, str) and ref.startswith("python:"):
+        raise InputError(user_rule_hint(ref, source))
     cex = Counterexample.from_json(data, rule=rule, source=source)
     try:
         problems = cex.check()
@@ -377,5 +415,5 @@ def _replay_property_counterexample(data: dict[str, Any], source: str, rule: Rul
                         problems)
 
 
-__all__ = ["ReplayReport", "replay_file", "replay_data", "replay_verdict", "read_json", "REPORT_FORMAT",
-           "UNCHECKED_VERDICT_FIELDS"]
+__all__ = ["ReplayReport", "replay_file", "replay_data", "replay_verdict", "read_json", "user_rule_hint",
+           "REPORT_FORMAT", "UNCHECKED_VERDICT_FIELDS"]

@@ -16,16 +16,17 @@ import numpy as np
 
 from ..errors import InputError
 from ..exact import to_float
-from ..rules.parse import parse_rule, rule_reference
-from .common import (add_fold_option, format_flip, load_inputs, load_model, parse_neurons, positive_seconds, print_json,
-                     resolve_neurons, writable_file)
+from ..rules.parse import rule_reference
+from .common import (add_fold_option, format_flip, load_inputs, load_model, load_rule, parse_neurons,
+                     positive_seconds, print_json, resolve_neurons, writable_file)
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("counterexample", help="search a box for inputs whose DTD roots leave their linear region")
     p.add_argument("model", help="network file (.onnx, .nnet, .json) or example:paper-mlp[:SEED[:INIT]]")
     add_fold_option(p)
-    p.add_argument("--rule", default="zplus", help="root-point rule (zplus, lrp0, gamma:0.25, zbox:0,1, wsquare)")
+    p.add_argument("--rule", default="zplus", help="root-point rule (zplus, lrp0, gamma:0.25, zbox:0,1, wsquare) or a user rule "
+                        "module:Class (imported, also from the current directory)")
     p.add_argument("--layer", type=int, default=1, help="layer whose neurons' roots are examined (default 1)")
     p.add_argument("--neuron", action="append", metavar="J|C,Y,X",
                    help="neuron(s) of the layer: an index, or channel,y,x on conv layers (default: all)")
@@ -44,7 +45,8 @@ def register(sub: Any) -> None:
     p.add_argument("--timeout", type=positive_seconds, default=60.0, help="seconds per neuron (default 60)")
     p.add_argument("--executor", default=None, help="local (process pool) or dask://HOST:PORT (default: serial)")
     p.add_argument("--save-tests", default=None, metavar="FILE",
-                   help="write a pytest regression test for every counterexample to FILE")
+                   help="write a pytest regression test for every counterexample to FILE (the network once, beside "
+                        "it as FILE's stem + .network.json, checked by digest)")
     p.add_argument("--json", action="store_true", help="machine-readable output (exact rationals as strings)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -59,18 +61,90 @@ def report_json(net: Any, per_neuron: dict[int, Any], summary: dict[str, Any]) -
             "neurons": {str(j): v.to_json() for j, v in per_neuron.items()}}
 
 
-def write_tests(path: Path, net: Any, per_neuron: dict[int, Any]) -> None:
-    """A pytest regression test per counterexample in ``path``; the network is written once beside it
-    (``<path stem>.network.json``) and each test loads it and checks its digest."""
+def write_tests(path: Path, net: Any, per_neuron: dict[int, Any], rule: Any = None) -> None:
+    """Write a pytest regression test per counterexample to ``path``; the network is written once beside it.
+
+    The network goes to ``<path stem>.network.json`` in the same folder (exact JSON, never inlined in the tests:
+    a conv net is megabytes). The test module finds it next to itself (``Path(__file__)``, so the two files can be
+    moved together), loads it once and refuses it, naming the file, when its digest is not the one the tests were
+    written for.
+
+    Parameters
+    ----------
+    path : Path
+        The test module to write.
+    net : Network or GraphNetwork
+        The network the counterexamples are about.
+    per_neuron : dict
+        The per-neuron verdicts; a test is written for each refuted one.
+    rule : Rule, optional
+        The rule searched; needed for a user rule (not a catalogue reference), which the tests import from its
+        module.
+
+    Raises
+    ------
+    InputError
+        For a user rule that cannot be imported by the tests (defined in a script or a function).
+    """
+    from ..smt.counterexample import _network_loader
+    from ..testing.counterexample import rule_source
+
     refuted = {j: v for j, v in per_neuron.items() if v.status == "refuted"}
     if not refuted:
-        path.write_text("# no counterexamples\n")
+        path.write_text("# dtd-formal counterexample --save-tests: no counterexamples, so no tests\n")
         return
     net_path = path.with_name(path.stem + ".network.json")
+    digest = net.digest()
+    imports: set[str] = {"from functools import cache", "from pathlib import Path", "from typing import Any"}
+    bodies = []
+    marker = "<network file>"
+    loader = _network_loader(net, digest, marker)
+    for j, v in refuted.items():
+        src = v.counterexample.to_pytest(net, f"test_root_exit_layer{v.counterexample.layer}_neuron{j}",
+                                         network_file=marker)
+        head, sep, body = src.partition("\n\n\ndef ")
+        if not sep or loader not in body:
+            raise RuntimeError(f"neuron {j}: unexpected layout of the generated test; cannot share the network")
+        imports.update(line for line in head.splitlines() if line.strip())
+        body = body.replace(loader, "    net = _network()\n")
+        reference = v.counterexample.rule
+        if reference.startswith("python:"):  # a user rule: imported from its module, not parsed
+            built = rule_source(rule) if rule is not None else None
+            if built is None:
+                raise InputError(f"--save-tests {path}: the user rule {reference!r} cannot be imported by a test "
+                                 "(define it in a module file)")
+            imports.update(built[0])
+            body = body.replace(f"parse_rule({reference!r})", built[1])
+        bodies.append("def " + body.rstrip() + "\n")
+    if not any("parse_rule(" in b for b in bodies):
+        imports.discard("from dtd_formal.rules.parse import parse_rule")
+
+    groups: dict[int, list[str]] = {0: [], 1: [], 2: []}  # standard library, dtd_formal, the user's rule module
+    for line in sorted(imports, key=lambda i: (not i.startswith("import "), i)):
+        top = line.split()[1].split(".")[0]
+        groups[0 if top in ("json", "fractions", "functools", "pathlib", "typing") else
+               1 if top == "dtd_formal" else 2].append(line)
+    header = (
+        f'"""Regression tests written by ``dtd-formal counterexample --save-tests``: one per counterexample (an exact\n'
+        f'input whose DTD root leaves its linear region). The network is not inlined: it is {net_path.name}\n'
+        f'beside this file, loaded once and checked against its digest."""\n\n'
+        + "\n\n".join("\n".join(group) for group in groups.values() if group) + "\n\n"
+        f"NETWORK_FILE = Path(globals().get(\"__file__\", {str(path.resolve())!r})).with_name({net_path.name!r})\n"
+        f"NETWORK_DIGEST = {digest!r}\n\n\n"
+        "@cache\n"
+        "def _network() -> Any:\n"
+        '    """The network of these tests, read once; refused (naming the file) unless its digest is NETWORK_DIGEST."""\n'
+        "    if not NETWORK_FILE.is_file():\n"
+        '        raise FileNotFoundError(f"{NETWORK_FILE}: the network of these tests is missing (it is written beside "\n'
+        '                                "them by dtd-formal counterexample --save-tests)")\n'
+        "    net = dtd.load(NETWORK_FILE)\n"
+        "    if net.digest() != NETWORK_DIGEST:\n"
+        '        raise AssertionError(f"{NETWORK_FILE}: digest mismatch: the file holds {net.digest()}, these tests were "\n'
+        '                             f"written for {NETWORK_DIGEST}; the network file was changed or replaced")\n'
+        "    return net\n"
+    )
     net.save(net_path)
-    tests = [v.counterexample.to_pytest(net, f"test_root_exit_layer{v.counterexample.layer}_neuron{j}",
-                                        network_file=str(net_path)) for j, v in refuted.items()]
-    path.write_text("\n\n".join(tests))
+    path.write_text(header + "\n\n" + "\n\n".join(bodies))
 
 
 def _domain(args: argparse.Namespace, net: Any) -> Any:
@@ -122,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
 
     save_tests = writable_file(args.save_tests, "--save-tests") if args.save_tests else None
     net = load_model(args.model, args.fold_normalization, not args.json)
-    rule = parse_rule(args.rule)
+    rule = load_rule(args.rule)
     net.check_layer(args.layer)
     neurons = resolve_neurons(net, args.layer, parse_neurons(args.neuron))
     verdict = find_root_exit(
@@ -133,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
     per = getattr(verdict, "per_neuron", None) or {neurons[0]: verdict}  # type: ignore[index]
     counts = {s: sum(v.status == s for v in per.values()) for s in ("refuted", "proved", "unknown")}
     if save_tests is not None:
-        write_tests(save_tests, net, per)
+        write_tests(save_tests, net, per, rule)
     if args.json:
         print_json(report_json(net, per, {"model": args.model, "rule": rule_reference(rule), "layer": args.layer,
                                           "scope": args.scope, "variant": args.variant,

@@ -1,6 +1,9 @@
 """``dtd-formal regions MODEL --plot out.png [--input X | --inputs FILE] [--rule R] [--extent x0:x1,y0:y1]``:
 the 2-D picture of a 2-input network's linear regions, inputs, layer-1 roots and segments (exact verdicts).
 
+The regions are vector polygons (PNG, PDF or SVG by the suffix of ``--plot``); the region count printed and in
+``--json`` counts regions of positive area only (a hyperplane is not a region).
+
 Networks with more inputs (conv graphs, MNIST MLPs) get the slice through one input and the root of one layer-1
 neuron (``--neuron J|C,Y,X``), coloured by region (:func:`dtd_formal.experiments.figures.plot_slice`)."""
 
@@ -34,7 +37,7 @@ def register(sub: Any) -> None:
                                        "input plane; more: the slice through an input and one root)")
     p.add_argument("model", help="network file (.onnx, .nnet, .json), or example:toy-2d[:SEED]")
     add_fold_option(p)
-    p.add_argument("--plot", required=True, help="output PNG path")
+    p.add_argument("--plot", required=True, help="output image path (.png, .pdf or .svg)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--input", help="one input x1,x2 (read exactly)")
     src.add_argument("--inputs", help="inputs file (.npy/.csv/.json)")
@@ -52,7 +55,7 @@ def register(sub: Any) -> None:
 
 def _run_slice(args: argparse.Namespace, net: Any) -> int:
     """Networks with more than 2 inputs (conv graphs included): the plane through the input and one root."""
-    from ..experiments.figures import plot_slice
+    from ..experiments.figures import slice_figure
 
     if args.input is not None:
         xs = net.as_input(parse_input_text(args.input), "--input").reshape(1, -1)
@@ -68,18 +71,21 @@ def _run_slice(args: argparse.Namespace, net: Any) -> int:
     neuron = None if neurons is None else neurons[0]
     if args.resolution < 8:
         raise InputError(f"--resolution must be at least 8, got {args.resolution}")
-    rec = plot_slice(net, args.plot, xs[0], parse_rule(args.rule), 1, neuron, args.output, args.resolution)
+    fig = slice_figure(net, xs[0], parse_rule(args.rule), 1, neuron, args.output, args.resolution)
+    fig.save(args.plot)
+    rec = fig.record
     if args.json:
-        print_json({"plot": args.plot, "model": args.model, "record": rec.to_json()})
+        print_json({"plot": args.plot, "model": args.model, "regions": fig.regions, "record": rec.to_json()})
     else:
-        print(f"wrote {args.plot}; layer-1 neuron {rec.neuron}: the root "
+        print(f"wrote {args.plot}; {fig.regions} linear regions on the slice; layer-1 neuron {rec.neuron}: the root "
               f"{'leaves' if rec.leaves_pattern else 'stays in'} the input's region "
               f"(affine map {'changes' if rec.leaves_affine_map else 'unchanged'}), exact")
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..experiments.figures import plot_regions, toy_2d_network
+    from ..experiments.figures import regions_figure, toy_2d_network
+    from ..network import Network
 
     if args.model.startswith("example:toy-2d"):
         parts = args.model.split(":")
@@ -88,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         net = toy_2d_network(int(parts[2]) if len(parts) > 2 and parts[2] else 0)
     else:
         net = load_model(args.model, args.fold_normalization, not args.json)
-    if net.input_size != 2:
+    if net.input_size != 2 or not isinstance(net, Network):  # a 2-input operator graph: the slice picture too
         return _run_slice(args, net)
     extent = _extent(args.extent)
     if args.input is not None:
@@ -101,12 +107,14 @@ def run(args: argparse.Namespace) -> int:
         if net.input_size == 2:
             cand = cand[net.to_float().forward(cand)[:, args.output] > 0][: args.samples]
         xs = cand
-    report = plot_regions(net, args.plot, xs, parse_rule(args.rule), extent, output=args.output)
+    fig = regions_figure(net, xs, parse_rule(args.rule), extent, output=args.output)
+    fig.save(args.plot)
+    report = fig.report
     summary = report.summary[1] if report else {}
     if args.json:
-        print_json({"plot": args.plot, "model": args.model, "summary": summary,
+        print_json({"plot": args.plot, "model": args.model, "regions": fig.regions, "summary": summary,
                     "records": [r.to_json() for r in report.records] if report else []})
     else:
-        print(f"wrote {args.plot}; layer-1 roots: {summary.get('roots', 0)}, leaving the region: "
-              f"{summary.get('leaves_pattern')}")
+        print(f"wrote {args.plot}; {fig.regions} linear regions in the box; layer-1 roots: {summary.get('roots', 0)}, "
+              f"leaving the region: {summary.get('leaves_pattern')}")
     return 0

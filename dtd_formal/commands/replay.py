@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
-
 
 
 def register(sub: Any) -> None:
@@ -34,12 +34,33 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+def _user_rule(text: str) -> Any:
+    """The rule of ``--rule TEXT``: ``module:Class`` is imported with the current directory on the import path (a
+    ``module.py`` in the directory replay runs from works without PYTHONPATH); a catalogue string is parsed.
+
+    Raises
+    ------
+    InputError
+        Naming ``--rule TEXT``, the failure and where the module was looked for.
+    """
+    from ..errors import InputError
+    from .common import load_rule
+
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        return load_rule(text)
+    except InputError as exc:
+        raise InputError(f"--rule {text}: {exc} (looked in the current directory {cwd} and on PYTHONPATH)") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from ..replay import replay_file
-    from .common import load_model, load_rule
+    from .common import load_model
 
     model = load_model(args.model, args.fold_normalization) if args.model else None
-    rule = load_rule(args.rule) if args.rule else None
+    rule = _user_rule(args.rule) if args.rule else None
     report = replay_file(args.file, model=model, rule=rule, timeout=args.timeout)
     if args.json:
         json.dump({"file": args.file, **report.to_json()}, sys.stdout, indent=1)
