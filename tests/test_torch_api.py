@@ -10,12 +10,13 @@ import pytest
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
+from test_torch_zennit import CASES
 from zennit_ref import import_zennit
 
 import dtd_formal as dtd
 import dtd_formal.torch as dt
 from dtd_formal.errors import InputError
-from dtd_formal.rules import LRP0, AlphaBeta, Epsilon, Flat, Gamma, LayerMapComposite, WSquare, ZBox, ZPlus
+from dtd_formal.rules import LRP0, Epsilon, Flat, Gamma, LayerMapComposite, ZBox, ZPlus
 from dtd_formal.rules.parse import parse_composite, parse_explainer
 from dtd_formal.torch import composites as tc
 
@@ -91,16 +92,7 @@ def _close(ours: torch.Tensor, ref: torch.Tensor) -> float:
     return float((ours - ref).abs().max() / ref.abs().max())
 
 
-RULES = [
-    ("zplus", lambda z: z.rules.ZPlus(), ZPlus(bias="zennit")),
-    ("epsilon", lambda z: z.rules.Epsilon(epsilon=1e-6), Epsilon(1e-6, bias="zennit")),
-    ("lrp0", lambda z: z.rules.Epsilon(epsilon=0), LRP0(bias="zennit")),
-    ("gamma", lambda z: z.rules.Gamma(gamma=0.25), Gamma(0.25, bias="zennit")),
-    ("alphabeta", lambda z: z.rules.AlphaBeta(alpha=2, beta=1), AlphaBeta(2, 1, bias="zennit")),
-    ("zbox", lambda z: z.rules.ZBox(low=-3.0, high=3.0), ZBox(-3.0, 3.0, bias="zennit")),
-    ("wsquare", lambda z: z.rules.WSquare(), WSquare(bias="zennit")),
-    ("flat", lambda z: z.rules.Flat(), Flat(bias="zennit")),
-]
+RULES = CASES  # every catalogue rule with its zennit twin (one list for both test files)
 
 PRESETS = [
     ("EpsilonPlus", {}), ("EpsilonAlpha2Beta1", {}), ("EpsilonPlusFlat", {}), ("EpsilonAlpha2Beta1Flat", {}),

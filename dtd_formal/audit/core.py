@@ -25,7 +25,7 @@ which. The audit runs on a float64 copy of the model: the user's model is never 
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import fx, nn
@@ -212,9 +212,7 @@ def _coverage(model: nn.Module, templates: dict[str, Any] | None, cap: Captured 
         if isinstance(m, nn.ReLU) and m.inplace:
             out.append({"name": name, "kind": "ReLU(inplace=True)",
                         "reason": "in-place activation: hooks on its input tensor see it overwritten"})
-        if templates is not None and isinstance(m, LAYER_TYPES + (nn.BatchNorm1d, nn.BatchNorm2d)) and templates.get(name) is None:
-            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and _is_identity_bn(m):
-                continue
+        if templates is not None and isinstance(m, LAYER_TYPES) and templates.get(name) is None:
             out.append({"name": name, "kind": type(m).__name__,
                         "reason": "no rule assigned: the plain gradient passes through it"})
     return out
@@ -229,12 +227,6 @@ def _merged(name: str, cap: Captured | None) -> bool:
     scale = W / torch.sqrt(var + cap.modules[name].eps)
     return bool(torch.allclose(scale, torch.ones_like(scale), rtol=1e-5) and b is not None
                 and torch.allclose(b - mean * scale, torch.zeros_like(b), atol=1e-6))
-
-
-def _is_identity_bn(m: nn.Module) -> bool:
-    scale = m.weight / torch.sqrt(m.running_var + m.eps)
-    return bool(torch.allclose(scale, torch.ones_like(scale), rtol=1e-5) and
-                torch.allclose(m.bias - m.running_mean * scale, torch.zeros_like(m.bias), atol=1e-6))
 
 
 def _canonizers(composite: Any, model: nn.Module, x: torch.Tensor) -> list[CanonizerRecord]:

@@ -213,11 +213,6 @@ def plan_rules(rule_or_composite: Rule | Composite, plan: Plan) -> dict[int, Rul
             for i in plan.layers}
 
 
-def default_norm(rule_or_composite: Rule | Composite, plan: Plan) -> str:
-    """The proportional-node convention: "zennit" if the rules use ``bias="zennit"``, else "dtd"."""
-    return "zennit" if any(r.bias == "zennit" for r in plan_rules(rule_or_composite, plan).values()) else "dtd"
-
-
 def make_state(plan: Plan, rule_or_composite: Rule | Composite, norm: str | None = None,
                dense_linear: bool = False, activation: str | None = None) -> LRPState:
     """The run's rules and conventions: ``norm`` and ``activation`` default from the rules' ``bias`` ("zennit":
