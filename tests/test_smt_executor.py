@@ -40,7 +40,9 @@ def test_local_pool_and_dask_match_serial() -> None:
     local = dtd.find_root_exit(net, ZPlus(), layer=1, domain=(0, 1), timeout=4, executor="local")
     assert _statuses(serial) == _statuses(local)
     assert serial.status == "refuted" and _statuses(serial)[0] == "refuted"
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", dashboard_address=None) as cluster:
+    # a worker process, not a thread: Z3's global context is not thread-safe, and a threaded in-process worker
+    # raced the main thread's garbage collection of Z3 objects (a segfault in Z3_solver_dec_ref, seen once in CI)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, protocol="tcp", dashboard_address=None) as cluster:
         address = cluster.scheduler_address  # tcp://HOST:PORT
         via_dask = dtd.find_root_exit(net, ZPlus(), layer=1, domain=(0, 1), timeout=4,
                                       executor="dask://" + address.split("://", 1)[1])
