@@ -78,8 +78,11 @@ def test_relevance_pngs_and_json_match_the_torch_backend(conv_onnx: Any, tmp_pat
     assert report["model"] == str(path) and report["inputs"] == str(xfile)
     assert report["explainer"] == {"spec": "gamma:0.25", "repr": repr(parse_explainer("gamma:0.25"))}
     assert report["target_option"] == "argmax" and report["targets"] == [int(c) for c in y.argmax(axis=1)]
-    np.testing.assert_allclose(report["outputs"], y, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(report["explained_outputs"], y[np.arange(5), y.argmax(axis=1)], rtol=1e-6)
+    # the command ran batches of 2, 2, 1 and this forward one of 5: float32 convolutions may sum in another order
+    # per batch size, so outputs agree to float32 rounding of the largest term, not of each (small) output
+    scale = 1e-6 * float(np.abs(y).max())
+    np.testing.assert_allclose(report["outputs"], y, rtol=1e-6, atol=scale)
+    np.testing.assert_allclose(report["explained_outputs"], y[np.arange(5), y.argmax(axis=1)], rtol=1e-6, atol=scale)
     np.testing.assert_allclose(report["relevance_sums"], R.reshape(5, -1).sum(axis=1, dtype=np.float64), rtol=1e-6)
     assert report["version"] == dtd_formal.__version__ and report["batched"] is True
     assert report["input_shape"] == list(sample) and report["dtype"] == "float32"

@@ -32,10 +32,11 @@ from torch import fx, nn
 
 from ..errors import InputError
 from ..rules.base import Rule
+from ..rules.catalogue import Epsilon
 from ..rules.composites import Composite
 from .capture import Captured, FunctionalNode, hook_counts, install_hooks, leaf_modules, source, wrap_functionals
 from .report import AuditReport, CanonizerRecord, LayerRecord
-from .translate import captum_rule, zennit_rule
+from .translate import Proportional, captum_rule, zennit_rule
 
 LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
@@ -92,10 +93,41 @@ def _definition(rule: Rule, name: str, module: nn.Module, params: tuple[torch.Te
     return redistribute_layer(rule, _layer_info(name, module, params), a, None, R)
 
 
-def _relative(got: torch.Tensor, want: torch.Tensor) -> float:
-    scale = float(want.abs().max())
-    diff = float((got - want).abs().max())
+def _pool_definition(module: nn.Module, a: torch.Tensor, R: torch.Tensor, rule: Proportional | None) -> torch.Tensor:
+    r"""A pooling layer's relevance leaving it, from its input a and the relevance R entering it: with a
+    :class:`~.translate.Proportional` claim :math:`a \odot J^\top (R / \mathrm{stab}(z))`, :math:`z =
+    \mathrm{pool}(a)`; with no rule the gradient :math:`J^\top R` (for a max-pool: all of R_j to the winner)."""
+    a = a.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        z = module(a)
+        if rule is None:
+            (g,) = torch.autograd.grad(z, a, R)
+            return g
+        stab = z.detach() + rule.epsilon * torch.where(z.detach() >= 0, 1.0, -1.0).to(z.dtype)
+        (g,) = torch.autograd.grad(z, a, R / stab)
+    return a.detach() * g
+
+
+def _per_input(t: torch.Tensor) -> torch.Tensor:
+    return t.reshape(t.shape[0], -1).sum(dim=1)
+
+
+def _ratio(diff: float, scale: float) -> float:
     return diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf"))
+
+
+def _relative(got: torch.Tensor, want: torch.Tensor) -> float:
+    """max |got - want| / max |want|."""
+    return _ratio(float((got - want).abs().max()), float(want.abs().max()))
+
+
+def _deviations(got: torch.Tensor, want: torch.Tensor) -> tuple[float, list[float]]:
+    """:func:`_relative` over the batch and for each input (dim 0) alone."""
+    n = got.shape[0]
+    diff = (got - want).abs().reshape(n, -1).amax(dim=1)
+    scale = want.abs().reshape(n, -1).amax(dim=1)
+    per = [_ratio(d, s) for d, s in zip(diff.tolist(), scale.tolist())]
+    return _ratio(float(diff.max()), float(scale.max())), per
 
 
 def _plain_sum_like(lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
@@ -141,10 +173,13 @@ def _run_zennit(composite: Any, model: nn.Module, x: torch.Tensor, RL: torch.Ten
     return R, cap, templates
 
 
-def _run_captum(lrp_obj: Any, model: nn.Module, x: torch.Tensor, targets: list[int]) -> tuple[torch.Tensor, Captured, dict[str, Any]]:
+def _run_captum(lrp_obj: Any, model: nn.Module, x: torch.Tensor, RL: torch.Tensor,
+                targets: list[int]) -> tuple[torch.Tensor, Captured, dict[str, Any]]:
     """captum's LRP on the float64 copy with the rules the user set on the original's layers; per layer, the
     relevance captum itself stores (``rule.relevance_output``: entering, ``rule.relevance_input``: leaving) and
-    the layer inputs from a plain forward pass before it (captum changes weights only inside its own run)."""
+    the layer inputs from a plain forward pass before it (captum changes weights only inside its own run). captum
+    keeps those relevances divided by the explained output f_c(x) and multiplies only the input's by it at the
+    end; they are multiplied back here, so the report's figures are relevances."""
     from captum.attr import LRP
     from captum.attr._core.lrp import SUPPORTED_LAYERS_WITH_RULES
 
@@ -167,24 +202,41 @@ def _run_captum(lrp_obj: Any, model: nn.Module, x: torch.Tensor, targets: list[i
         W = getattr(m, "weight", None)
         if isinstance(W, torch.Tensor):
             cap.params[name] = (W.detach().clone(), None if m.bias is None else m.bias.detach().clone())
-    R = LRP(model).attribute(x.detach().clone().requires_grad_(True), target=torch.tensor(targets))
+    try:
+        R = LRP(model).attribute(x.detach().clone().requires_grad_(True), target=torch.tensor(targets))
+    except (TypeError, RuntimeError) as exc:  # captum refuses a module without a rule by TypeError
+        raise InputError(f"captum's LRP refused the model: {exc}") from None
+    # captum's hooks hold relevances normalised by the explained output f_c(x) (R^L's entry c), per row
+    scale = RL[torch.arange(x.shape[0]), torch.tensor(targets)]
+
+    def rescaled(t: torch.Tensor) -> torch.Tensor:
+        return t.detach() * scale.reshape((-1,) + (1,) * (t.dim() - 1))
+
     for name, rule in used.items():
         entering, leaving = getattr(rule, "relevance_output", {}), getattr(rule, "relevance_input", {})
         if entering and leaving and name in cap.modules:
-            cap.entering[name] = next(iter(entering.values())).detach()
+            cap.entering[name] = rescaled(next(iter(entering.values())))
             out = next(iter(leaving.values()))
-            cap.leaving[name] = [(out[0] if isinstance(out, list) else out).detach()]
+            cap.leaving[name] = [rescaled(out[0] if isinstance(out, list) else out)]
     cap.order = [n for n in cap.order if n in cap.entering]
     return R.detach(), cap, used
 
 
 # ---------------------------------------------------------------------------------------------------- checks
-def _coverage(model: nn.Module, templates: dict[str, Any] | None, cap: Captured | None) -> list[dict[str, str]]:
-    out: list[dict[str, str]] = []
+def _trace(model: nn.Module) -> tuple[fx.GraphModule | None, str]:
+    """The model traced by torch.fx, or (None, why not)."""
     try:
-        gm = fx.symbolic_trace(model)
+        return fx.symbolic_trace(model), ""
     except Exception as exc:  # noqa: BLE001 - fx's errors are many; the report carries the reason
-        return [{"name": type(model).__name__, "kind": "model", "reason": f"torch.fx cannot trace it ({exc})"}]
+        return None, f"torch.fx cannot trace it ({exc})"
+
+
+def _coverage(model: nn.Module, traced: tuple[fx.GraphModule | None, str], templates: dict[str, Any] | None,
+              cap: Captured | None) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    gm, why = traced
+    if gm is None:
+        return [{"name": type(model).__name__, "kind": "model", "reason": why}]
     modules = dict(gm.named_modules())
     calls: dict[str, int] = {}
     for node in gm.graph.nodes:
@@ -218,6 +270,20 @@ def _coverage(model: nn.Module, templates: dict[str, Any] | None, cap: Captured 
     return out
 
 
+def _shared_inputs(gm: fx.GraphModule | None) -> dict[str, list[str]]:
+    """Modules whose input tensor also feeds other operations (in the torch.fx trace), with those operations'
+    names; none known without a trace (coverage reports that)."""
+    if gm is None:
+        return {}
+    out = {}
+    for node in gm.graph.nodes:
+        if node.op == "call_module" and node.args and isinstance(node.args[0], fx.Node):
+            others = [u.name for u in node.args[0].users if u is not node]
+            if others:
+                out[str(node.target)] = others
+    return out
+
+
 def _merged(name: str, cap: Captured | None) -> bool:
     """Whether a BatchNorm was the identity when it ran (a canonizer merged it into the layer before)."""
     if cap is None or name not in cap.params or name not in cap.stats:
@@ -245,8 +311,12 @@ def _canonizers(composite: Any, model: nn.Module, x: torch.Tensor) -> list[Canon
     return out
 
 
-def _records(cap: Captured, rules: dict[str, Any], tol: float, activation_pass: bool) -> list[LayerRecord]:
+def _records(cap: Captured, rules: dict[str, Any], tol: float, activation_pass: bool,
+             unreadable: dict[str, str] | None = None) -> list[LayerRecord]:
+    """One record per captured module; ``unreadable`` names layers whose relevance leaving them the library does
+    not record on its own (with the reason): their definition is not checked."""
     records = []
+    unreadable = unreadable or {}
     for name in cap.order:
         module = cap.modules[name]
         kind = _kind(module)
@@ -259,8 +329,10 @@ def _records(cap: Captured, rules: dict[str, Any], tol: float, activation_pass: 
         absorbed = rin_total - Rout_total
         share = absorbed / abs(rin_total) if rin_total else 0.0
         claim = rules.get(name)
-        rule_text = claim.spec() if isinstance(claim, Rule) else (claim if isinstance(claim, str) else "")
+        rule_text = claim.spec() if hasattr(claim, "spec") else (claim if isinstance(claim, str) else "")
         rec = LayerRecord(name, kind, rule_text, rin_total, Rout_total, absorbed, share)
+        if leaving and all(g.shape[:1] == Rin.shape[:1] for g in leaving):
+            rec.absorbed_per_input = (_per_input(Rin) - sum(_per_input(g) for g in leaving)).tolist()
         big = abs(share) > tol and abs(absorbed) > tol * max(1.0, abs(rin_total))
         if kind in ("linear", "conv"):
             reason = rules.get(f"{name}#why", "")
@@ -268,9 +340,11 @@ def _records(cap: Captured, rules: dict[str, Any], tol: float, activation_pass: 
                 rec.cause, rec.finding = "no rule assigned: the plain gradient passes", "leak" if big else ""
             elif not isinstance(claim, Rule):
                 rec.cause = f"definition not checked: {reason or claim}"
+            elif name in unreadable:
+                rec.cause = f"definition not checked: {unreadable[name]}"
             elif leaving and cap.inputs.get(name):
                 ref = _definition(claim, name, module, cap.params[name], cap.inputs[name][0], Rin)
-                rec.max_deviation = _relative(leaving[0], ref)
+                rec.max_deviation, rec.deviation_per_input = _deviations(leaving[0], ref)
                 if rec.max_deviation > tol:
                     rec.cause, rec.finding = f"departs from {claim.spec()}", "deviation"
                 elif abs(absorbed) > 0:
@@ -296,9 +370,23 @@ def _records(cap: Captured, rules: dict[str, Any], tol: float, activation_pass: 
                 rec.cause = (f"skip connection: the plain gradient copies the relevance to both branches "
                              f"(relevance leaving / entering = {ratio:.3g}; summed twice)")
                 rec.finding = "leak"
-        elif kind == "avgpool":
-            if claim != "norm" and big:
-                rec.cause, rec.finding = "average pool without a rule: the plain gradient", "leak"
+        elif kind in ("maxpool", "avgpool"):
+            pool_rule = Proportional(float(claim.epsilon)) if isinstance(claim, Epsilon) else claim
+            if name in unreadable:
+                rec.cause = f"definition not checked: {unreadable[name]}"
+            elif isinstance(claim, Rule) and not isinstance(claim, Epsilon):
+                rec.cause = f"definition not checked: {claim.spec()} on a pooling layer is not defined by the audit"
+            elif kind == "avgpool" and pool_rule is None:
+                if big:
+                    rec.cause, rec.finding = "average pool without a rule: the plain gradient", "leak"
+            elif isinstance(pool_rule, Proportional | None) and leaving and cap.inputs.get(name):
+                ref = _pool_definition(module, cap.inputs[name][0], Rin, pool_rule)
+                rec.max_deviation, rec.deviation_per_input = _deviations(leaving[0], ref)
+                claimed = "winner-takes-all (the gradient)" if pool_rule is None else pool_rule.spec()
+                if rec.max_deviation > tol:
+                    rec.cause, rec.finding = f"departs from {claimed}", "deviation"
+                elif big:
+                    rec.cause = f"absorbed by the stabiliser, as {claimed} defines"
         elif kind == "batchnorm":
             if not _merged(name, cap):
                 rec.cause = ("BatchNorm not merged into the layer before it: that layer's rule explains the "
@@ -337,7 +425,9 @@ def _roots(model: nn.Module, x: torch.Tensor, rules: dict[str, Any], targets: li
 
 
 def _end_to_end(model: nn.Module, x: torch.Tensor, claims: Any, R: torch.Tensor, RL: torch.Tensor,
-                activation: str | None, exact: bool) -> dict[str, Any]:
+                activation: str | None, exact: bool, norm: str | None = None) -> dict[str, Any]:
+    """Max relative deviation of the input relevance R from dtd_formal's for the claims; ``norm`` is the torch
+    backend's convention at pools and sums (captum's pools divide by z + 1e-9 sign0(z))."""
     from .. import torch as dt
 
     if claims is None:
@@ -356,7 +446,10 @@ def _end_to_end(model: nn.Module, x: torch.Tensor, claims: Any, R: torch.Tensor,
                 return {"status": "compared with the exact engine", "reference": "exact", "max_deviation": worst}
             except InputError as exc:
                 why = f"the exact engine refused ({exc})"
-    ref = dt.lrp(model, x, claims, target=RL, activation=activation)
+    try:
+        ref = dt.lrp(model, x, claims, target=RL, activation=activation, norm=norm)
+    except InputError as exc:  # the backend refuses what it cannot attribute (an unsupported function, a layer)
+        return {"status": f"not checked: the torch backend cannot run the model ({exc})"}
     return {"status": "compared with the torch backend (float64)" + (f"; {why}" if why else ""),
             "reference": "torch float64", "max_deviation": _relative(R, ref)}
 
@@ -462,7 +555,7 @@ def audit(model: nn.Module, x: torch.Tensor, explainer: Any, target: Any = None,
                 rules[name] = None
         activation_pass = any(v == "pass" for v in rules.values())
         activation = "pass" if activation_pass else "gate"
-        uncovered = _coverage(m64, templates, cap)
+        uncovered = _coverage(m64, _trace(m64), templates, cap)
         if not restored64:
             uncovered.append({"name": "model", "kind": "hooks/parameters",
                               "reason": "the composite left the model changed after its context closed"})
@@ -472,19 +565,27 @@ def audit(model: nn.Module, x: torch.Tensor, explainer: Any, target: Any = None,
         claims_used = None if any(not isinstance(r, Rule) for r in layer_claims.values()) else _claims_from(layer_claims)
         e2e = _end_to_end(m64, x64, claims_used, R, RL, activation, exact) if not uncovered or claims_used else {}
     elif kind == "captum":
-        R, cap, captum_rules = _run_captum(explainer, m64, x64, targets)
+        R, cap, captum_rules = _run_captum(explainer, m64, x64, RL, targets)
         for name, r in captum_rules.items():
             rule, why = captum_rule(r)
             rules[name] = rule if rule is not None else "untranslatable"
             if why:
                 rules[f"{name}#why"] = why
-        uncovered = _coverage(m64, {n: rules.get(n) for n, _ in m64.named_modules()}, cap)
-        layers = _records(cap, rules, tolerance, True)
+        traced = _trace(m64)
+        uncovered = _coverage(m64, traced, {n: rules.get(n) for n, _ in m64.named_modules()}, cap)
+        fan_out = {n: (f"its input also feeds {', '.join(users)}; captum's input hook sits on the tensor, so the "
+                       "relevance it records there is the sum over all its users")
+                   for n, users in _shared_inputs(traced[0]).items()}
+        layers = _records(cap, rules, tolerance, True, fan_out)
         uncovered += _unchecked(layers)
         modules = dict(m64.named_modules())
         layer_claims = {n: r for n, r in rules.items() if "#" not in n and isinstance(modules[n], LAYER_TYPES)}
         claims_used = None if any(not isinstance(r, Rule) for r in layer_claims.values()) else _claims_from(layer_claims)
-        e2e = _end_to_end(m64, x64, claims_used, R, RL, "pass", exact)
+        pool_eps = {float(r.epsilon) for n, r in rules.items() if "#" not in n and isinstance(r, Epsilon)
+                    and isinstance(modules[n], (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d,
+                                                nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d))}
+        norm = pool_eps.pop() if len(pool_eps) == 1 else None  # one epsilon for all pools, as the backend takes
+        e2e = _end_to_end(m64, x64, claims_used, R, RL, "pass", exact, norm=norm)
     else:
         if kind == "callable":
             if claims is None:

@@ -21,7 +21,8 @@ class LayerRecord:
     ``max_deviation``: max |library - definition| / max |definition| of the relevance it hands down (None when
     not checked), ``rule``: the rule it claims (spec) and ``cause``: why relevance was absorbed or created, or
     why the layer departs; ``finding``: "", "leak" or "deviation"; ``top``: the channels/neurons with the largest
-    absorbed amounts."""
+    absorbed amounts; ``absorbed_per_input`` and ``deviation_per_input``: the same figures for each input of the
+    batch (empty / None where not measured)."""
 
     name: str
     kind: str
@@ -34,6 +35,8 @@ class LayerRecord:
     cause: str = ""
     finding: str = ""
     top: list[tuple[int, float]] = field(default_factory=list)
+    absorbed_per_input: list[float] = field(default_factory=list)
+    deviation_per_input: list[float] | None = None
 
 
 @dataclass
@@ -132,9 +135,11 @@ class AuditReport:
         colours = ["tab:red" if r.finding == "leak" else "tab:gray" for r in self.layers]
         axes[0].bar(range(len(names)), [r.share for r in self.layers], color=colours)
         axes[0].set_title("relevance absorbed per module (share of what entered)")
-        devs = [r.max_deviation if r.max_deviation is not None else np.nan for r in self.layers]
+        floor = 1e-17  # an exact agreement (0) drawn at the floor of the log axis
+        devs = [max(r.max_deviation, floor) if r.max_deviation is not None else np.nan for r in self.layers]
         axes[1].bar(range(len(names)), devs, color=["tab:red" if r.finding == "deviation" else "tab:blue" for r in self.layers])
         axes[1].set_yscale("log")
+        axes[1].set_ylabel(f"relative deviation (0 drawn at {floor:g})")
         axes[1].axhline(self.tolerance, color="k", lw=0.8, ls="--", label=f"tolerance {self.tolerance:g}")
         axes[1].set_title("max relative deviation from the rule's definition")
         axes[1].legend()

@@ -17,12 +17,26 @@ captum's rules (0.9) compute, on the module's own weight and bias, :math:`R_i = 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ..rules.base import Rule
 from ..rules.catalogue import LRP0, AlphaBeta, Epsilon, Flat, Gamma, WSquare, ZBox, ZPlus
 
 CAPTUM_STABILITY = 1e-9  #: captum's PropagationRule.STABILITY_FACTOR
+
+
+@dataclass(frozen=True)
+class Proportional:
+    r"""A pooling layer's proportional redistribution (zennit's ``Norm``, captum's ``EpsilonRule`` on a pool):
+    :math:`R_i = a_i \sum_j \frac{\partial z_j}{\partial a_i} R_j / \mathrm{stab}(z_j)` with :math:`z =
+    \mathrm{pool}(a)` and :math:`\mathrm{stab}(z) = z + \epsilon\,\mathrm{sign}_0(z)`; a max-pool's
+    :math:`\partial z/\partial a` selects the winner, an average pool's spreads evenly."""
+
+    epsilon: float
+
+    def spec(self) -> str:
+        return f"norm:{self.epsilon:g}"
 
 
 class CaptumGamma(Rule):
@@ -97,7 +111,8 @@ KNOWN_ZENNIT = ("Pass", "Norm", "Epsilon", "ZPlus", "Flat", "WSquare", "Gamma", 
 
 
 def zennit_rule(hook: Any) -> tuple[Any, str]:
-    """(dtd_formal rule, "") for a zennit hook; ("pass", "") / ("norm", "") for Pass / Norm; (None, reason).
+    """(dtd_formal rule, "") for a zennit hook; ("pass", "") / (Proportional(eps), "") for Pass / Norm; (None,
+    reason).
 
     A subclass of a zennit rule claims its base rule (the nearest zennit class in its MRO): what it computes is
     then checked against that rule's definition."""
@@ -112,7 +127,7 @@ def zennit_rule(hook: Any) -> tuple[Any, str]:
     if eps is None:
         return None, f"zennit {name}: {why}"
     if name == "Norm":
-        return "norm", ""
+        return Proportional(eps), ""
     if name == "Epsilon":
         return (LRP0(bias="zennit") if eps == 0 else Epsilon(eps, bias="zennit")), ""
     if name == "ZPlus":
@@ -145,8 +160,11 @@ def zennit_rule(hook: Any) -> tuple[Any, str]:
 
 
 def captum_rule(rule: Any) -> tuple[Any, str]:
-    """(dtd_formal rule, "") for a captum PropagationRule, or (None, reason)."""
-    name = type(rule).__name__
+    """(dtd_formal rule, "") for a captum PropagationRule, or (None, reason); a subclass claims the nearest
+    captum rule in its MRO."""
+    known = ("EpsilonRule", "GammaRule", "Alpha1_Beta0_Rule", "IdentityRule")
+    name = next((c.__name__ for c in type(rule).__mro__ if c.__name__ in known
+                 and (c.__module__ or "").startswith("captum")), type(rule).__name__)
     eps = float(getattr(rule, "STABILITY_FACTOR", CAPTUM_STABILITY))
     if name == "EpsilonRule":
         return Epsilon(eps, bias="zennit"), ""
@@ -159,4 +177,4 @@ def captum_rule(rule: Any) -> tuple[Any, str]:
     return None, f"captum rule {name} is not known to the audit"
 
 
-__all__ = ["CAPTUM_STABILITY", "CaptumGamma", "CaptumZPlus", "captum_rule", "zennit_rule"]
+__all__ = ["CAPTUM_STABILITY", "CaptumGamma", "CaptumZPlus", "Proportional", "captum_rule", "zennit_rule"]

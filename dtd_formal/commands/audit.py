@@ -7,7 +7,9 @@ pkg.mod:Factory`` (a function or class of no arguments that builds the module; t
 
 - ``zennit:PRESET[:k=v,...]`` -- a zennit composite by class name (``zennit:EpsilonPlusFlat``,
   ``zennit:EpsilonGammaBox:low=-3,high=3``), with ``--canonizer`` names from ``zennit.canonizers``;
-- ``captum:LRP`` -- captum's LRP with its default rule per layer type;
+- ``captum:LRP`` -- captum's LRP with its default rule per layer type (``EpsilonRule``); the shape-only modules
+  captum has no default for (Flatten, Unflatten, Identity, Dropout) get its ``IdentityRule``, handing relevance on
+  in the input's shape (:func:`reshape_identity_rule`; captum's own breaks at a Flatten);
 - ``dtd:SPEC`` -- a dtd_formal rule or preset string (``dtd:epsilon-plus-flat@zennit``, ``dtd:gamma:0.25``).
 
 Prints the report (Markdown; the JSON with ``--json``); ``--out DIR`` writes ``audit.json``, ``audit.md`` and
@@ -74,6 +76,26 @@ def _load_model(path: str, module: str | None) -> Any:
     raise InputError(f"{path}: MODEL must be .onnx, or .pt with --module")
 
 
+def reshape_identity_rule() -> Any:
+    """captum's ``IdentityRule`` for a module that only moves values (Flatten, Identity, Dropout in eval): the
+    relevance entering it, handed on in its input's shape. captum's own hands it on in the output's shape, which
+    torch refuses at a Flatten; its ``EpsilonRule`` would divide by stab(a) = a + 1e-9 sign0(a), a change of order
+    1e-9 / |a| that no rule claims."""
+    from captum.attr._utils.lrp_rules import IdentityRule
+
+    class ReshapeIdentityRule(IdentityRule):
+        def _create_backward_hook_input(self, inputs: Any) -> Any:
+            def _backward_hook_input(grad: Any) -> Any:
+                relevance = self.relevance_output[grad.device].reshape(inputs.shape)
+                if self._has_single_input:
+                    self.relevance_input[grad.device] = relevance.data
+                return relevance
+
+            return _backward_hook_input
+
+    return ReshapeIdentityRule()
+
+
 def build_explainer(spec: str, canonizers: list[str], model: Any) -> Any:
     """The explainer object of a ``KIND:SPEC`` string (module docstring)."""
     kind, _, rest = spec.partition(":")
@@ -119,6 +141,11 @@ def build_explainer(spec: str, canonizers: list[str], model: Any) -> Any:
             from captum.attr import LRP
         except ImportError as exc:
             raise InputError(f"--explainer {spec}: captum is not importable ({exc})") from None
+        from torch import nn
+
+        for m in model.modules():  # captum has no default rule for shape-only modules
+            if isinstance(m, (nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout)) and not hasattr(m, "rule"):
+                m.rule = reshape_identity_rule()
         return LRP(model)
     raise InputError(f"--explainer {spec!r}: expected zennit:PRESET, captum:LRP or dtd:SPEC")
 

@@ -11,8 +11,11 @@ output to the relevance of its input:
   move it along (their own gradients);
 - average pools and residual sums redistribute proportionally,
   :math:`R_i = a_i \sum_j T_{ji} R_j / n_j` with :math:`n = \mathcal{T}(a)`, stabilised as zennit's ``Norm``
-  (``norm="zennit"``, :math:`\mathrm{stab}(n) = n + 10^{-6} \mathrm{sign}_0(n)`) or exact (``norm="dtd"``,
-  a zero normaliser drops its relevance). The default follows the rule's ``bias`` convention.
+  (``norm="zennit"``, :math:`\mathrm{stab}(n) = n + 10^{-6} \mathrm{sign}_0(n)`), or exact (``norm="dtd"``, a
+  zero normaliser drops its relevance). The default follows the rule's ``bias`` convention. A number
+  (``norm=1e-9``) is captum's epsilon rule on pools: average and max-pools alike redistribute as
+  :math:`a_i \sum_j \partial_i n_j R_j / (n_j + \epsilon\, \mathrm{sign}_0(n_j))` (a max-pool's winner gets
+  :math:`a_w R / \mathrm{stab}(a_w)`).
 
 :func:`modified_gradients` is the context manager that makes ``model(x)`` build this graph; on exit, also after an
 exception, the model's ``forward`` is what it was before (nothing else is touched: parameters, hooks, modes).
@@ -47,7 +50,7 @@ class LRPState:
 
     plan: Plan
     rules: dict[int, Rule]
-    norm: str
+    norm: str | float
     dense_linear: bool = False
     activation: str = "gate"
     record: bool = False
@@ -154,13 +157,15 @@ class _PassReLU(torch.autograd.Function):
         return R
 
 
-def _normalise(n: torch.Tensor, norm: str) -> torch.Tensor:
-    return stabilise(n, ZENNIT_STABILIZER) if norm == "zennit" else n
+def _normalise(n: torch.Tensor, norm: str | float) -> torch.Tensor:
+    if norm == "dtd":
+        return n
+    return stabilise(n, ZENNIT_STABILIZER if norm == "zennit" else norm)
 
 
 class _AvgPoolFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, a: torch.Tensor, module: nn.Module, norm: str) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, a: torch.Tensor, module: nn.Module, norm: str | float) -> torch.Tensor:  # type: ignore[override]
         y = module(a)
         ctx.save_for_backward(a, y)
         ctx.module, ctx.norm = module, norm
@@ -178,7 +183,7 @@ class _AvgPoolFunction(torch.autograd.Function):
 
 class _AddFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, p: torch.Tensor, q: torch.Tensor, norm: str) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, p: torch.Tensor, q: torch.Tensor, norm: str | float) -> torch.Tensor:  # type: ignore[override]
         ctx.save_for_backward(p, q)
         ctx.norm = norm
         return p + q
@@ -190,7 +195,7 @@ class _AddFunction(torch.autograd.Function):
         return p * s, q * s, None
 
 
-def _add(name: str, p: torch.Tensor, q: torch.Tensor, norm: str) -> torch.Tensor:
+def _add(name: str, p: torch.Tensor, q: torch.Tensor, norm: str | float) -> torch.Tensor:
     if not (isinstance(p, torch.Tensor) and isinstance(q, torch.Tensor)) or p.shape != q.shape:
         from ..errors import UnsupportedLayerError
 
@@ -213,7 +218,7 @@ def plan_rules(rule_or_composite: Rule | Composite, plan: Plan) -> dict[int, Rul
             for i in plan.layers}
 
 
-def make_state(plan: Plan, rule_or_composite: Rule | Composite, norm: str | None = None,
+def make_state(plan: Plan, rule_or_composite: Rule | Composite, norm: str | float | None = None,
                dense_linear: bool = False, activation: str | None = None) -> LRPState:
     """The run's rules and conventions: ``norm`` and ``activation`` default from the rules' ``bias`` ("zennit":
     zennit's Norm and Pass; "dtd": exact normalisers and the ReLU gate)."""
@@ -221,9 +226,11 @@ def make_state(plan: Plan, rule_or_composite: Rule | Composite, norm: str | None
 
     rules = plan_rules(rule_or_composite, plan)
     zennit = any(r.bias == "zennit" for r in rules.values())
-    norm = norm or ("zennit" if zennit else "dtd")
-    if norm not in ("dtd", "zennit"):
-        raise InputError(f"norm must be 'dtd' or 'zennit', got {norm!r}")
+    norm = ("zennit" if zennit else "dtd") if norm is None else norm
+    numeric = isinstance(norm, (int, float)) and not isinstance(norm, bool)
+    if not (norm in ("dtd", "zennit") or numeric and 0 <= float(norm) < float("inf")):
+        raise InputError(f"norm must be 'dtd', 'zennit' or a stabiliser epsilon >= 0, got {norm!r}")
+    norm = float(norm) if numeric else norm
     return LRPState(plan, rules, norm, dense_linear, resolve_activation(activation, rules.values()))
 
 
@@ -252,9 +259,12 @@ def lrp_handlers(state: LRPState) -> Handlers:
             return z
         return torch.relu_(z) if name in in_place else torch.relu(z)
 
+    # a numeric norm (captum's epsilon rule on pools) makes max-pools proportional too: a_w R / stab(a_w)
+    proportional_max = not isinstance(state.norm, str)
     return Handlers(
         layer=layer,
         relu=relu,
+        maxpool=(lambda name, m, a: _AvgPoolFunction.apply(a, m, state.norm)) if proportional_max else None,
         avgpool=lambda name, m, a: _AvgPoolFunction.apply(a, m, state.norm),
         add=lambda name, p, q: _add(name, p, q, state.norm),
     )
@@ -262,10 +272,10 @@ def lrp_handlers(state: LRPState) -> Handlers:
 
 @contextmanager
 def modified_gradients(
-    model: nn.Module, rule_or_composite: Rule | Composite, norm: str | None = None, dense_linear: bool = False,
+    model: nn.Module, rule_or_composite: Rule | Composite, norm: str | float | None = None, dense_linear: bool = False,
     record: bool = False, activation: str | None = None, plan: Plan | None = None,
 ) -> Iterator[LRPState]:
-    """Within the block, ``model(x)`` computes the same outputs and its gradient is the LRP relevance.
+    r"""Within the block, ``model(x)`` computes the same outputs and its gradient is the LRP relevance.
 
     Parameters
     ----------
@@ -273,8 +283,10 @@ def modified_gradients(
         Traced and checked by :func:`dtd_formal.torch.graph.build_plan` (refusals raise before anything changes).
     rule_or_composite : Rule or Composite
         The catalogue's rule for every layer, or a composite (``rule_for(layer, L, kind)``).
-    norm : {"dtd", "zennit"}, optional
-        Convention of the proportional nodes (average pools, residual sums); default from the rules' ``bias``.
+    norm : {"dtd", "zennit"} or float, optional
+        Convention of the proportional nodes (average pools, residual sums): unstabilised, zennit's ``Norm``, or,
+        a number, :math:`n + \epsilon\,\mathrm{sign}_0(n)` with that epsilon, max-pools included (captum);
+        default from the rules' ``bias``.
     dense_linear : bool
         Run Linear layers through the dense rule body (:class:`TorchOps`, per sample) instead of LazyOps.
     record : bool
@@ -367,7 +379,7 @@ def lrp(
     x: torch.Tensor,
     rule_or_composite: Rule | Composite | str,
     output: Any = None,
-    norm: str | None = None,
+    norm: str | float | None = None,
     dense_linear: bool = False,
     per_layer: dict[int, torch.Tensor] | None = None,
     target: Any = None,

@@ -1,0 +1,147 @@
+"""Time of ``dtd.audit`` against one explanation by the audited library (issue 16; target: under 3x).
+
+    python benchmarks/bench_audit.py                 # VGG-like and ResNet-like, zennit and captum, 5 repeats
+    python benchmarks/bench_audit.py --repeats 3 --size 32 --batch 4 --width 32
+
+Models (built here, random weights, float64 as the audit runs them): a VGG-like stack (conv-relu x2, max-pool,
+conv-relu x2, adaptive average pool, two Linear layers) and a ResNet-like net (stem, two residual blocks with
+``h + r`` sums, average pool, Linear), ``--width`` channels, ``--size`` px inputs, ``--batch`` inputs.
+
+Per (model, explainer), the median of ``--repeats`` runs (after one warm-up) of:
+
+- ``explain``: one explanation by the library itself, in float64 (zennit: the composite's context and one
+  ``torch.autograd.grad``; captum: ``LRP(model).attribute``, built as ``dtd-formal audit --explainer captum:LRP`` does, with a rule on
+  the Flatten, which captum has no default for; set again before every call, since ``attribute`` deletes the
+  rules it used);
+- ``audit``: ``dtd.audit(model, x, explainer, target=c, roots=False)`` (conservation, definition per layer,
+  coverage, canonizers, end to end against the torch backend);
+- ``audit+roots``: the same with the root-region check on 32 sampled neurons per root-point layer.
+
+Prints one JSON line per row (seconds, ratio to ``explain``) and a Markdown table at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+import dtd_formal as dtd
+
+COMMAND = "python benchmarks/bench_audit.py " + " ".join(sys.argv[1:])
+
+
+def vgg_like(width: int) -> nn.Module:
+    torch.manual_seed(0)
+    w = width
+    return nn.Sequential(
+        nn.Conv2d(3, w, 3, padding=1), nn.ReLU(), nn.Conv2d(w, w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d((2, 2)), nn.Flatten(), nn.Linear(8 * w, 64), nn.ReLU(), nn.Linear(64, 10),
+    ).double().eval()
+
+
+class ResNetLike(nn.Module):
+    """stem, two residual blocks (conv-relu-conv plus the identity, then relu), average pool, Linear."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.stem, self.relu0 = nn.Conv2d(3, width, 3, padding=1), nn.ReLU()
+        self.a1, self.ra, self.a2, self.rb = (nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+                                              nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
+        self.b1, self.rc, self.b2, self.rd = (nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+                                              nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
+        self.pool, self.flatten, self.fc = nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.relu0(self.stem(x))
+        h = self.rb(h + self.a2(self.ra(self.a1(h))))
+        h = self.rd(h + self.b2(self.rc(self.b1(h))))
+        return self.fc(self.flatten(self.pool(h)))
+
+
+def _median(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float]]:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times
+
+
+def _zennit_explain(composite: Any, model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
+    xg = x.clone().requires_grad_(True)
+    with composite.context(model) as modified:
+        out = modified(xg)
+        grad_out = torch.zeros_like(out)
+        grad_out[:, target] = out[:, target]
+        (R,) = torch.autograd.grad(out, xg, grad_out)
+    return R
+
+
+def _captum(model: nn.Module) -> Any:
+    """captum's LRP as ``dtd-formal audit --explainer captum:LRP`` builds it (a rule for the Flatten)."""
+    from dtd_formal.commands.audit import build_explainer
+
+    return build_explainer("captum:LRP", [], model)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--width", type=int, default=32)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "tests" / "stubs"))
+    rows = []
+    x = torch.rand(args.batch, 3, args.size, args.size, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    target = 3
+    explainers: list[tuple[str, Callable[[nn.Module], Any], Callable[[Any, nn.Module], Any]]] = []
+    try:
+        import zennit.composites as zc
+
+        explainers.append(("zennit EpsilonPlusFlat", lambda m: zc.EpsilonPlusFlat(),
+                           lambda e, m: _zennit_explain(e, m, x, target)))
+    except ImportError as exc:
+        print(json.dumps({"skipped": f"zennit: {exc}"}))
+    try:
+        import captum.attr  # noqa: F401
+
+        explainers.append(("captum LRP", _captum, lambda e, m: e.attribute(x.clone().requires_grad_(True), target=target)))
+    except ImportError as exc:
+        print(json.dumps({"skipped": f"captum: {exc}"}))
+    for model_name, build in (("VGG-like", vgg_like), ("ResNet-like", ResNetLike)):
+        for ex_name, make, explain in explainers:
+            model = build(args.width).double().eval()
+            # a fresh explainer per call: captum's attribute() deletes the rules set on the layers when it ends
+            t_explain, _ = _median(lambda: explain(make(model), model), args.repeats)
+            t_audit, _ = _median(lambda: dtd.audit(model, x, make(model), target=target, roots=False), args.repeats)
+            t_roots, _ = _median(lambda: dtd.audit(model, x, make(model), target=target, roots=True), args.repeats)
+            verdict = dtd.audit(model, x, make(model), target=target, roots=False).verdict
+            row = {"model": model_name, "explainer": ex_name, "explain_s": t_explain, "audit_s": t_audit,
+                   "audit_roots_s": t_roots, "audit_ratio": t_audit / t_explain,
+                   "audit_roots_ratio": t_roots / t_explain, "verdict": verdict}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    print(f"\nCommand: `{COMMAND}` (batch {args.batch}, {args.size}px, width {args.width}, float64, 2 threads, "
+          f"median of {args.repeats})\n")
+    print("| model | explainer | one explanation | audit | ratio | audit + roots | ratio | verdict |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['explainer']} | {r['explain_s']:.3f} s | {r['audit_s']:.3f} s | "
+              f"{r['audit_ratio']:.2f}x | {r['audit_roots_s']:.3f} s | {r['audit_roots_ratio']:.2f}x | {r['verdict']} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
