@@ -222,8 +222,10 @@ def vgg_files(tmp_path):  # type: ignore[no-untyped-def]
     import numpy as np
 
     torch.save(vgg_like().state_dict(), tmp_path / "vgg.pt")
+    torch.save(ResNetLike().double().state_dict(), tmp_path / "resnet.pt")
     (tmp_path / "vggmod.py").write_text(
-        "import sys\nsys.path.insert(0, %r)\nfrom test_torch_api import vgg_like\n" % str(__import__("pathlib").Path(__file__).parent))
+        "import sys\nsys.path.insert(0, %r)\nfrom test_torch_api import ResNetLike, vgg_like\n"
+        "def resnet():\n    return ResNetLike().double()\n" % str(__import__("pathlib").Path(__file__).parent))
     np.save(tmp_path / "x.npy", _x((1, 3, 12, 12), 11).numpy())
     cwd = os.getcwd()
     os.chdir(tmp_path)
@@ -349,3 +351,21 @@ def test_a_numeric_norm_makes_pools_proportional_with_that_epsilon() -> None:
     assert float(dtd.torch.lrp(model, x, rule, output=0, norm="zennit")[0, 0, 0, 0]) == pytest.approx(0.5, rel=1e-15)
     with pytest.raises(InputError, match="norm must be"):
         dtd.torch.lrp(model, x, rule, output=0, norm=-1.0)
+
+
+def test_audit_cli_names_the_residual_add_with_and_without_canonizers(vgg_files, capsys) -> None:  # type: ignore[no-untyped-def]
+    """ResNet-like through the CLI, zennit EpsilonPlusFlat with and without SequentialMergeBatchNorm (no
+    BatchNorm to merge: the model output does not move): both leak at the functional add, which doubles the
+    relevance it receives, and the table, markdown and figure are written."""
+    import_zennit()
+    for extra in ([], ["--canonizer", "SequentialMergeBatchNorm"]):
+        code = main(["audit", "resnet.pt", "--module", "vggmod:resnet", "--explainer", "zennit:EpsilonPlusFlat",
+                     "--inputs", "x.npy", "--no-roots", "--out", "out", *extra])
+        text = capsys.readouterr().out
+        assert code == 1 and "**Verdict: leaks**" in text
+        add = next(line for line in text.splitlines() if line.startswith("| `add` | add |"))
+        assert "| leak |" in add and "relevance leaving / entering = 2" in add
+        assert all(line.split("|")[7].strip() in ("", "0") or float(line.split("|")[7]) < 1e-12
+                   for line in text.splitlines() if line.startswith("| `") and "| conv |" in line)
+        assert ("SequentialMergeBatchNorm: output changes by at most 0" in text) == bool(extra)
+        assert (vgg_files / "out" / "audit.png").stat().st_size > 10_000
