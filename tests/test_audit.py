@@ -369,3 +369,25 @@ def test_audit_cli_names_the_residual_add_with_and_without_canonizers(vgg_files,
                    for line in text.splitlines() if line.startswith("| `") and "| conv |" in line)
         assert ("SequentialMergeBatchNorm: output changes by at most 0" in text) == bool(extra)
         assert (vgg_files / "out" / "audit.png").stat().st_size > 10_000
+
+
+def test_relevance_passed_through_inactive_neurons_is_reported_with_its_amount() -> None:
+    """Flat on the Linear layers hands relevance to every input of the last layer, active or not; zennit's Pass
+    then carries the inactive neurons' share down (the DTD gate would drop it). The amount reported is that share,
+    recomputed here from the ReLU's input and the relevance entering it."""
+    zennit = import_zennit()
+    from zennit.composites import LayerMapComposite
+    from zennit.types import Activation, AvgPool, Convolution
+
+    composite = LayerMapComposite([(Activation, zennit.rules.Pass()), (AvgPool, zennit.rules.Norm()),
+                                   (Convolution, zennit.rules.ZPlus()), (nn.Linear, zennit.rules.Flat())])
+    model, x = vgg_like(), _x((1, 3, 12, 12), 5)
+    rep = dtd.audit(model, x, composite, target=0, roots=False)
+    relu = next(r for r in rep.layers if r.name == "10")  # between the two Linear layers
+    with torch.no_grad():
+        z = model[:10](x)
+        flat_in = torch.zeros(16, dtype=torch.float64) + model(x)[0, 0] / 16  # Flat at layer 11: R_j / n_in
+    want = float((flat_in * (z[0] <= 0)).sum())
+    assert want != 0 and "through inactive neurons" in relu.cause
+    assert f"{want:.3g}" in relu.cause
+    assert rep.verdict == "sound"  # zennit's convention, not a leak

@@ -353,8 +353,15 @@ def _records(cap: Captured, rules: dict[str, Any], tol: float, activation_pass: 
                     rec.top = _top(Rin - _plain_sum_like(leaving[0], Rin))
         elif kind == "relu":
             if claim == "pass":
+                inactive = cap.inputs[name][0] <= 0 if cap.inputs.get(name) else None
                 if big:
                     rec.cause, rec.finding = "Pass should conserve relevance but does not", "leak"
+                elif inactive is not None and bool(inactive.any()):
+                    passed = float((Rin * inactive).sum())
+                    if abs(passed) > tol * max(1.0, abs(rin_total)):
+                        rec.cause = (f"Pass hands on {passed:.3g} ({passed / rin_total if rin_total else 0:.1%}) "
+                                     f"through inactive neurons (z <= 0), which the DTD gate would drop")
+                        rec.top = _top((Rin * inactive).detach())
             elif big:
                 dropped = cap.inputs[name][0] <= 0 if cap.inputs.get(name) else None
                 rec.cause = "the ReLU's gradient (the gate) drops the relevance of inactive neurons"
