@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import sympy as sp
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dtd_formal.errors import BudgetError, InputError
@@ -25,7 +25,16 @@ from dtd_formal.symbolic import (
     to_rational,
     to_sympy,
 )
-from dtd_formal.symbolic.certificate import find_counterexample, parse_srepr, simplify_to_zero
+from dtd_formal.symbolic.certificate import (
+    Evidence,
+    NotRationalFunction,
+    find_counterexample,
+    parse_srepr,
+    rational_numerator,
+    simplify_to_zero,
+)
+from dtd_formal.symbolic.ops import expr_srepr, expr_str
+from dtd_formal.symbolic.rule_claims import conclude, neuron_symbols, sign_patterns, symbolic_rules
 from dtd_formal.symbolic.translate import lambdify_exact, rule_expressions
 from dtd_formal.symbolic.witnesses import small_net
 
@@ -217,6 +226,99 @@ def test_simplify_to_zero_and_counterexample() -> None:
     assert cex is not None
     xv = Fraction(cex["x"])
     assert xv > 0 and Fraction(cex["residual"]) == xv / (xv + 1) - 1 != 0
+
+
+_SYMS = (sp.Symbol("x", positive=True), sp.Symbol("y", negative=True), sp.Symbol("z", real=True),
+         sp.Symbol("u", nonnegative=True))
+
+
+@st.composite
+def rational_expressions(draw: st.DrawFn, depth: int = 3) -> sp.Expr:
+    """Random rational functions of signed symbols: leaves symbols and k/d, nodes + - * / and small powers."""
+    if depth == 0 or draw(st.integers(0, 3)) == 0:
+        if draw(st.booleans()):
+            return draw(st.sampled_from(_SYMS))
+        return sp.Rational(draw(st.integers(-3, 3)), draw(st.integers(1, 3)))
+    left, right = draw(rational_expressions(depth - 1)), draw(rational_expressions(depth - 1))
+    op = draw(st.sampled_from(("+", "-", "*", "/", "**")))
+    if op == "/":
+        return left / right if sp.cancel(right) != 0 else left
+    if op == "**":
+        return left ** draw(st.integers(-2, 2)) if sp.cancel(left) != 0 else left
+    return {"+": left + right, "-": left - right, "*": left * right}[op]
+
+
+def _field_zero(expr: sp.Expr) -> bool:
+    """Textbook: SymPy's own conversion into the field QQ(symbols) (gcd-reduced numerator and denominator)."""
+    gens = sorted(expr.free_symbols, key=sp.default_sort_key)
+    if not gens:
+        return expr == 0
+    field = sp.QQ.frac_field(*gens)
+    return field.from_sympy(expr) == field.zero
+
+
+@settings(max_examples=80, deadline=None)
+@given(rational_expressions(), rational_expressions())
+def test_rational_numerator_decides_zero_as_the_field_does(e: sp.Expr, f: sp.Expr) -> None:
+    for expr in (e, e - f, e * f - f * e, e - sp.cancel(e), (e + f) ** 2 - e**2 - 2 * e * f - f**2):
+        try:
+            numerator = rational_numerator(expr)
+        except NotRationalFunction:  # division by a zero polynomial hidden in unexpanded form
+            continue
+        assert (numerator == 0) == _field_zero(expr)
+        holds, method, _ = simplify_to_zero(expr)
+        assert holds == _field_zero(expr)
+        if holds and expr != 0:
+            assert method == "zero in QQ(symbols)"
+    if sp.cancel(e - f) != 0:  # a broken identity is never proved
+        assert not simplify_to_zero(e - f)[0]
+
+
+def test_broken_identities_are_not_proved() -> None:
+    x, y = sp.Symbol("x", positive=True), sp.Symbol("y", real=True)
+    true = (x**2 - y**2) / (x - y) - (x + y)  # needs the cancellation of (x - y)
+    assert simplify_to_zero(true) == (True, "zero in QQ(symbols)", 0)
+    for broken in ((x**2 - y**2) / (x - y) - x, (x**2 - y**2) / (x - y) - (x + y) + y / (x * x + 1),
+                   x / (x + y) + y / (x + y) - 1 + sp.Rational(1, 10**30)):
+        holds, method, rest = simplify_to_zero(broken)
+        assert not holds and method == "cancel(expand)" and rest != 0
+    ev = Evidence()
+    assert not ev.identity("broken", (x**2 - y**2) / (x - y) - x)
+    verdict = conclude("a broken identity", "test", ev)
+    assert verdict.status == "refuted" and verdict.counterexample["values"]["residual"] != "0"
+    with pytest.raises(NotRationalFunction):
+        rational_numerator(1 / (x * (y + 1) - x * y - x))
+    with pytest.raises(NotRationalFunction):
+        rational_numerator(sp.sqrt(x) * y)
+
+
+def test_remembered_printing_gives_sympys_text() -> None:
+    exprs = []
+    for rule in symbolic_rules(2):
+        for signs in sign_patterns(2):
+            ops = SympyOps()
+            a, W, b, R = neuron_symbols(signs)
+            exprs.extend(rule.redistribute(ops, a, W, b, np.array([R], dtype=object)))
+            exprs.append(ops.sum(rule.redistribute(ops, a, W, b, np.array([R], dtype=object))) - R)
+    x = sp.Symbol("x", positive=True)
+    exprs += [sp.Max(0, x, evaluate=False), sp.Piecewise((x, x > 1), (0, True)), sp.Rational(-3, 7), x**-2,
+              sp.Heaviside(x - 1, 0)]
+    for _ in range(2):  # the second pass reads the remembered texts
+        for e in exprs:
+            assert expr_str(e) == str(e) and expr_srepr(e) == sp.srepr(e)
+
+
+def test_matmul_leaves_out_zero_products_and_equals_numpys_dot() -> None:
+    x, y, n = sp.Symbol("x", positive=True), sp.Symbol("y", real=True), sp.Symbol("n", real=True)
+    A = np.array([[0, x, sp.Integer(0)], [y, 1, x * y], [0, 0, 0]], dtype=object)
+    B = np.array([[x / (n + y), 0], [0, sp.Rational(1, 3)], [1 / (x + n), y]], dtype=object)
+    v = np.array([x / (n + 1), sp.Integer(0), y], dtype=object)
+    for left, right in ((A, B), (A, v), (v, A.T), (v, v), (A[0], B)):
+        got, numpy = SympyOps.matmul(left, right), np.asarray(left, dtype=object).dot(np.asarray(right, dtype=object))
+        assert np.shape(got) == np.shape(numpy)
+        assert all(sp.srepr(g) == sp.srepr(h) for g, h in zip(np.ravel(got), np.ravel(numpy)))
+    # where a factor is infinite the product is SymPy's (0 * zoo = nan), never dropped
+    assert SympyOps.matmul(np.array([0, 1], dtype=object), np.array([sp.zoo, x], dtype=object)) is sp.nan
 
 
 def test_rule_expressions_match_the_hand_derived_zplus_root() -> None:

@@ -3,9 +3,11 @@ r"""Evidence collected by a proof, certificates on disk, and their exact replay.
 A proof records two kinds of evidence in an :class:`Evidence`:
 
 - *identities*: a residual expression that must simplify to exactly 0: for a rational function, r is the zero
-  element of the rational-function field QQ(symbols) (SymPy's exact polynomial arithmetic), or the numerator of
-  ``sympy.together(r)`` expands to the zero polynomial (so r = 0 wherever its denominators are non-zero); else
-  ``sympy.cancel(sympy.expand(r)) == 0``, falling back to ``sympy.simplify`` for Max/Piecewise/exp/log. Each is stored as readable text (``str``), as exact ``srepr`` text (which
+  element of the rational-function field QQ(symbols), decided by writing r = N / D with integer polynomials N, D
+  (SymPy's sparse polynomial rings, :func:`rational_numerator`) and testing N = 0; for expressions outside that
+  form, the field conversion of SymPy, or the numerator of ``sympy.together(r)`` expands to the zero polynomial
+  (so r = 0 wherever its denominators are non-zero); else ``sympy.cancel(sympy.expand(r)) == 0``, falling back to
+  ``sympy.simplify`` for Max/Piecewise/exp/log. Each is stored as readable text (``str``), as exact ``srepr`` text (which
   keeps every symbol's sign assumptions and every Rational), with the case it covers, the side conditions it was
   derived under (non-vanishing denominators, stabiliser branch) and what it simplified to.
 - *witnesses*: explicit exact data (networks as exact JSON, inputs, roots as "num/den" strings) that a claim's
@@ -20,6 +22,7 @@ rational (denominators non-zero), so a wrong statement is refuted with a replaya
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -30,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import sympy as sp
+from sympy.polys.rings import PolyRing
 
 from ..errors import InputError
-from .ops import assert_exact
+from .ops import assert_exact, expr_srepr, expr_str
 
 CERTIFICATE_FORMAT = "dtd_formal.certificate/1"
 
@@ -47,14 +51,90 @@ _ALLOWED_NAMES = frozenset({
 })
 
 
+class NotRationalFunction(ValueError):
+    """The expression is not built from symbols and rationals by +, * and integer powers (or divides by 0)."""
+
+
+def rational_numerator(expr: sp.Expr) -> Any:
+    r"""The numerator N of ``expr`` = N / D, N and D in :math:`\mathbb{Z}[x_1, \dots, x_k]` (the free symbols).
+
+    Built bottom-up without any gcd: a rational p/q is (p, q), a symbol x is (x, 1), and
+
+    .. math::  \frac{n_1}{d_1} + \frac{n_2}{d_2} = \frac{n_1 d_2 + n_2 d_1}{d_1 d_2}
+               \ \left(= \frac{n_1 + n_2}{d}\ \text{when}\ d_1 = d_2 = d\right),\qquad
+               \frac{n_1}{d_1} \cdot \frac{n_2}{d_2} = \frac{n_1 n_2}{d_1 d_2},\qquad
+               \Big(\frac{n}{d}\Big)^{k} = \frac{n^k}{d^k},\quad \Big(\frac{n}{d}\Big)^{-k} = \frac{d^k}{n^k}\ (n \ne 0).
+
+    Every D is a product of non-zero polynomials, so ``expr`` is the zero element of the field
+    :math:`\mathbb{Q}(x_1, \dots, x_k)` exactly when N is the zero polynomial: the same decision as SymPy's
+    ``QQ.frac_field(...).from_sympy(expr) == 0``, without the multivariate gcds that reduce every intermediate
+    fraction there.
+
+    Raises
+    ------
+    NotRationalFunction
+        For any other node (functions, non-integer powers, numbers other than rationals, non-commutative
+        symbols) and for a power :math:`(n/d)^{-k}` whose base is the zero polynomial.
+    """
+    gens = sorted(expr.free_symbols, key=sp.default_sort_key)
+    ring = _integer_ring(tuple(gens))
+    index = {g: ring.gens[i] for i, g in enumerate(gens)}
+
+    def nd(e: sp.Expr) -> tuple[Any, Any]:
+        if e.is_Rational:
+            return ring(int(e.p)), ring(int(e.q))
+        if e.is_Symbol and e.is_commutative:
+            return index[e], ring.one
+        if e.is_Add:
+            num, den = ring.zero, ring.one
+            for arg in e.args:
+                n, d = nd(arg)
+                if d == den:
+                    num = num + n
+                else:
+                    num, den = num * d + n * den, den * d
+            return num, den
+        if e.is_Mul:
+            num, den = ring.one, ring.one
+            for arg in e.args:
+                n, d = nd(arg)
+                num, den = num * n, den * d
+            return num, den
+        if e.is_Pow and e.exp.is_Integer:
+            n, d = nd(e.base)
+            k = int(e.exp)
+            if k >= 0:
+                return n**k, d**k
+            if n == 0:
+                raise NotRationalFunction(f"division by a zero polynomial in {e}")
+            return d**-k, n**-k
+        raise NotRationalFunction(f"{type(e).__name__} is not a field operation on symbols and rationals")
+
+    return nd(expr)[0]
+
+
+@functools.lru_cache(maxsize=256)
+def _integer_ring(gens: tuple[sp.Symbol, ...]) -> Any:
+    """The sparse polynomial ring ZZ[gens] (built once per tuple of symbols)."""
+    return PolyRing(gens, sp.ZZ) if gens else PolyRing((sp.Dummy("x"),), sp.ZZ)
+
+
 def simplify_to_zero(expr: sp.Expr) -> tuple[bool, str, sp.Expr]:
     """Whether ``expr`` simplifies to exactly 0: (holds, method used, simplified expression)."""
     assert_exact(expr)
     if expr == 0:
         return True, "literal 0", sp.Integer(0)
     if not expr.has(sp.Piecewise, sp.Max, sp.Min, sp.Heaviside, sp.exp, sp.log):
-        # a rational function is 0 iff it is the zero element of the field QQ(symbols) (SymPy's exact polys
-        # arithmetic: numerator and denominator as polynomials, reduced by their gcd)
+        try:
+            numerator = rational_numerator(expr)
+        except NotRationalFunction:
+            numerator = None
+        if numerator is not None:
+            if numerator == 0:
+                return True, "zero in QQ(symbols)", sp.Integer(0)
+            return False, "cancel(expand)", sp.cancel(sp.expand(expr))  # a non-zero rational function
+        # not a field expression of symbols (or a division by a zero polynomial): SymPy's own field conversion
+        # (numerator and denominator as polynomials, reduced by their gcd), then together / expand
         gens = sorted(expr.free_symbols, key=lambda v: v.name)
         try:
             field = sp.QQ.frac_field(*gens) if gens else None
@@ -92,10 +172,10 @@ class Evidence:
         holds, method, simplified = simplify_to_zero(residual)
         self.identities.append({
             "case": case,
-            "residual": str(residual) if self.store_text else "",
-            "srepr": sp.srepr(residual),
+            "residual": expr_str(residual) if self.store_text else "",
+            "srepr": expr_srepr(residual),
             "simplify": method,
-            "simplified": str(simplified),
+            "simplified": expr_str(simplified),
             "conditions": list(conditions),
             "holds": holds,
         })
@@ -321,5 +401,5 @@ def read_certificate(path: str | Path) -> dict[str, Any]:
     return data
 
 
-__all__ = ["CERTIFICATE_FORMAT", "Evidence", "simplify_to_zero", "parse_srepr", "replay_identity",
-           "find_counterexample", "write_certificate", "read_certificate"]
+__all__ = ["CERTIFICATE_FORMAT", "Evidence", "simplify_to_zero", "rational_numerator", "NotRationalFunction",
+           "parse_srepr", "replay_identity", "find_counterexample", "write_certificate", "read_certificate"]

@@ -44,7 +44,7 @@ from typing import Any, Sequence
 import numpy as np
 import sympy as sp
 
-from ..dtd import constant_roots, exact_dtd, gradient_times_input, lrp, rule_roots
+from ..dtd import ExactDTDResult, constant_roots, exact_dtd, gradient_times_input, lrp, rule_roots
 from ..network import Network
 from ..rules import LRP0, Epsilon, Gamma, Rule, WSquare, ZPlus
 from ..rules.parse import parse_rule
@@ -307,9 +307,18 @@ def replay_lrp0_witness(data: dict[str, Any]) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ C3
-def explanation_pair(net: Network, x: Any, rule_a: Rule, rule_b: Rule) -> dict[str, Any] | None:
-    """Both root policies valid (every expansion: value 0 at the root, remainder 0) and different R^0."""
-    ra, rb = exact_dtd(net, x, rule_roots(rule_a)), exact_dtd(net, x, rule_roots(rule_b))
+def explanation_pair(net: Network, x: Any, rule_a: Rule, rule_b: Rule,
+                     results: dict[Rule, ExactDTDResult] | None = None) -> dict[str, Any] | None:
+    """Both root policies valid (every expansion: value 0 at the root, remainder 0) and different R^0.
+
+    ``results`` keeps ``exact_dtd(net, x, rule_roots(rule))`` per rule for this (net, x), so that a search over
+    pairs of rules derives each rule's decomposition once.
+    """
+    results = {} if results is None else results
+    for rule in (rule_a, rule_b):
+        if rule not in results:
+            results[rule] = exact_dtd(net, x, rule_roots(rule))
+    ra, rb = results[rule_a], results[rule_b]
     if not (ra.conserved and rb.conserved and ra.expansions and rb.expansions):
         return None
     if np.array_equal(ra.input, rb.input):
@@ -345,8 +354,9 @@ def claim_input_dependent_roots_any_explanation(fast: bool = False) -> Verdict:
         rng = np.random.default_rng(seed)
         for _ in range(5):
             x = np.array([Fraction(int(v), 4) for v in rng.integers(0, 9, 3)], dtype=object)
+            results: dict[Rule, ExactDTDResult] = {}
             for ra, rb in itertools.combinations(rules, 2):
-                found = explanation_pair(net, x, ra, rb)
+                found = explanation_pair(net, x, ra, rb, results)
                 if found:
                     break
             if found:

@@ -34,6 +34,8 @@ from typing import Any, Iterable
 
 import numpy as np
 import sympy as sp
+from sympy.printing.repr import ReprPrinter
+from sympy.printing.str import StrPrinter
 
 from ..errors import InputError
 
@@ -91,6 +93,57 @@ def assert_exact(*exprs: Any) -> None:
             raise InexactExpressionError(f"Python float {e!r} in an exact expression")
 
 
+# ---------------------------------------------------------------------------------------------------- printing
+#: subexpression texts a memoising printer keeps before it starts afresh
+PRINT_MEMO_SIZE = 200_000
+
+
+class _MemoPrinting:
+    """Printer mixin: the text of every SymPy subexpression printed is remembered (by class and structural
+    equality) and reused. The proofs print thousands of residuals that share their sums, normalisers and symbols;
+    a printer's text for an expression depends on the expression alone (printing settings are fixed; only
+    ``Float`` text reads the nesting level, and floats are printed afresh), so the text is the printer's own."""
+
+    _memo: dict[tuple[type, sp.Basic], str]
+
+    def _print(self, expr: Any, **kwargs: Any) -> str:
+        if kwargs or not isinstance(expr, sp.Basic) or isinstance(expr, sp.Float):
+            return super()._print(expr, **kwargs)  # type: ignore[misc]
+        key = (type(expr), expr)
+        text = self._memo.get(key)
+        if text is None:
+            if len(self._memo) >= PRINT_MEMO_SIZE:
+                self._memo.clear()
+            text = self._memo[key] = super()._print(expr)  # type: ignore[misc]
+        return text
+
+
+class _MemoStrPrinter(_MemoPrinting, StrPrinter):
+    def __init__(self) -> None:
+        super().__init__()
+        self._memo = {}
+
+
+class _MemoReprPrinter(_MemoPrinting, ReprPrinter):
+    def __init__(self) -> None:
+        super().__init__()
+        self._memo = {}
+
+
+_STR_PRINTER = _MemoStrPrinter()
+_REPR_PRINTER = _MemoReprPrinter()
+
+
+def expr_str(expr: Any) -> str:
+    """``str(expr)`` (SymPy's default ``sstr``), the same text, with the subexpressions' texts remembered."""
+    return _STR_PRINTER.doprint(sp.sympify(expr))
+
+
+def expr_srepr(expr: Any) -> str:
+    """``sympy.srepr(expr)``, the same text, with the subexpressions' texts remembered."""
+    return _REPR_PRINTER.doprint(sp.sympify(expr))
+
+
 def sign_pattern_symbols(prefix: str, signs: Iterable[int]) -> np.ndarray:
     """Symbols with a declared sign, one per entry of ``signs``: +1 positive, -1 negative, 0 the number 0.
 
@@ -105,6 +158,23 @@ def sign_pattern_symbols(prefix: str, signs: Iterable[int]) -> np.ndarray:
         else:
             out.append(sp.Integer(0))
     return np.array(out, dtype=object)
+
+
+_INFINITIES = (sp.S.ComplexInfinity, sp.S.Infinity, sp.S.NegativeInfinity, sp.S.NaN)
+
+
+def _exact_zero(v: Any) -> bool:
+    """Whether v is the exact number 0 (SymPy's or an int)."""
+    return v is sp.S.Zero or (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v == 0)
+
+
+def _has_exact_zero(arr: np.ndarray) -> bool:
+    return any(_exact_zero(v) for v in arr.ravel())
+
+
+def _finite_form(v: Any) -> bool:
+    """No infinity or NaN in v's expression tree (then 0 * v is 0 in SymPy)."""
+    return not (isinstance(v, sp.Basic) and v.has(*_INFINITIES))
 
 
 def _map(fn: Any, x: Any) -> np.ndarray:
@@ -203,8 +273,31 @@ class SympyOps:
         return out
 
     @staticmethod
-    def matmul(A: Any, B: Any) -> np.ndarray:
-        return np.asarray(A, dtype=object).dot(np.asarray(B, dtype=object))
+    def matmul(A: Any, B: Any) -> Any:
+        r"""The product :math:`(AB)_{ik} = \sum_j A_{ij} B_{jk}` with numpy's shapes (1-D operands are vectors).
+
+        The same expressions as numpy's ``dot`` (the products added in order), except that a product with an
+        exact 0 factor is left out: SymPy's ``0 * x`` asks whether x is finite (for x = R / n a costly query on
+        the sum n) and is 0 unless x is known to be infinite, so such a product is formed (as SymPy forms it,
+        0 * zoo = nan) only where the other factor contains an infinity or NaN.
+        """
+        A, B = np.asarray(A, dtype=object), np.asarray(B, dtype=object)
+        if A.ndim not in (1, 2) or B.ndim not in (1, 2) or not (_has_exact_zero(A) or _has_exact_zero(B)):
+            return A.dot(B)
+        A2 = A.reshape(1, -1) if A.ndim == 1 else A
+        B2 = B.reshape(-1, 1) if B.ndim == 1 else B
+        out = np.empty((A2.shape[0], B2.shape[1]), dtype=object)
+        for i in range(A2.shape[0]):
+            for k in range(B2.shape[1]):
+                total: Any = None
+                for x, y in zip(A2[i], B2[:, k]):
+                    if (_exact_zero(x) and _finite_form(y)) or (_exact_zero(y) and _finite_form(x)):
+                        continue
+                    total = x * y if total is None else total + x * y
+                out[i, k] = sp.S.Zero if total is None else total
+        if A.ndim == 1 and B.ndim == 1:
+            return out[0, 0]
+        return out[0] if A.ndim == 1 else out[:, 0] if B.ndim == 1 else out
 
     @classmethod
     def sum(cls, x: Any, axis: int | None = None) -> Any:
@@ -243,10 +336,10 @@ class SympyOps:
             if v.is_negative:
                 return v - eps
             if self.stabilise_branch == 1:
-                self._note(f"{v} >= 0")
+                self._note(f"{expr_str(v)} >= 0")
                 return v + eps
             if self.stabilise_branch == -1:
-                self._note(f"{v} < 0")
+                self._note(f"{expr_str(v)} < 0")
                 return v - eps
             return sp.Piecewise((v + eps, v >= 0), (v - eps, True))
 
@@ -261,7 +354,7 @@ class SympyOps:
                 out[idx] = self.zero
             else:
                 if di.is_zero is None:
-                    self._note(f"{di} != 0")
+                    self._note(f"{expr_str(di)} != 0")
                 out[idx] = sp.sympify(n[idx]) / di
         return out
 
@@ -275,4 +368,4 @@ class SympyOps:
 SYMPY = SympyOps()
 
 __all__ = ["SympyOps", "SYMPY", "to_rational", "to_sympy_array", "assert_exact", "sign_pattern_symbols",
-           "InexactExpressionError"]
+           "InexactExpressionError", "expr_str", "expr_srepr"]

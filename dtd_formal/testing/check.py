@@ -280,6 +280,9 @@ def _run_hypothesis(prop: Property, rule: Rule, spec: NetworkSpec, domain: Domai
                     seed: int | None, shrink_budget: int = 120) -> tuple[PropertyReport, Counterexample | None]:
     counts = {"examples": 0, "degenerate": 0, "kinks": 0, "zero_inputs": 0, "zero_weights": 0}
     failed: dict[str, Any] = {"seen": False, "shrink_calls": 0, "best": None}
+    # outcome per distinct case (Case.key): hypothesis draws the same case from different choice sequences (about
+    # one example in eight on small nets) and the shrinker revisits cases; the evaluation is a function of the case
+    outcomes: dict[tuple[Any, ...], Outcome] = {}
 
     @hyp_settings(max_examples=max_examples, database=None, deadline=None, derandomize=seed is None,
                   report_multiple_bugs=False, verbosity=Verbosity.quiet, phases=(Phase.generate, Phase.shrink),
@@ -293,7 +296,10 @@ def _run_hypothesis(prop: Property, rule: Rule, spec: NetworkSpec, domain: Domai
             failed["shrink_calls"] += 1
             if failed["shrink_calls"] > shrink_budget and repr(case) != failed["best"]:
                 return
-        outcome = prop.evaluate(rule, case.network, case.x, case.output, domain)
+        key = case.key()
+        outcome = outcomes.get(key)
+        if outcome is None:
+            outcome = outcomes[key] = prop.evaluate(rule, case.network, case.x, case.output, domain)
         if outcome.error:
             raise _RuleRaised(case, outcome)
         if not failed["seen"]:

@@ -13,14 +13,13 @@ import json
 import pprint
 import re
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
-from ..exact import array_to_json, fraction_to_str, to_fraction_array
+from ..exact import array_to_json, to_fraction_array
 from ..network import Network
 from ..rules.base import Rule
 from ..rules.domains import Box, Domain, NonNegative, Unbounded

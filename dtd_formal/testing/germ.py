@@ -2,7 +2,8 @@ r"""One-sided germs at :math:`s \to 0^+`: exact truncated Laurent series, for th
 
 Along a ray :math:`x + s d` every quantity a rule computes is, for all small enough :math:`s > 0`, one rational
 function of s. A :class:`Germ` stores its Laurent expansion :math:`s^{lo} (c_0 + c_1 s + \dots + c_{p-1} s^{p-1}
-+ O(s^p))` with exact Fraction coefficients, so
++ O(s^p))` with exact rational coefficients (:data:`dtd_formal.exact.FAST_RATIONAL`: gmpy2's ``mpq`` when
+installed, else Fraction; limits are handed out as Fractions), so
 
 - comparisons decide the sign *for all small s > 0* (the sign of the leading non-zero coefficient), which is how
   the piece (ReLU phases, masks, stabiliser signs) is chosen, exactly;
@@ -21,6 +22,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from ..exact import FAST_RATIONAL, fast_to_fraction
 from ..rules.ops import ExactOps
 
 PRECISION = 6
@@ -30,13 +32,20 @@ class Undecided(ArithmeticError):
     """A sign decision on a series that vanishes to the working precision (not known to be exactly zero)."""
 
 
-def _frac(v: Any) -> Fraction:
-    if isinstance(v, Fraction):
+_ZERO = FAST_RATIONAL(0)
+
+
+def _coef(v: Any) -> Any:
+    """One exact coefficient as :data:`~dtd_formal.exact.FAST_RATIONAL` (ints, Fractions, mpq; floats exactly)."""
+    if isinstance(v, FAST_RATIONAL):
         return v
+    if isinstance(v, Fraction):
+        return FAST_RATIONAL(v.numerator, v.denominator)
     if isinstance(v, int):
-        return Fraction(v)
+        return FAST_RATIONAL(v)
     if isinstance(v, float):
-        return Fraction(v)
+        exact = Fraction(v)
+        return FAST_RATIONAL(exact.numerator, exact.denominator)
     raise TypeError(f"cannot combine a germ with {type(v).__name__}")
 
 
@@ -45,7 +54,7 @@ class Germ:
 
     __slots__ = ("lo", "c", "deg")
 
-    def __init__(self, lo: int, c: list[Fraction], deg: int | None) -> None:
+    def __init__(self, lo: int, c: list[Any], deg: int | None) -> None:
         # normalise: strip leading zeros (each costs one order of relative precision)
         k = 0
         while k < len(c) and c[k] == 0:
@@ -55,13 +64,12 @@ class Germ:
     # ------------------------------------------------------------------ construction
     @classmethod
     def const(cls, v: Any, precision: int = PRECISION) -> "Germ":
-        v = _frac(v)
-        return cls(0, [v] + [Fraction(0)] * (precision - 1), 0)
+        return cls(0, [_coef(v)] + [_ZERO] * (precision - 1), 0)
 
     @classmethod
     def affine(cls, v: Any, slope: Any, precision: int = PRECISION) -> "Germ":
         """:math:`v + \\text{slope}\\, s`."""
-        return cls(0, [_frac(v), _frac(slope)] + [Fraction(0)] * (precision - 2), 1)
+        return cls(0, [_coef(v), _coef(slope)] + [_ZERO] * (precision - 2), 1)
 
     @property
     def prec(self) -> int:
@@ -83,7 +91,7 @@ class Germ:
         return 1 if self.c[0] > 0 else -1
 
     def limit(self) -> Fraction | None:
-        """:math:`\\lim_{s \\to 0^+}`; None when it is infinite."""
+        """:math:`\\lim_{s \\to 0^+}`; None when it is infinite (the value a Fraction)."""
         if not self.c:
             if self.prec > 0:  # O(s^prec) with prec >= 1: the limit is 0 whether or not the germ is exactly 0
                 return Fraction(0)
@@ -92,7 +100,7 @@ class Germ:
             return Fraction(0)
         if self.lo < 0:
             return None
-        return self.c[0]
+        return fast_to_fraction(self.c[0])
 
     # ------------------------------------------------------------------ arithmetic
     @staticmethod
@@ -106,7 +114,7 @@ class Germ:
             return Germ(prec, [], _deg_add(self.deg, o.deg))
         lo = min(self.lo, o.lo)
         prec = min(self.prec, o.prec)
-        c = [Fraction(0)] * max(prec - lo, 0)
+        c = [_ZERO] * max(prec - lo, 0)
         for g in (self, o):
             for k, v in enumerate(g.c):
                 if g.lo + k < prec:
@@ -135,7 +143,8 @@ class Germ:
             lo = (self.prec + (o.lo if o.c else o.prec)) if not self.c else (o.prec + self.lo)
             return Germ(lo, [], deg)
         n = min(len(self.c), len(o.c))
-        c = [sum((self.c[i] * o.c[k - i] for i in range(k + 1)), Fraction(0)) for k in range(n)]
+        p, q = self.c, o.c
+        c = [sum([p[i] * q[k - i] for i in range(k + 1)], _ZERO) for k in range(n)]
         return Germ(self.lo + o.lo, c, deg)
 
     __rmul__ = __mul__
@@ -145,10 +154,10 @@ class Germ:
             if self.exactly_zero():
                 raise ZeroDivisionError("germ division by exact zero")
         n = len(self.c)
-        inv = [Fraction(0)] * n
+        inv = [_ZERO] * n
         inv[0] = 1 / self.c[0]
         for k in range(1, n):
-            inv[k] = -sum((self.c[i] * inv[k - i] for i in range(1, k + 1)), Fraction(0)) / self.c[0]
+            inv[k] = -sum([self.c[i] * inv[k - i] for i in range(1, k + 1)], _ZERO) / self.c[0]
         deg = self.deg if self.deg == 0 else None
         return Germ(-self.lo, inv, deg)
 
@@ -194,12 +203,13 @@ def _deg_add(a: int | None, b: int | None) -> int | None:
 
 
 class GermOps(ExactOps):
-    """The exact ops over arrays of :class:`Germ` (and Fractions): the rule bodies and the walk run unchanged; the
-    walk's check that results are exact rationals does not apply (germs are exact series)."""
+    """The exact ops over arrays of :class:`Germ` (and exact rationals): the rule bodies and the walk run
+    unchanged; the walk's check that results are exact rationals does not apply (germs are exact series).
+    Its constants are :data:`~dtd_formal.exact.FAST_RATIONAL`, as the germs' coefficients are."""
 
     exact_results = False
 
 
-GERM_OPS = GermOps()
+GERM_OPS = GermOps(FAST_RATIONAL)
 
 __all__ = ["Germ", "Undecided", "PRECISION", "GermOps", "GERM_OPS"]

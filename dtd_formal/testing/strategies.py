@@ -23,9 +23,10 @@ choose. Shrinking moves towards small integers, denominator 1, active neurons an
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import numpy as np
 from hypothesis import strategies as st
@@ -158,6 +159,24 @@ class Case:
         )
         return f"Case(x={[str(v) for v in self.x]}, output={self.output}, final_relu={self.network.final_relu}, {ws})"
 
+    def key(self) -> tuple[Any, ...]:
+        """A hashable exact identity: equal keys mean the same network, input and explained output.
+
+        Dense networks by every number's (numerator, denominator), the shapes and the final ReLU; graphs by their
+        exact text (:meth:`__repr__`).
+        """
+        if getattr(self.network, "is_graph", False):
+            return ("graph", repr(self))
+        parts: list[Any] = [self.output, self.network.final_relu, _exact_pairs(self.x)]
+        for W, b in zip(self.network.weights, self.network.biases):
+            parts += [W.shape, _exact_pairs(W.ravel()), _exact_pairs(b)]
+        return tuple(parts)
+
+
+def _exact_pairs(values: Any) -> tuple[tuple[int, int], ...]:
+    """(numerator, denominator) of each exact rational (a Fraction's, in lowest terms)."""
+    return tuple((v.numerator, v.denominator) for v in values)
+
 
 def case_stats(net: Network, x: np.ndarray, output: int, domain: Domain | None = None) -> CaseStats:
     """Count the exact zeros and phases of a case (exact)."""
@@ -182,6 +201,60 @@ def case_stats(net: Network, x: np.ndarray, output: int, domain: Domain | None =
     return stats
 
 
+# ---------------------------------------------------------------------------------------------------- draws
+@functools.lru_cache(maxsize=None)
+def _integers(lo: int, hi: int) -> st.SearchStrategy[int]:
+    """``st.integers(lo, hi)``, built once per range and unwrapped from hypothesis's lazy wrapper.
+
+    Drawing the unwrapped strategy makes exactly the same choice under the same span label (hypothesis itself
+    draws the wrapped strategy of a lazy one), without re-creating the strategy and resolving the wrapper on
+    every draw; where a hypothesis version has no wrapper attribute the strategy is drawn as it is.
+    """
+    strategy = st.integers(lo, hi)
+    return getattr(strategy, "wrapped_strategy", strategy)
+
+
+def _sampled(values: Sequence[Any]) -> st.SearchStrategy[Any]:
+    """``st.sampled_from(values)``, built once per sequence of values and unwrapped (as :func:`_integers`)."""
+    return _sampled_from(tuple(values))
+
+
+@functools.lru_cache(maxsize=None)
+def _sampled_from(values: tuple[Any, ...]) -> st.SearchStrategy[Any]:
+    """The cached, unwrapped ``st.sampled_from`` of one tuple (:func:`_sampled`)."""
+    strategy = st.sampled_from(values)
+    return getattr(strategy, "wrapped_strategy", strategy)
+
+
+_BOOLEANS = st.booleans()
+#: the phase menus of :func:`cases` (index 0, active, is where shrinking goes)
+_HIDDEN_PHASES = (ACTIVE, ACTIVE, INACTIVE, KINK)
+_AWAY_PHASES = (ACTIVE, ACTIVE, INACTIVE)
+_LINEAR_PHASES = (ACTIVE, INACTIVE)
+_POSITIVE_OUTPUT_PHASES = (ACTIVE,) * 7 + (KINK,)
+_ANY_OUTPUT_PHASES = (ACTIVE,) * 6 + (INACTIVE, KINK)
+
+#: strategies built by :func:`_built`: key -> (the arguments, kept alive so that their ids stay theirs; the strategy)
+_BUILT: dict[tuple[Any, ...], tuple[tuple[Any, ...], st.SearchStrategy[Any]]] = {}
+
+
+def _built(factory: Any, *args: Any) -> st.SearchStrategy[Any]:
+    """``factory(*args)`` (a ``@st.composite`` function), built once per factory and argument objects.
+
+    Calling a composite function binds its signature and wraps a new strategy on every call; drawing the one
+    built before is the same draw. Arguments are matched by identity (a :class:`~dtd_formal.rules.domains.Box`
+    is not hashable); the cache keeps them referenced, so an id cannot pass to another object while it is used.
+    """
+    key = (factory, *(id(v) for v in args))
+    hit = _BUILT.get(key)
+    if hit is None:
+        if len(_BUILT) >= 1024:
+            _BUILT.clear()
+        hit = (args, factory(*args))
+        _BUILT[key] = hit
+    return hit[1]
+
+
 # ---------------------------------------------------------------------------------------------------- pieces
 def rationals(
     numerator: int = 4, denominators: tuple[int, ...] = (1, 2, 4, 3), nonnegative: bool = False
@@ -201,23 +274,25 @@ def inputs(
     :math:`l + (h - l) k / m` with :math:`0 \\le k \\le m` (both faces included); Unbounded: signed :math:`k/d`.
     """
     domain = NonNegative() if domain is None else domain
-    d = draw(st.sampled_from(denominators))
+    d = draw(_sampled(denominators))
     if isinstance(domain, Box):
         lo, hi = domain.bounds(n)
         m = max(denominators) * 2
-        ks = [draw(st.integers(0, m)) for _ in range(n)]
+        ks = [draw(_integers(0, m)) for _ in range(n)]
         vals = [lo[i] + (hi[i] - lo[i]) * Fraction(k, m) for i, k in enumerate(ks)]
     elif isinstance(domain, Unbounded):
-        vals = [Fraction(draw(st.integers(-numerator, numerator)), d) for _ in range(n)]
+        signed = _integers(-numerator, numerator)
+        vals = [Fraction(draw(signed), d) for _ in range(n)]
     elif isinstance(domain, NonNegative):
-        vals = [Fraction(draw(st.integers(0, numerator)), d) for _ in range(n)]
+        count = _integers(0, numerator)
+        vals = [Fraction(draw(count), d) for _ in range(n)]
         if all(v == 0 for v in vals):  # x = 0 explains nothing; zeros stay, but not all of them
-            vals[-1] = Fraction(draw(st.integers(1, numerator)), d)
+            vals[-1] = Fraction(draw(_integers(1, numerator)), d)
     else:
         lo, hi = domain.bounds(n)
         vals = []
         for i in range(n):
-            k = Fraction(draw(st.integers(0, numerator)), d)
+            k = Fraction(draw(_integers(0, numerator)), d)
             if lo[i] is not None and hi[i] is not None:
                 vals.append(lo[i] + (hi[i] - lo[i]) * min(k, Fraction(1)))
             elif lo[i] is not None:
@@ -236,7 +311,7 @@ def inputs(
 def _bias_for(draw: Any, u: Fraction, phase: int, spec: NetworkSpec, d: int) -> tuple[Fraction, int]:
     """A bias b with z = u + b of the requested phase if the sign constraint allows it; returns (b, phase got)."""
     def mag() -> Fraction:  # a positive magnitude, drawn only where one is needed
-        return Fraction(draw(st.integers(1, spec.numerator)), d)
+        return Fraction(draw(_integers(1, spec.numerator)), d)
 
     if spec.bias == "zero":
         return Fraction(0), (ACTIVE if u > 0 else INACTIVE if u < 0 else KINK)
@@ -248,7 +323,7 @@ def _bias_for(draw: Any, u: Fraction, phase: int, spec: NetworkSpec, d: int) -> 
     us = sgn * u  # need z' = us - s with s >= 0 in the mirrored problem, then z = sgn * z'
     want = phase if sgn == 1 else {ACTIVE: INACTIVE, INACTIVE: ACTIVE, KINK: KINK}[phase]
     if want == ACTIVE and us > 0:
-        zp = Fraction(draw(st.integers(1, 4)), 4) * us  # z' in (0, us]
+        zp = Fraction(draw(_integers(1, 4)), 4) * us  # z' in (0, us]
     elif want == KINK and us >= 0:
         zp = Fraction(0)
     else:
@@ -269,14 +344,15 @@ def conv_cases(draw: Any, spec: NetworkSpec, domain: Domain | None = None) -> Ca
     flatten -> dense, weights k/d as for dense cases, the input drawn in ``domain``."""
     from ..graph import GraphBuilder
 
-    c_in = draw(st.integers(1, 2))
-    length = draw(st.integers(spec.input_size[0] + 1, spec.input_size[1] + 1))
-    c_out = draw(st.integers(1, 2))
-    k = draw(st.integers(1, min(2, length)))
-    pad = draw(st.integers(0, 1))
-    x = draw(inputs(c_in * length, domain, spec.numerator, spec.denominators))
-    d = draw(st.sampled_from(spec.denominators))
-    num = lambda: Fraction(draw(st.integers(-spec.numerator, spec.numerator)), d)  # noqa: E731
+    c_in = draw(_integers(1, 2))
+    length = draw(_integers(spec.input_size[0] + 1, spec.input_size[1] + 1))
+    c_out = draw(_integers(1, 2))
+    k = draw(_integers(1, min(2, length)))
+    pad = draw(_integers(0, 1))
+    x = draw(_built(inputs, c_in * length, domain, spec.numerator, spec.denominators))
+    d = draw(_sampled(spec.denominators))
+    weight = _integers(-spec.numerator, spec.numerator)
+    num = lambda: Fraction(draw(weight), d)  # noqa: E731
     def signed(v: Fraction) -> Fraction:  # the spec's bias sign constraint
         return {"any": v, "zero": Fraction(0), "nonpositive": -abs(v), "nonnegative": abs(v)}[spec.bias]
 
@@ -294,12 +370,12 @@ def conv_cases(draw: Any, spec: NetworkSpec, domain: Domain | None = None) -> Ca
             bias[c] = -u[j] / 2 if spec.bias == "nonpositive" else abs(bias[c])
     g = GraphBuilder((c_in, length))
     h = g.relu(g.conv(g.input, kernel, bias, pads=[pad, pad]))
-    if g.shape(h)[1] >= 2 and draw(st.booleans()):
+    if g.shape(h)[1] >= 2 and draw(_BOOLEANS):
         h = g.maxpool(h, (2,))
     flat = g.flatten(h)
     vals = g.network(flat).values(x)
     z, hidden = vals[1], vals[flat]
-    n_out = draw(st.integers(*spec.output_size))
+    n_out = draw(_integers(*spec.output_size))
     W = np.array([[num() for _ in range(len(hidden))] for _ in range(n_out)], dtype=object)
     b = np.array([signed(num()) for _ in range(n_out)], dtype=object)
     y = W[spec.output].dot(hidden) + b[spec.output]
@@ -324,14 +400,20 @@ def cases(draw: Any, spec: NetworkSpec | None = None, domain: Domain | None = No
     """A :class:`Case`: exact network built around an input drawn in ``domain`` (module docstring)."""
     spec = NetworkSpec() if spec is None else spec
     if spec.kind == "conv":
-        return draw(conv_cases(spec, domain))
-    n_layers = draw(st.integers(*spec.n_layers))
-    n0 = draw(st.integers(*spec.input_size))
-    sizes = [n0] + [draw(st.integers(*spec.width)) for _ in range(n_layers - 1)]
-    sizes.append(draw(st.integers(*spec.output_size)))
-    final_relu = draw(st.booleans()) if spec.final_relu is None else spec.final_relu
-    x = draw(inputs(n0, domain, spec.numerator, spec.denominators))
+        return draw(_built(conv_cases, spec, domain))
+    n_layers = draw(_integers(*spec.n_layers))
+    n0 = draw(_integers(*spec.input_size))
+    width = _integers(*spec.width)
+    sizes = [n0] + [draw(width) for _ in range(n_layers - 1)]
+    sizes.append(draw(_integers(*spec.output_size)))
+    final_relu = draw(_BOOLEANS) if spec.final_relu is None else spec.final_relu
+    x = draw(_built(inputs, n0, domain, spec.numerator, spec.denominators))
     output = spec.output
+    denominators = _sampled(spec.denominators)
+    weight = _integers(-spec.numerator, spec.numerator)
+    output_phases = _sampled(_POSITIVE_OUTPUT_PHASES if spec.output_sign == "positive" else _ANY_OUTPUT_PHASES)
+    hidden_phases = _sampled(_AWAY_PHASES if spec.kinks == "away" else _HIDDEN_PHASES)
+    linear_phases = _sampled(_LINEAR_PHASES)
     weights, biases = [], []
     a = x
     kink_done = spec.kinks != "toward"
@@ -339,12 +421,12 @@ def cases(draw: Any, spec: NetworkSpec | None = None, domain: Domain | None = No
     dead = False
     for l in range(1, n_layers + 1):
         n_in, n_out = sizes[l - 1], sizes[l]
-        d = draw(st.sampled_from(spec.denominators))
+        d = draw(denominators)
         W = np.empty((n_out, n_in), dtype=object)
         for j in range(n_out):
             for i in range(n_in):
-                W[j, i] = Fraction(draw(st.integers(-spec.numerator, spec.numerator)), d)
-        zero_row = draw(st.integers(0, 3 * n_out))  # 1..n_out: that neuron's weights are all exactly 0
+                W[j, i] = Fraction(draw(weight), d)
+        zero_row = draw(_integers(0, 3 * n_out))  # 1..n_out: that neuron's weights are all exactly 0
         if 1 <= zero_row <= n_out:
             W[zero_row - 1, :] = Fraction(0)
         u = W.dot(a) if n_in else np.zeros(n_out, dtype=object)
@@ -354,18 +436,14 @@ def cases(draw: Any, spec: NetworkSpec | None = None, domain: Domain | None = No
         for j in range(n_out):
             if l == n_layers and j == output:
                 # the explained output: positive by default (shrinks there), sometimes 0 or negative on purpose
-                positive = spec.output_sign == "positive"
-                choices = (ACTIVE,) * 7 + (KINK,) if positive else (ACTIVE,) * 6 + (INACTIVE, KINK)
-                phase = draw(st.sampled_from(choices))
+                phase = draw(output_phases)
             elif relu_layer:
-                if spec.kinks == "away":
-                    phase = draw(st.sampled_from((ACTIVE, ACTIVE, INACTIVE)))
-                elif spec.kinks == "toward" and not kink_done and j == n_out - 1 and l < n_layers:
+                if spec.kinks == "toward" and not kink_done and j == n_out - 1 and l < n_layers:
                     phase = KINK
                 else:
-                    phase = draw(st.sampled_from((ACTIVE, ACTIVE, INACTIVE, KINK)))
+                    phase = draw(hidden_phases)
             else:
-                phase = draw(st.sampled_from((ACTIVE, INACTIVE)))
+                phase = draw(linear_phases)
             if spec.bias in ("nonpositive", "zero") and phase == ACTIVE and u[j] == 0 and any(v != 0 for v in a):
                 i = next(k for k, v in enumerate(a) if v != 0)  # u = 0 leaves no room for b <= 0: give it a weight
                 W[j, i] = Fraction(1 if a[i] > 0 else -1, d)
