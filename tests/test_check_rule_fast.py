@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from dtd_formal.dtd import lrp
 from dtd_formal.network import Network
-from dtd_formal.rules import LRP0, AlphaBeta, Epsilon, Flat, Gamma, Unbounded, WSquare, ZBox, ZPlus
+from dtd_formal.properties import _rays  # the rays the property walks: shared, the verdict is what is checked
+from dtd_formal.rules import LRP0, AlphaBeta, Epsilon, Flat, Gamma, WSquare, ZBox, ZPlus
 from dtd_formal.testing import NetworkSpec, cases, check_rule, evaluate_property
 from dtd_formal.testing.germ import Germ, Undecided
 from dtd_formal.testing.strategies import Case
@@ -71,21 +72,6 @@ def test_germ_limits_equal_sympy_limits(pair: tuple[Any, Any]) -> None:
         for k, c in enumerate(germ.c):
             coefficient = series.coeff(S, germ.lo + k)
             assert F(int(coefficient.p), int(coefficient.q)) == c
-
-
-def _rays(x: np.ndarray, domain: Any) -> list[list[int]]:
-    """The coordinate directions +-e_i that stay in the domain for small s > 0."""
-    n = len(x)
-    lo, hi = ([None] * n, [None] * n) if isinstance(domain, Unbounded) else domain.bounds(n)
-    out = []
-    for i in range(n):
-        for sgn in (1, -1):
-            if (sgn == 1 and hi[i] is not None and x[i] >= hi[i]) or (sgn == -1 and lo[i] is not None and x[i] <= lo[i]):
-                continue
-            d = [0] * n
-            d[i] = sgn
-            out.append(d)
-    return out
 
 
 TINY = F(1, 2**100)
