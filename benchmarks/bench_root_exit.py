@@ -121,7 +121,7 @@ def tbranch() -> None:
                 t0 = time.perf_counter()
                 r = prove_by_relaxation(P, time.monotonic() + 60, use_lp=use_lp, branch=branch)
                 dt = time.perf_counter() - t0
-                ok = r.status == "proved" and check_certificate(P, r.tree)
+                ok = r.status == "proved" and check_certificate(P, r.tree, branch)
                 row.append(f"{branch}: {r.status}{' (re-checked)' if ok else ''}, {r.boxes} nodes "
                            f"({r.t_splits} t-splits), {dt:.3f} s")
             print(f"{name}, {'interval + LP' if use_lp else 'interval only'}: " + "; ".join(row))

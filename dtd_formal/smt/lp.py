@@ -157,6 +157,21 @@ def _farkas_from_elastic(lp: LinearProgram, time_limit: float) -> tuple[list[Fra
     return _int_multipliers(y_ub, lp.ub_scale), _int_multipliers(y_eq, lp.eq_scale)
 
 
+def farkas_certificate(lp: LinearProgram, time_limit: float) -> dict[str, Any] | None:
+    """An exactly checked infeasibility certificate of ``lp`` (:func:`check_farkas`, multipliers from the duals of
+    the elastic LP), or None: a positive elastic optimum alone proves nothing, the exact check does. One HiGHS
+    solve, so callers that expect infeasibility can skip the plain LP of :func:`solve_certified`."""
+    mult = _farkas_from_elastic(lp, time_limit)
+    if mult is None:
+        return None
+    y_ub, y_eq = mult
+    for sgn in (1, -1):
+        ye = [sgn * v for v in y_eq]
+        if check_farkas(lp, y_ub, ye):
+            return {"method": "Farkas certificate checked exactly", "y_ub": y_ub, "y_eq": ye}
+    return None
+
+
 def solve_certified(lp: LinearProgram, replay: Callable[[np.ndarray], Any], objective: np.ndarray | None = None,
                     interior: Callable[[], np.ndarray | None] | None = None, time_limit: float = 10.0) -> LPResult:
     """Solve in floats, then certify: a witness that ``replay`` accepts (exactly), or a checked Farkas certificate.
@@ -185,14 +200,9 @@ def solve_certified(lp: LinearProgram, replay: Callable[[np.ndarray], Any], obje
                                     time.perf_counter() - t0)
         return LPResult("unknown", seconds=time.perf_counter() - t0, reason="float LP feasible but no exact witness")
     if res.status == 2:
-        mult = _farkas_from_elastic(lp, time_limit)
-        if mult is not None:
-            y_ub, y_eq = mult
-            for sgn in (1, -1):
-                ye = [sgn * v for v in y_eq]
-                if check_farkas(lp, y_ub, ye):
-                    return LPResult("infeasible", None, {"method": "Farkas certificate checked exactly",
-                                                         "y_ub": y_ub, "y_eq": ye}, time.perf_counter() - t0)
+        cert = farkas_certificate(lp, time_limit)
+        if cert is not None:
+            return LPResult("infeasible", None, cert, time.perf_counter() - t0)
         return LPResult("unknown", seconds=time.perf_counter() - t0, reason="float LP infeasible, certificate failed")
     return LPResult("unknown", seconds=time.perf_counter() - t0, reason=f"HiGHS status {res.status}: {res.message}")
 
@@ -659,5 +669,5 @@ def _lp_slice_point(P: Any, zs: list[np.ndarray], zrs: list[np.ndarray], tau: Fr
     return np.array([Fraction(float(v)) for v in res.x[:n0]], dtype=object)
 
 
-__all__ = ["LinearProgram", "LPResult", "solve_certified", "check_farkas", "region_program", "certified_region_lp", "z3_region",
-           "region_witness_replay", "lp_slice_search"]
+__all__ = ["LinearProgram", "LPResult", "solve_certified", "check_farkas", "farkas_certificate", "region_program",
+           "certified_region_lp", "z3_region", "region_witness_replay", "lp_slice_search"]

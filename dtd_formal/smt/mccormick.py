@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .lp import LinearProgram, solve_certified
+from .lp import LinearProgram, farkas_certificate, solve_certified
 from .problem import RootExitProblem
 
 _ZERO = Fraction(0)
@@ -91,14 +91,7 @@ def box_lp_safe(P: RootExitProblem, prep: Any, lo: np.ndarray, hi: np.ndarray, i
     net, l, j = P.net, P.layer, P.neuron
     B = info.B
     bld = _Builder()
-    xs = [bld.var(a, b) for a, b in zip(lo, hi)]
-    forms: list[dict[int, Fraction]] = [{v: Fraction(1)} for v in xs]
-    for k in range(1, l):
-        zl, zh = B.z[k - 1]
-        zv = bld.affine(net.weight(k), net.bias(k), forms, zl, zh)
-        forms = [{bld.relu(z, _fr(zl[i]), _fr(zh[i])): Fraction(1)} for i, z in enumerate(zv)] if net.has_relu(k) \
-            else [{z: Fraction(1)} for z in zv]
-    a_forms = forms
+    a_forms = _lower_layers(bld, net, lo, hi, B, l)
     al, ah = B.a[l - 1]
     zl, zh = B.z[l - 1]
     relu = net.has_relu(l)
@@ -180,4 +173,120 @@ def box_lp_safe(P: RootExitProblem, prep: Any, lo: np.ndarray, hi: np.ndarray, i
     return True
 
 
-__all__ = ["box_lp_safe"]
+def _lower_layers(bld: _Builder, net: Any, lo: np.ndarray, hi: np.ndarray, B: Any, upto: int
+                  ) -> list[dict[int, Fraction]]:
+    """Variables and rows of the input box and layers 1..upto-1 (triangle relaxation of the unstable ReLUs, exact
+    interval bounds B); returns the linear forms of :math:`a_{upto-1}`."""
+    xs = [bld.var(a, b) for a, b in zip(lo, hi)]
+    forms: list[dict[int, Fraction]] = [{v: Fraction(1)} for v in xs]
+    for k in range(1, upto):
+        zl, zh = B.z[k - 1]
+        zv = bld.affine(net.weight(k), net.bias(k), forms, zl, zh)
+        forms = [{bld.relu(z, _fr(zl[i]), _fr(zh[i])): Fraction(1)} for i, z in enumerate(zv)] if net.has_relu(k) \
+            else [{z: Fraction(1)} for z in zv]
+    return forms
+
+
+def _exact_int(v: Any) -> int:
+    """v as an int, refusing a non-integer (the bounds must lie on the 2^-64 grid; truncating would change the
+    row and could cut off inputs, making a proof unsound)."""
+    if int(v.denominator) != 1:
+        raise ValueError(f"triangle row coefficient {v} is not an integer: bounds off the 2^-64 grid")
+    return int(v.numerator)
+
+
+def _fraction(v: Any) -> Fraction:
+    return Fraction(int(v.numerator), int(v.denominator))
+
+
+def inactive_program(P: RootExitProblem, lo: np.ndarray, hi: np.ndarray, B: Any) -> LinearProgram:
+    r"""The LP of :func:`box_inactive_lp` in integer rows over the variables x, then per layer k < l the
+    pre-activations :math:`z_k` and the post-activations of its unstable neurons, then :math:`z_j`:
+
+    - :math:`d_k z_k - N_k a_{k-1} = \beta_k` (the layer in integers, :attr:`Network.integer_layers`; a stable
+      active neuron's post-activation is its :math:`z`, a stable inactive one's is 0 and drops out);
+    - an unstable neuron (bounds :math:`\underline z < 0 < \overline z` on the grid of :func:`.bounds.outward`):
+      :math:`z - a \le 0` and :math:`(\overline z - \underline z)\, a - \overline z\, z \le
+      -\overline z\, \underline z` (scaled by :math:`2^{128}` to integers), besides :math:`a \ge 0`;
+    - :math:`-z_j < 0`.
+
+    Variable bounds: the box for x, B's interval bounds for every z."""
+    from .bounds import GRID
+
+    net, l, j = P.net, P.layer, P.neuron
+    lows: list[Fraction] = [_fraction(v) for v in lo]
+    highs: list[Fraction] = [_fraction(v) for v in hi]
+    eq: list[tuple[dict[int, int], int, int]] = []
+    ub: list[tuple[dict[int, int], int, int, str]] = []
+    inputs: list[int | None] = list(range(len(lo)))  # the variable of each entry of a_{k-1} (None: always 0)
+
+    def var(low: Any, high: Any) -> int:
+        lows.append(_fraction(low) if not isinstance(low, Fraction) else low)
+        highs.append(_fraction(high) if not isinstance(high, Fraction) else high)
+        return len(lows) - 1
+
+    def layer(k: int, rows: range) -> list[int]:
+        il = net.integer_layers[k - 1]
+        zl, zh = B.z[k - 1]
+        out = []
+        for i in rows:
+            z = var(zl[i], zh[i])
+            row = {z: il.den}
+            for c, v in enumerate(inputs):
+                w = il.weight_num[i, c]
+                if v is not None and w != 0:
+                    row[v] = row.get(v, 0) - int(w)
+            eq.append((row, int(il.bias_num[i]), il.den))
+            out.append(z)
+        return out
+
+    scale = GRID * GRID
+    for k in range(1, l):
+        zl, zh = B.z[k - 1]
+        zs = layer(k, range(len(zl)))
+        if not net.has_relu(k):
+            inputs = list(zs)
+            continue
+        nxt: list[int | None] = []
+        for i, z in enumerate(zs):
+            if zl[i] >= 0:
+                nxt.append(z)
+            elif zh[i] <= 0:
+                nxt.append(None)
+            else:
+                a = var(0, zh[i])
+                ub.append(({z: 1, a: -1}, 0, 1, "<="))
+                ub.append(({a: _exact_int((zh[i] - zl[i]) * scale), z: _exact_int(-zh[i] * scale)},
+                           _exact_int(-zh[i] * zl[i] * scale), scale, "<="))
+                nxt.append(a)
+        inputs = nxt
+    zj = layer(l, range(j, j + 1))[0]
+    ub.append(({zj: -1}, 0, 1, "<"))
+    lp = LinearProgram(len(lows), lo=lows, hi=highs)
+    for row, rhs, sc in eq:
+        lp.add_int_row(row, rhs, sc, "==")
+    for row, rhs, sc, kind in ub:
+        lp.add_int_row(row, rhs, sc, kind)
+    return lp
+
+
+def box_inactive_lp(P: RootExitProblem, lo: np.ndarray, hi: np.ndarray, deadline: float) -> bool:
+    r"""True if neuron j of layer l is inactive on the input box [lo, hi], so that it has no root there: by the
+    interval bound :math:`\overline z_j \le 0` (:func:`dtd_formal.smt.bounds.interval_bounds`), or by an exactly
+    checked Farkas certificate that the rows of the layers below l (the input box, the layer maps, the triangle
+    relaxation of every unstable ReLU with the box's interval bounds, :func:`inactive_program`) together with
+
+    .. math::  z_j = w_j \cdot a_{l-1} + b_j > 0
+
+    are infeasible (:func:`dtd_formal.smt.lp.farkas_certificate`). Every input of the box with :math:`z_j > 0`
+    satisfies these rows, so the certificate is a proof; floats only propose its multipliers."""
+    from .bounds import interval_bounds
+
+    B = interval_bounds(P.net, lo, hi, upto=P.layer)
+    if B.z[P.layer - 1][1][P.neuron] <= 0:
+        return True
+    lp = inactive_program(P, lo, hi, B)
+    return farkas_certificate(lp, max(0.05, deadline - time.monotonic())) is not None
+
+
+__all__ = ["box_lp_safe", "box_inactive_lp"]

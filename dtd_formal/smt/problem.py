@@ -60,10 +60,20 @@ def _box_json(values: np.ndarray) -> list[str]:
     return [fraction_to_str(Fraction(v)) for v in values]
 
 
+def network_digest(net: Network) -> str:
+    """:meth:`Network.digest`, computed once per network object (the digest of ACAS Xu's exact JSON costs about
+    60 ms, and every question and every counterexample check asks for it). The network's other derived views
+    (integer, gmpy2 and float layers) are cached on the object the same way: a network is not changed in place."""
+    cache = net.__dict__
+    if "_smt_digest" not in cache:
+        cache["_smt_digest"] = net.digest()
+    return cache["_smt_digest"]
+
+
 def root_exit_question(net: Network, rule: Rule, layer: int, neuron: int, low: np.ndarray, high: np.ndarray,
                        scope: str, variant: str, output: int, definition: str) -> Question:
     """The :class:`~dtd_formal.verdict.Question` of a root-exit query."""
-    return Question("root-exit", net.digest(), rule_reference(rule), {
+    return Question("root-exit", network_digest(net), rule_reference(rule), {
         "layer": int(layer), "neuron": int(neuron), "scope": scope, "variant": variant, "definition": definition,
         "output": int(output), "low": _box_json(low), "high": _box_json(high)})
 
@@ -71,7 +81,7 @@ def root_exit_question(net: Network, rule: Rule, layer: int, neuron: int, low: n
 def violation_question(net: Network, rule: Rule, prop: str, low: np.ndarray, high: np.ndarray,
                        output: int) -> Question:
     """The :class:`~dtd_formal.verdict.Question` of a property-violation query over a box."""
-    return Question("violation", net.digest(), rule_reference(rule), {
+    return Question("violation", network_digest(net), rule_reference(rule), {
         "property": prop, "output": int(output), "low": _box_json(low), "high": _box_json(high)})
 
 
@@ -261,4 +271,4 @@ class RootExitProblem:
 
 
 __all__ = ["RootExitProblem", "parse_box", "StockForm", "verify_stock_form", "root_exit_question", "violation_question",
-           "box_of"]
+           "box_of", "network_digest"]

@@ -21,12 +21,18 @@ On a sub-box B of the input domain, with exact interval bounds of :math:`a = a_{
 
 When the intervals leave a few flips open, the LP relaxation of :mod:`dtd_formal.smt.mccormick` (McCormick
 envelopes of :math:`t a_i` coupled with the step equation and the layer maps, triangle ReLU relaxations) is tried
-per open flip, and counts only with an exactly checked Farkas certificate. Otherwise the prover bisects the box
-(widest dimension, weighted by the first layer's weights). The certificate is the split tree (preorder: -1 =
-interval-safe leaf, -2 = LP-certified leaf, d = split at the exact midpoint of dimension d, -3 = split of the
-node's step range), which :func:`check_certificate` re-derives node by node with the same exact tests and the
-prover's deterministic branching rule. All arithmetic is exact
-(gmpy2 rationals / Fractions).
+per open flip, and counts only with an exactly checked Farkas certificate. Before that, where float64 finds
+no input of the box that activates neuron j, the LP of the layers below l with :math:`z_j > 0`
+(:func:`dtd_formal.smt.mccormick.box_inactive_lp`) may show, with an exactly checked Farkas certificate, that j
+is inactive on the whole box: then it has no root there (this proves neurons that are dead on the domain, where
+intervals alone are too loose). Otherwise the prover bisects the box (widest dimension, weighted by the first
+layer's weights). The certificate is the split tree (preorder: -1 = interval-safe leaf, -2 = LP-certified leaf,
+-4 = inactive leaf (interval bound or LP certificate), d = split at the exact midpoint of dimension d, -3 = split
+of the node's step range), which :func:`check_certificate` re-derives node by node with the same exact tests and
+the prover's deterministic branching rule. All arithmetic is exact (gmpy2 rationals / Fractions, the matrix
+products in integers); the enclosures of t, of the root side and of the upper layers are rounded outward to the
+dyadic grid :math:`2^{-64}` (:func:`dtd_formal.smt.bounds.outward`, :func:`dtd_formal.smt.bounds.grid_interval`),
+which keeps them sound and the rationals small.
 
 **Branching on t.** A node is a pair (box, t-slice :math:`[t_L, t_U]`); its t enclosure is intersected with the
 slice, which tightens every product :math:`t\,u_m` and the McCormick envelopes, and the slice itself is a pair of
@@ -48,7 +54,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..exact import FAST_RATIONAL, to_fast
-from .bounds import affine_interval, interval_bounds, relu_interval, split_weights
+from .bounds import IntegerSplit, grid_interval, integer_split, interval_bounds, matrix_split, outward, relu_interval
 from .problem import RootExitProblem
 
 _Z = FAST_RATIONAL(0)
@@ -101,8 +107,7 @@ class _Prep:
     k_p: np.ndarray
     k_n: np.ndarray
     k_c: Any
-    C_p: np.ndarray
-    C_n: np.ndarray
+    C: IntegerSplit
     C_zero: np.ndarray
     u_c: np.ndarray
 
@@ -119,7 +124,7 @@ def prepare(P: RootExitProblem) -> _Prep:
     u_c = W.dot(e)
     return _Prep(D, e, wj, np.where(dc > 0, dc, _Z), np.where(dc < 0, dc, _Z), den_c + _Z,
                  np.where(kc > 0, kc, _Z), np.where(kc < 0, kc, _Z), b[P.neuron] - den_c,
-                 np.where(C > 0, C, _Z), np.where(C < 0, C, _Z), np.array([all(c == 0 for c in row) for row in C]), u_c)
+                 matrix_split(C), np.array([all(c == 0 for c in row) for row in C]), u_c)
 
 
 def _slice_empty(prep: _Prep, al: np.ndarray, ah: np.ndarray, tl: Any, th: Any, den_pos: bool) -> bool:
@@ -145,7 +150,9 @@ def _slice_empty(prep: _Prep, al: np.ndarray, ah: np.ndarray, tl: Any, th: Any, 
 def _tighten_box(prep: _Prep, lo: np.ndarray, hi: np.ndarray, t_lo: Any, t_hi: Any, den_pos: bool
                  ) -> tuple[np.ndarray, np.ndarray] | None:
     """Layer 1 (a = x): shrink the input box with the two linear slice constraints of :func:`_slice_empty`
-    (one pass of bound propagation, exact); None if the box becomes empty."""
+    (one pass of bound propagation, exact, the new bounds rounded outward to the grid of :func:`outward` but not
+    beyond the given box); None if the box becomes empty."""
+    lo0, hi0 = lo, hi
     lo, hi = lo.copy(), hi.copy()
     for s, need_nonneg in ((t_lo, den_pos), (t_hi, not den_pos)):
         if s == -INF or s == INF:
@@ -167,7 +174,8 @@ def _tighten_box(prep: _Prep, lo: np.ndarray, hi: np.ndarray, t_lo: Any, t_hi: A
                 hi[i] = bound
         if any(l > h for l, h in zip(lo, hi)):
             return None
-    return lo, hi
+    lo, hi = outward(lo, hi)
+    return np.maximum(lo, lo0), np.minimum(hi, hi0)
 
 
 def node_box(P: RootExitProblem, prep: _Prep, lo: np.ndarray, hi: np.ndarray, t_lo: Any, t_hi: Any
@@ -213,7 +221,7 @@ def box_analysis(P: RootExitProblem, prep: _Prep, lo: np.ndarray, hi: np.ndarray
 
     t1 = _quot(zjl, zjh, dl, dh, den_pos)
     q = _quot(kl, kh, dl, dh, den_pos)
-    tl, th = max(t1[0], _ONE + q[0]), min(t1[1], _ONE + q[1])
+    tl, th = outward(max(t1[0], _ONE + q[0]), min(t1[1], _ONE + q[1]))
     if relu:
         tl, th = (max(tl, _Z), th) if den_pos else (tl, min(th, _Z))
     if t_lo is not None:
@@ -235,17 +243,15 @@ def box_analysis(P: RootExitProblem, prep: _Prep, lo: np.ndarray, hi: np.ndarray
     info = BoxInfo(B, tl, th, [], {}, den_pos)
     cands = info.candidates
     scope = P.proof_scope
-    W, b = net.fast_layers[l - 1]
-    Wp, Wn, _ = split_weights(net)[l - 1]
+    b = net.fast_layers[l - 1][1]
     # root enclosure r_i = a_i (1 - t D_i) - t e_i
     fl, fh = _ONE - np.where(prep.D > 0, prep.D * th, prep.D * tl), _ONE - np.where(prep.D > 0, prep.D * tl, prep.D * th)
     rl, rh = _imul_vec(al, ah, fl, fh)
     el, eh = _imul_vec(np.full(len(prep.e), tl, dtype=object), np.full(len(prep.e), th, dtype=object), prep.e, prep.e)
     rl, rh = rl - eh, rh - el
-    zrl, zrh = affine_interval(Wp, Wn, b, rl, rh)
+    zrl, zrh = grid_interval(integer_split(net, l), b, rl, rh)
     # Delta_m = -t u_m
-    ul = prep.C_p.dot(al) + prep.C_n.dot(ah) + prep.u_c
-    uh = prep.C_p.dot(ah) + prep.C_n.dot(al) + prep.u_c
+    ul, uh = grid_interval(prep.C, prep.u_c, al, ah)
     n_l = len(zl)
     Dl = np.empty(n_l, dtype=object)
     Dh = np.empty(n_l, dtype=object)
@@ -255,8 +261,7 @@ def box_analysis(P: RootExitProblem, prep: _Prep, lo: np.ndarray, hi: np.ndarray
         else:
             lo_, hi_ = _imul(tl, th, ul[m], uh[m])
             Dl[m], Dh[m] = -hi_, -lo_
-    zrl = np.maximum(zrl, zl + Dl)
-    zrh = np.minimum(zrh, zh + Dh)
+    zrl, zrh = outward(np.maximum(zrl, zl + Dl), np.minimum(zrh, zh + Dh))
     info.root[l] = (zrl, zrh)
     if not relu:
         return True, None  # no pattern in this layer and nothing above it
@@ -280,11 +285,11 @@ def box_analysis(P: RootExitProblem, prep: _Prep, lo: np.ndarray, hi: np.ndarray
     ar_l[j] = ar_h[j] = _Z
     dlo[j], dhi[j] = -zjh, -zjl
     for k in range(l + 1, net.n_layers + 1):
-        Wpk, Wnk, bk = split_weights(net)[k - 1]
+        Sk, bk = integer_split(net, k), net.fast_layers[k - 1][1]
         zkl, zkh = B.z[k - 1]
-        Dkl, Dkh = affine_interval(Wpk, Wnk, _Z, dlo, dhi)
-        rkl, rkh = affine_interval(Wpk, Wnk, bk, ar_l, ar_h)
-        rkl, rkh = np.maximum(rkl, zkl + Dkl), np.minimum(rkh, zkh + Dkh)
+        Dkl, Dkh = grid_interval(Sk, _Z, dlo, dhi)
+        rkl, rkh = grid_interval(Sk, bk, ar_l, ar_h)
+        rkl, rkh = outward(np.maximum(rkl, zkl + Dkl), np.minimum(rkh, zkh + Dkh))
         info.root[k] = (rkl, rkh)
         if not net.has_relu(k):
             break
@@ -295,8 +300,7 @@ def box_analysis(P: RootExitProblem, prep: _Prep, lo: np.ndarray, hi: np.ndarray
                 cands.append((k, m, -1))
         a_l, a_h = relu_interval(zkl, zkh)
         ar_l, ar_h = relu_interval(rkl, rkh)
-        dlo = np.maximum(np.minimum(Dkl, _Z), ar_l - a_h)
-        dhi = np.minimum(np.maximum(Dkh, _Z), ar_h - a_l)
+        dlo, dhi = outward(np.maximum(np.minimum(Dkl, _Z), ar_l - a_h), np.minimum(np.maximum(Dkh, _Z), ar_h - a_l))
     return not cands, info
 
 
@@ -325,7 +329,7 @@ def _split_dim(P: RootExitProblem, lo: np.ndarray, hi: np.ndarray, weight: np.nd
 
 
 #: split-tree codes: d >= 0 = bisect input dimension d; leaves and the t split are negative
-LEAF_INTERVAL, LEAF_LP, SPLIT_T = -1, -2, -3
+LEAF_INTERVAL, LEAF_LP, SPLIT_T, LEAF_INACTIVE = -1, -2, -3, -4
 BRANCHING = ("box", "t", "both")
 
 
@@ -384,11 +388,13 @@ def prove_by_relaxation(P: RootExitProblem, deadline: float, max_boxes: int = 20
     "box" (input dimensions only), "t" (the t-range of the node whenever it is bounded, else the box) or "both"
     (alternating). Leaves: -1 = interval-safe, -2 = LP-certified; -3 = t bisected at the midpoint of the node's
     exact t enclosure (the children keep the box and take [t_L, mid] and [mid, t_U]; every x of the node has its
-    step in one of them)."""
-    from .mccormick import box_lp_safe
+    step in one of them); -4 = neuron j is inactive on the box (:func:`dtd_formal.smt.mccormick.box_inactive_lp`,
+    tried first at every node where :func:`_active_somewhere` finds no active input)."""
+    from .mccormick import box_inactive_lp, box_lp_safe
 
     if branch not in BRANCHING:
         raise ValueError(f"branch must be one of {BRANCHING}, got {branch!r}")
+    inactive: dict[tuple, bool] = {}  # per box (the t-slices of a box share the answer)
     prep = prepare(P)
     lo0, hi0 = to_fast(P.low), to_fast(P.high)
     weight = _split_weight(P)
@@ -411,6 +417,14 @@ def prove_by_relaxation(P: RootExitProblem, deadline: float, max_boxes: int = 20
             proved += share
             continue
         lo, hi = box
+        if use_lp and P.relu:
+            key = (tuple(lo), tuple(hi))
+            if key not in inactive:
+                inactive[key] = not _active_somewhere(P, lo, hi) and box_inactive_lp(P, lo, hi, deadline)
+            if inactive[key]:
+                tree.append(LEAF_INACTIVE)
+                proved += share
+                continue
         safe, info = box_analysis(P, prep, lo, hi, t_lo, t_hi)
         if safe:
             tree.append(LEAF_INTERVAL)
@@ -445,6 +459,20 @@ def prove_by_relaxation(P: RootExitProblem, deadline: float, max_boxes: int = 20
     return ProofResult("proved", tree, boxes, Fraction(1), t_splits=t_splits)
 
 
+def _active_somewhere(P: RootExitProblem, lo: np.ndarray, hi: np.ndarray, n: int = 8) -> bool:
+    """Whether float64 finds :math:`z_j > 0` at the centre of the box or at one of n fixed pseudo-random points
+    of it (then :func:`dtd_formal.smt.mccormick.box_inactive_lp` cannot succeed and is not tried; a heuristic
+    only: the certificate never depends on it)."""
+    fnet = P.net.to_float()
+    flo = np.array([float(v) for v in lo])
+    fhi = np.array([float(v) for v in hi])
+    a = np.vstack([(flo + fhi) / 2, flo + (fhi - flo) * np.random.default_rng(0).random((n, len(flo)))])
+    for k in range(1, P.layer + 1):
+        z = a @ fnet.weights[k - 1].T + fnet.biases[k - 1]
+        a = np.maximum(z, 0.0) if P.net.has_relu(k) else z
+    return bool(np.any(z[:, P.neuron] > 0))
+
+
 def _split_weight(P: RootExitProblem) -> np.ndarray:
     """Per input dimension: the first layer's column sums of |W| (plus 1e-6), the prover's bisection weights."""
     W1 = P.net.fast_layers[0][0]
@@ -458,16 +486,18 @@ def check_certificate(P: RootExitProblem, tree: list[int], branch: str = "both")
 
 
 def certificate_problems(P: RootExitProblem, tree: list[int], branch: str = "both") -> list[str]:
-    """Re-derive a split tree exactly; returns the problems found (empty: the proof checks).
+    r"""Re-derive a split tree exactly; returns the problems found (empty: the proof checks).
 
     Every node is recomputed from the problem alone: its box and t-slice (the root's box, bisected at the exact
     midpoints the codes say), :func:`node_box` and :func:`box_analysis`. A leaf -1 must pass the interval test; a
     leaf -2 must fail it and pass the LP relaxation with a freshly derived, exactly checked Farkas certificate; a
     split must be at a node the interval test does not settle, and must be the split the prover's deterministic
     rule makes there (:func:`_choose_t` with ``branch``, else :func:`_split_dim`), so a tree is accepted only as
-    the prover would have written it; the codes must cover the whole box and be used up exactly.
+    the prover would have written it; a leaf -4 must pass the inactivity test (:math:`z_j \le 0` on the node's
+    box by interval bounds, or by the LP with a freshly derived, exactly checked Farkas certificate); the codes
+    must cover the whole box and be used up exactly.
     """
-    from .mccormick import box_lp_safe
+    from .mccormick import box_inactive_lp, box_lp_safe
 
     if branch not in BRANCHING:
         return [f"branch {branch!r} is not one of {', '.join(BRANCHING)}"]
@@ -490,6 +520,10 @@ def certificate_problems(P: RootExitProblem, tree: list[int], branch: str = "bot
                 return [f"node {node}: the slice is empty (an interval leaf -1), the tree says {d}"]
             continue
         lo, hi = box
+        if d == LEAF_INACTIVE:
+            if not (P.relu and box_inactive_lp(P, lo, hi, time.monotonic() + 3600)):
+                return [f"node {node}: no exactly checked Farkas certificate that neuron {P.neuron} is inactive"]
+            continue
         safe, info = box_analysis(P, prep, lo, hi, t_lo, t_hi)
         if safe:
             if d != LEAF_INTERVAL:

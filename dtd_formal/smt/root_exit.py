@@ -2,10 +2,13 @@ r"""``find_root_exit``: Refuted (exact counterexample) / Proved (certificate) / 
 
 Engines, in the order the default pipeline runs them within one neuron's time budget:
 
-- ``"falsify"``: sampling + local search in floats (:mod:`.falsify`), each candidate confirmed exactly;
-- ``"relax"``: the exact interval relaxation plus the McCormick LP relaxation (Farkas-certified), with branching on
-  the input box and on t (:mod:`.relax`, :mod:`.mccormick`); proves absence (its split tree is the certificate, re-checked by
-  :func:`dtd_formal.smt.relax.check_certificate` before Proved is returned) and probes unsafe boxes;
+- ``"falsify"``: sampling + a local search in floats guided first towards inputs that activate the neuron, then
+  towards an exit (:mod:`.falsify`), each candidate confirmed exactly; it gets 15 % of the budget when the linear
+  engines follow, half of it when only Z3 does (paper-code roots, rules not of the stock form), else all of it;
+- ``"relax"``: the exact interval relaxation plus the McCormick LP relaxation and the LP showing the neuron inactive
+  (both Farkas-certified), with branching on the input box and on t (:mod:`.relax`, :mod:`.mccormick`); proves
+  absence (its split tree is the certificate, re-checked by :func:`dtd_formal.smt.relax.check_certificate` before
+  Proved is returned) and probes unsafe boxes;
 - ``"slice"``: t-slicing: t fixed to rationals taken from the best float points; each slice is a linear Z3 query
   (:mod:`.encode`), and a SAT slice is a genuine counterexample;
 - ``"lp"``: the region-fixed LP path: at a float candidate, fix the activation patterns (at x and at the root) and t,
@@ -208,9 +211,12 @@ def solve_problem(P: RootExitProblem, timeout: float = 60.0, engines: Sequence[s
     if "falsify" in engines:
         from .falsify import falsify
 
-        cex, points, scores = falsify(P, min(deadline, t0 + 0.15 * timeout + 0.2), seed=seed)
+        # the falsifier's share of the budget: less when the linear engines (and their probes) follow
+        share = 0.15 if stock and linear_engines else 0.5 if "z3" in engines else 1.0
+        cex, points, scores, note = falsify(P, min(deadline, t0 + share * timeout + 0.2), seed=seed)
         if cex is not None:
             return _refuted(P, cex, "falsify")
+        notes.append(f"falsify: {note}")
     if "relax" in engines and stock:
         from .falsify import FloatModel, confirm
         from .relax import check_certificate, prove_by_relaxation
@@ -241,17 +247,21 @@ def solve_problem(P: RootExitProblem, timeout: float = 60.0, engines: Sequence[s
         notes.append(f"relax: {res.reason}")
     if stock and not len(points) and ("lp" in engines or "slice" in engines):
         points, scores = _best_points(P, seed)
-    if "lp" in engines and stock and len(points) and time.monotonic() < deadline:
+    rooted = np.isfinite(scores)  # the LP path and t-slicing start from points where neuron j has a root
+    seeds, seed_scores = points[rooted], scores[rooted]
+    if stock and not len(seeds) and ("lp" in engines or "slice" in engines):
+        notes.append("lp/slice: no float point where neuron j has a moving root to start from")
+    if "lp" in engines and stock and len(seeds) and time.monotonic() < deadline:
         from .lp import lp_slice_search
 
-        cex = lp_slice_search(P, points[:4], deadline)
+        cex = lp_slice_search(P, seeds[:4], deadline)
         if cex is not None:
             return _refuted(P, cex, "lp")
         notes.append("lp: no certified witness at the best points")
-    if "slice" in engines and stock and time.monotonic() < deadline:
+    if "slice" in engines and stock and len(seeds) and time.monotonic() < deadline:
         from .encode import solve_root_exit
 
-        taus = _slice_values(P, points, scores)
+        taus = _slice_values(P, seeds, seed_scores)
         last = 0.05
         for tau, pattern in taus:
             left = deadline - time.monotonic()
