@@ -228,7 +228,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--widths", default="4,8,16,32")
     ap.add_argument("--depths", default="2,3")
-    ap.add_argument("--inputs", default="2,5", help="input sizes of the random nets (grid)")
+    ap.add_argument("--inputs", default="2,5", help="input sizes of the random nets (grid; '' for none)")
     ap.add_argument("--seeds", default="0", help="network seeds (grid)")
     ap.add_argument("--timeout", type=float, default=10.0, help="pipeline seconds per neuron")
     ap.add_argument("--z3-timeout", type=float, default=10.0, help="Z3 seconds per neuron")
@@ -241,10 +241,13 @@ def main() -> None:
     args.z3 = [e for e in args.z3.split(",") if e]
     print(json.dumps({"command": COMMAND, "z3": z3.get_version_string()}), flush=True)
     t_all = time.perf_counter()
-    for seed in [int(s) for s in args.seeds.split(",")]:
-        for n_in in [int(s) for s in args.inputs.split(",")]:
-            for depth in [int(s) for s in args.depths.split(",")]:
-                for width in [int(s) for s in args.widths.split(",")]:
+    def ints(text: str) -> list[int]:  # a comma list; '' for none (e.g. --inputs '' for the MNIST rows only)
+        return [int(s) for s in text.split(",") if s.strip()]
+
+    for seed in ints(args.seeds):
+        for n_in in ints(args.inputs):
+            for depth in ints(args.depths):
+                for width in ints(args.widths):
                     net = random_mlp(n_in, width, depth, seed)
                     low, high = parse_box((0, 1), n_in)
                     bench_net(f"random-{n_in}-{width}x{depth}-s{seed}", net, low, high, args,
