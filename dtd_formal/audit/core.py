@@ -146,11 +146,14 @@ def _top(absorbed: torch.Tensor, k: int = 3) -> list[tuple[int, float]]:
 
 
 # ---------------------------------------------------------------------------------------------------- running
-def _top_relevance(model: nn.Module, x: torch.Tensor, target: Any) -> tuple[torch.Tensor, list[int]]:
+def _top_relevance(model: nn.Module, x: torch.Tensor, target: Any,
+                   y: torch.Tensor | None = None) -> tuple[torch.Tensor, list[int]]:
+    """R^L = f_c(x) e_c per row (``y``: the model's output at x, if at hand) and the explained classes."""
     from ..torch.lrp import top_relevance
 
-    with torch.no_grad():
-        y = model(x)
+    if y is None:
+        with torch.no_grad():
+            y = model(x)
     R = top_relevance(y, target)
     return R, [int(c) for c in R.abs().argmax(dim=1)]
 
@@ -173,13 +176,14 @@ def _run_zennit(composite: Any, model: nn.Module, x: torch.Tensor, RL: torch.Ten
     return R, cap, templates
 
 
-def _run_captum(lrp_obj: Any, model: nn.Module, x: torch.Tensor, RL: torch.Tensor,
-                targets: list[int]) -> tuple[torch.Tensor, Captured, dict[str, Any]]:
+def _run_captum(lrp_obj: Any, model: nn.Module, x: torch.Tensor, target: Any
+                ) -> tuple[torch.Tensor, Captured, dict[str, Any], torch.Tensor, list[int]]:
     """captum's LRP on the float64 copy with the rules the user set on the original's layers; per layer, the
     relevance captum itself stores (``rule.relevance_output``: entering, ``rule.relevance_input``: leaving) and
     the layer inputs from a plain forward pass before it (captum changes weights only inside its own run). captum
     keeps those relevances divided by the explained output f_c(x) and multiplies only the input's by it at the
-    end; they are multiplied back here, so the report's figures are relevances."""
+    end; they are multiplied back here, so the report's figures are relevances. Also returns R^L and the
+    targets (from the output of that forward pass)."""
     from captum.attr import LRP
     from captum.attr._core.lrp import SUPPORTED_LAYERS_WITH_RULES
 
@@ -194,10 +198,11 @@ def _run_captum(lrp_obj: Any, model: nn.Module, x: torch.Tensor, RL: torch.Tenso
     handles = install_hooks(model, cap)
     try:
         with torch.no_grad():
-            model(x)
+            y = model(x)
     finally:
         for h in handles:
             h.remove()
+    RL, targets = _top_relevance(model, x, target, y)
     for name, m in cap.modules.items():
         W = getattr(m, "weight", None)
         if isinstance(W, torch.Tensor):
@@ -219,7 +224,7 @@ def _run_captum(lrp_obj: Any, model: nn.Module, x: torch.Tensor, RL: torch.Tenso
             out = next(iter(leaving.values()))
             cap.leaving[name] = [rescaled(out[0] if isinstance(out, list) else out)]
     cap.order = [n for n in cap.order if n in cap.entering]
-    return R.detach(), cap, used
+    return R.detach(), cap, used, RL, targets
 
 
 # ---------------------------------------------------------------------------------------------------- checks
@@ -536,12 +541,13 @@ def audit(model: nn.Module, x: torch.Tensor, explainer: Any, target: Any = None,
     hooks_before = hook_counts(model)
     m64 = copy.deepcopy(model).double().eval()
     x64 = x.detach().double()
-    RL, targets = _top_relevance(m64, x64, target)
     uncovered: list[dict[str, str]] = []
     canon: list[CanonizerRecord] = []
     layers: list[LayerRecord] = []
     rules: dict[str, Any] = {}
     activation = None
+    if kind != "captum":  # captum's branch takes R^L from the forward pass that records the layer inputs
+        RL, targets = _top_relevance(m64, x64, target)
     if kind == "zennit":
         canon = _canonizers(explainer, copy.deepcopy(m64), x64)
         simple_canonizers = all(type(c).__name__ in ("SequentialMergeBatchNorm", "MergeBatchNorm")
@@ -572,7 +578,7 @@ def audit(model: nn.Module, x: torch.Tensor, explainer: Any, target: Any = None,
         claims_used = None if any(not isinstance(r, Rule) for r in layer_claims.values()) else _claims_from(layer_claims)
         e2e = _end_to_end(m64, x64, claims_used, R, RL, activation, exact) if not uncovered or claims_used else {}
     elif kind == "captum":
-        R, cap, captum_rules = _run_captum(explainer, m64, x64, RL, targets)
+        R, cap, captum_rules, RL, targets = _run_captum(explainer, m64, x64, target)
         for name, r in captum_rules.items():
             rule, why = captum_rule(r)
             rules[name] = rule if rule is not None else "untranslatable"
