@@ -41,9 +41,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import io
 import json
-import pstats
 import sys
 import time
 from pathlib import Path
@@ -53,6 +51,7 @@ import numpy as np
 import z3
 
 import dtd_formal as dtd
+from profiling import print_profile
 from dtd_formal.rules import ZPlus
 from dtd_formal.smt.bounds import interval_bounds
 from dtd_formal.smt.counterexample import RootExitCounterexample
@@ -273,11 +272,7 @@ def main() -> None:
         print(json.dumps({"profile": name, "neuron": j, "status": v.status, "seconds": round(time.perf_counter() - t0, 2),
                           "first_run_s": round(t, 2), "reason": getattr(v, "reason", ""),
                           "method": getattr(v, "method", "")}), flush=True)
-        buf = io.StringIO()
-        pstats.Stats(pr, stream=buf).sort_stats("cumulative").print_stats(30)
-        buf.write("\n--- by internal time ---\n")
-        pstats.Stats(pr, stream=buf).sort_stats("tottime").print_stats(20)
-        print(buf.getvalue(), file=sys.stderr)
+        print_profile(pr, 30, 20)
 
 
 if __name__ == "__main__":

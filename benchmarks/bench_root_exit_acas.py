@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import io
 import json
-import pstats
 import re
 import sys
 import time
@@ -37,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import dtd_formal as dtd
+from profiling import print_profile
 import dtd_formal.smt.counterexample as _cexmod
 import dtd_formal.smt.encode as _encode
 import dtd_formal.smt.falsify as _falsify
@@ -177,11 +176,7 @@ def main() -> None:
         pr.disable()
         print(json.dumps({"profile": tag, "layer": layer, "neuron": j, "status": v.status,
                           "seconds": round(time.perf_counter() - t1, 2), "first_run_s": round(dt, 2)}), flush=True)
-        buf = io.StringIO()
-        pstats.Stats(pr, stream=buf).sort_stats("cumulative").print_stats(40)
-        buf.write("\n--- by internal time ---\n")
-        pstats.Stats(pr, stream=buf).sort_stats("tottime").print_stats(25)
-        print(buf.getvalue(), file=sys.stderr)
+        print_profile(pr, 40, 25)
 
 
 if __name__ == "__main__":
