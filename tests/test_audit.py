@@ -17,7 +17,7 @@ from zennit_ref import import_zennit
 import dtd_formal as dtd
 from dtd_formal.cli import main
 from dtd_formal.errors import InputError
-from dtd_formal.rules import Epsilon, ZPlus
+from dtd_formal.rules import AlphaBeta, Epsilon, ZPlus
 
 
 def _x(shape, seed=0):  # type: ignore[no-untyped-def]
@@ -391,3 +391,42 @@ def test_relevance_passed_through_inactive_neurons_is_reported_with_its_amount()
     assert want != 0 and "through inactive neurons" in relu.cause
     assert f"{want:.3g}" in relu.cause
     assert rep.verdict == "sound"  # zennit's convention, not a leak
+
+
+def _alpha_beta_by_hand(model: nn.Module, x: torch.Tensor, target: list[int], alpha: float, beta: float,
+                        swapped: bool) -> torch.Tensor:
+    """Alpha-beta LRP for a bias-free Linear-ReLU-Linear net, written out: R_i = sum_j (alpha C+_ji / sum_i C+_ji -
+    beta C-_ji / sum_i C-_ji) R_j with C_ji = a_i w_ji (a zero sum drops its term). ``swapped`` is the bug that
+    applies alpha to the negative and beta to the positive contributions: it still conserves (alpha - beta = 1)."""
+    lin1, lin2 = model[0], model[2]
+    a1 = torch.relu(lin1(x))
+    out = lin2(a1)
+    R = torch.zeros_like(out)
+    R[torch.arange(len(x)), target] = out[torch.arange(len(x)), target]
+    for lin, a in ((lin2, a1), (lin1, x)):
+        C = a[:, None, :] * lin.weight[None]  # (batch, out, in)
+        pos, neg = C.clamp(min=0), C.clamp(max=0)
+        if swapped:
+            pos, neg = -neg, -pos
+        sp, sn = pos.sum(-1, keepdim=True), neg.sum(-1, keepdim=True)
+        share = alpha * torch.where(sp != 0, pos / torch.where(sp != 0, sp, 1), 0) \
+            - beta * torch.where(sn != 0, neg / torch.where(sn != 0, sn, 1), 0)
+        R = (share * R[:, :, None]).sum(1)
+    return R.detach()
+
+
+def test_an_alpha_beta_that_applies_beta_to_the_wrong_sign_is_flagged_though_it_conserves() -> None:
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(4, 6, bias=False), nn.ReLU(), nn.Linear(6, 3, bias=False)).double().eval()
+    x = _x((3, 4), 12) + 0.1  # positive inputs: every contribution sum of this net has both signs (checked below)
+    right = lambda m, xb, t: _alpha_beta_by_hand(m, xb, t, 2.0, 1.0, swapped=False)  # noqa: E731
+    wrong = lambda m, xb, t: _alpha_beta_by_hand(m, xb, t, 2.0, 1.0, swapped=True)  # noqa: E731
+    with torch.no_grad():
+        f = model(x)[:, 1]
+    for explain in (right, wrong):  # both conserve exactly (alpha - beta = 1 where both parts are present)
+        assert torch.allclose(explain(model, x, [1] * 3).sum(1), f, rtol=1e-12)
+    ok = dtd.audit(model, x, right, claims=AlphaBeta(2, 1), target=1, exact=True)
+    assert ok.verdict == "sound" and ok.end_to_end["reference"] == "exact", ok.end_to_end
+    assert ok.end_to_end["max_deviation"] < 1e-12
+    bad = dtd.audit(model, x, wrong, claims=AlphaBeta(2, 1), target=1, exact=True)
+    assert bad.verdict == "deviates" and bad.end_to_end["max_deviation"] > 1e-2
