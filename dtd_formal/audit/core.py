@@ -437,7 +437,7 @@ def _roots(model: nn.Module, x: torch.Tensor, rules: dict[str, Any], targets: li
 
 
 def _end_to_end(model: nn.Module, x: torch.Tensor, claims: Any, R: torch.Tensor, RL: torch.Tensor,
-                activation: str | None, exact: bool, norm: str | None = None) -> dict[str, Any]:
+                activation: str | None, exact: bool, norm: str | float | None = None) -> dict[str, Any]:
     """Max relative deviation of the input relevance R from dtd_formal's for the claims; ``norm`` is the torch
     backend's convention at pools and sums (captum's pools divide by z + 1e-9 sign0(z))."""
     from .. import torch as dt
