@@ -9,30 +9,40 @@ Methods: ``gradient`` (plain gradient x input on the model as built, NCHW), ``gr
 and input in channels_last, the layout the backend runs convolutions in on the CPU), ``ours-zplus`` / ``ours-epsilon`` (dtd_formal.torch.lrp with
 ZPlus / Epsilon(1e-6) in zennit's convention on every layer), ``zennit-zplus`` / ``zennit-epsilon`` (zennit's
 Gradient attributor, the same rule on every Conv/Linear, Norm on the average pool, ReLU gradients as they are:
-the same function), ``roots`` (root-region checks of sampled neurons of a conv layer; roots per second).
+the same function), ``roots-full`` / ``roots-incremental`` (root-region checks of sampled neurons of conv layers
+11 and 13, z+, 2 inputs, by the plain full forward pass, ``root_regions(..., _engine="full")``, and by the
+incremental evaluation, the default: per layer and sample size a warm-up, then ``--repeats`` timed calls, roots
+per second from the median; ``roots-incremental`` then compares the verdicts: every record of the float32 run
+against the plain forward pass in float64 at the same float32 roots, and both engines on a float64 copy of the
+model (one input, 8 roots per layer), which must agree record for record; the process exits non-zero otherwise).
 
 Usage::
 
     python benchmarks/bench_torch_vgg16.py                   # all methods, one process each
     python benchmarks/bench_torch_vgg16.py --method gradient  # one method
+    python benchmarks/bench_torch_vgg16.py --methods roots-full,roots-incremental --roots-per-input 16,64
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import importlib
 import json
 import resource
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
 CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
-METHODS = ["gradient", "gradient-cl", "ours-zplus", "ours-epsilon", "zennit-zplus", "zennit-epsilon", "roots"]
+METHODS = ["gradient", "gradient-cl", "ours-zplus", "ours-epsilon", "zennit-zplus", "zennit-epsilon", "roots-full",
+           "roots-incremental"]
 
 
 def vgg16(num_classes: int = 1000, seed: int = 0) -> nn.Module:
@@ -69,7 +79,77 @@ def _zennit_attr(model: nn.Module, x: torch.Tensor, which: str) -> torch.Tensor:
     return rel
 
 
-def run_one(method: str, batch: int, size: int, repeats: int, device: str, threads: int) -> dict:
+def _float64_reference(model: nn.Module, x: torch.Tensor, layer: int, per_input: int) -> tuple[list, list]:
+    """Flipped neurons and affine-map verdicts of the same sampled float32 roots by the plain forward pass of the
+    upper network in float64 (at the float32 layer input): what the incremental records must equal."""
+    import dtd_formal.torch as dt
+    from dtd_formal.rules import ZPlus
+    from dtd_formal.torch.graph import build_plan, run
+
+    R = importlib.import_module("dtd_formal.torch.roots")  # the module (dtd_formal.torch.roots is the function)
+
+    plan = build_plan(model)
+    env: dict = {}
+    rec = R._Recorder()
+    with torch.no_grad():
+        run(plan, x, rec.handlers(), env_out=env)
+    rts = dt.roots(model, x, ZPlus(), layer=layer, sample=per_input, _plan=plan, _env=env)
+    info = plan.layer(layer)
+    start = R._input_node(plan, info)
+    down = plan.downstream(start) - {start}
+    relus = [n.name for n in plan.nodes if plan.handler[n.name] == "relu" and n.name in down]
+    pools = [n.name for n in plan.nodes if plan.handler[n.name] == "maxpool" and n.name in down]
+    env64, rec64, layer64, _ = R._float64_base(plan, start, env, rec)
+    flips, maps = R._verdicts_full(plan, info, rts, torch.arange(len(rts)), env64, rec64, start, relus, pools,
+                                   relus + pools, True, 1e-4, layer64, torch.float64)
+    return flips, maps.tolist()
+
+
+def _roots(model: nn.Module, xs: torch.Tensor, repeats: int, per_input: list[int], engine: str,
+           sync: Callable[[], None]) -> dict:
+    """A ``roots-*`` method: one engine's timings, and for the incremental engine the verdict comparisons (module
+    docstring)."""
+    import dtd_formal.torch as dt
+    from dtd_formal.rules import ZPlus
+
+    out: dict = {"per_input": per_input, "engine": engine}
+    for layer in (11, 13):  # conv 11 (14x14 maps; 3 convs above it) and conv 13 (the last conv)
+        for k in per_input:
+            dt.root_regions(model, xs, ZPlus(), layers=layer, sample=k, keep_roots=False, _engine=engine)  # warm-up
+            times = []
+            for _ in range(repeats):
+                sync()
+                t0 = time.perf_counter()
+                report = dt.root_regions(model, xs, ZPlus(), layers=layer, sample=k, keep_roots=False, _engine=engine)
+                sync()
+                times.append(time.perf_counter() - t0)
+            recs = report.records
+            med = statistics.median(times)
+            entry = {"roots": len(recs), "median_seconds": med, "all_seconds": times,
+                     "roots_per_second": len(recs) / med, "leaves_pattern": sum(r.leaves_pattern for r in recs),
+                     "leaves_affine_map": sum(r.leaves_affine_map for r in recs)}
+            if engine == "incremental":
+                flips64, maps64 = _float64_reference(model, xs, layer, k)
+                entry["same_as_float64_full"] = sum(
+                    a.flipped == f and a.leaves_affine_map == m for a, f, m in zip(recs, flips64, maps64))
+            out[f"layer{layer}_k{k}"] = entry
+    if engine == "incremental":
+        model64, x64 = copy.deepcopy(model).double(), xs[:1].double()
+        sample64 = {}
+        for layer in (11, 13):
+            a, b = (dt.root_regions(model64, x64, ZPlus(), layers=layer, sample=8, _engine=e).records
+                    for e in ("full", "incremental"))
+            sample64[f"layer{layer}"] = {"roots": len(a), "identical_records": sum(
+                (r.flipped, r.leaves_pattern, r.leaves_affine_map, r.own_preactivation, r.step) ==
+                (q.flipped, q.leaves_pattern, q.leaves_affine_map, q.own_preactivation, q.step) for r, q in zip(a, b))}
+        out["float64_sample"] = sample64
+        out["verdicts_ok"] = all(v["identical_records"] == v["roots"] for v in sample64.values()) and all(
+            e["same_as_float64_full"] == e["roots"] for key, e in out.items() if key.startswith("layer"))
+    return out
+
+
+def run_one(method: str, batch: int, size: int, repeats: int, device: str, threads: int,
+            per_input: list[int] | None = None) -> dict:
     torch.set_num_threads(threads)
     import dtd_formal.torch as dt
     from dtd_formal.rules import Epsilon, ZPlus
@@ -87,21 +167,8 @@ def run_one(method: str, batch: int, size: int, repeats: int, device: str, threa
             torch.cuda.synchronize()
 
     result: dict = {"method": method, "batch": batch, "size": size, "device": device, "threads": threads}
-    if method == "roots":
-        per_input = 16
-        xs = x[:2]
-        dt.root_regions(model, xs[:1], ZPlus(), layers=13, sample=2, keep_roots=False)  # warm-up
-        for layer in (11, 13):  # conv 11 (14x14 maps; 3 convs above it) and conv 13 (the last conv)
-            sync()
-            t0 = time.perf_counter()
-            report = dt.root_regions(model, xs, ZPlus(), layers=layer, sample=per_input, keep_roots=False)
-            sync()
-            dt_s = time.perf_counter() - t0
-            n = len(report.records)
-            result[f"layer{layer}"] = {
-                "roots": n, "seconds": dt_s, "roots_per_second": n / dt_s,
-                "leaves_pattern": sum(r.leaves_pattern for r in report.records),
-                "leaves_affine_map": sum(r.leaves_affine_map for r in report.records)}
+    if method.startswith("roots-"):
+        result.update(_roots(model, x[:2], repeats, per_input or [16], method.split("-")[1], sync))
     else:
         if method.startswith("gradient"):
             fn = lambda: dt.gradient_times_input(model, x)
@@ -136,15 +203,21 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--roots-per-input", default="16", help="roots: sampled neurons per input, comma-separated")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    per_input = [int(v) for v in args.roots_per_input.split(",")]
     if args.method:
-        print(json.dumps(run_one(args.method, args.batch, args.size, args.repeats, args.device, args.threads)))
+        result = run_one(args.method, args.batch, args.size, args.repeats, args.device, args.threads, per_input)
+        print(json.dumps(result))
+        if not result.get("verdicts_ok", True):
+            sys.exit(1)
         return
     results = {}
     for method in args.methods.split(","):
         cmd = [sys.executable, __file__, "--method", method, "--batch", str(args.batch), "--size", str(args.size),
-               "--repeats", str(args.repeats), "--device", args.device, "--threads", str(args.threads)]
+               "--repeats", str(args.repeats), "--device", args.device, "--threads", str(args.threads),
+               "--roots-per-input", args.roots_per_input]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             results[method] = {"error": proc.stderr.strip().splitlines()[-1:]}
@@ -154,12 +227,12 @@ def main() -> None:
     base = results.get("gradient", {}).get("seconds")
     if args.json:
         print(json.dumps(results, indent=1))
-        return
+        sys.exit(1 if "error" in results.get("roots-incremental", {}) else 0)
     print(f"VGG16, batch {args.batch}, {args.size}px, {args.device}, {args.threads} threads")
     med = results.get("gradient", {}).get("median_seconds")
     print(f"{'method':16s} {'best s':>8s} {'x grad':>7s} {'median s':>9s} {'x grad':>7s} {'peak RSS MiB':>13s}")
     for method, r in results.items():
-        if "seconds" not in r or method == "roots":
+        if "seconds" not in r or method.startswith("roots"):
             continue
         ratio = r["seconds"] / base if base else float("nan")
         mratio = r["median_seconds"] / med if med else float("nan")
@@ -170,11 +243,19 @@ def main() -> None:
         if "seconds" in o and "seconds" in z:
             print(f"{rule}: ours / zennit time = {o['seconds'] / z['seconds']:.2f}, "
                   f"peak memory = {o['peak_rss_mib'] / z['peak_rss_mib']:.2f}")
-    for key, r in results.get("roots", {}).items():
-        if key.startswith("layer"):
-            print(f"root-region checks (z+, 2 inputs x 16 sampled neurons, affine maps included): {r['roots']} roots "
-                  f"of {key} in {r['seconds']:.2f} s = {r['roots_per_second']:.2f} roots/s "
-                  f"({r['leaves_pattern']} leave the pattern, {r['leaves_affine_map']} the affine map)")
+    full, inc = results.get("roots-full", {}), results.get("roots-incremental", {})
+    for key, r in inc.items():
+        if key.startswith("layer") and key in full:
+            f = full[key]
+            print(f"root-region checks (z+, 2 inputs, {key}: {r['roots']} roots, affine maps included): plain full "
+                  f"forward {f['roots_per_second']:.2f} roots/s, incremental {r['roots_per_second']:.2f} roots/s "
+                  f"({f['median_seconds'] / r['median_seconds']:.2f}x; {r['leaves_pattern']} leave the pattern, "
+                  f"{r['leaves_affine_map']} the affine map; {r['same_as_float64_full']}/{r['roots']} records as "
+                  f"the float64 forward pass at the same roots)")
+    if "float64_sample" in inc:
+        print("float64 model, both engines, records identical:", json.dumps(inc["float64_sample"]))
+    if "error" in inc:  # the verdicts differed from the plain forward pass (or the run failed)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

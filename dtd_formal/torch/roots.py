@@ -7,7 +7,7 @@ Semantics are the exact engine's (:mod:`dtd_formal.dtd`, :mod:`dtd_formal.region
   Conv2d, (channel, x) for Conv1d. Relevant neurons: :math:`z_j > 0` when the layer's output feeds a ReLU
   ("inactive" otherwise); in the model's last layer only the explained output ("not explained").
 - Root: :math:`\tilde a^{(j)} = a - t_j v_j` from the rule's own ``root_step`` (run over
-  :class:`~dtd_formal.torch.ops.LazyOps`; row j of the separable direction matrix is one transposed operator on a
+  :class:`~dtd_formal.torch.ops.LazyOps`; row j of the separable direction matrix is the transposed operator on a
   one-hot), :math:`t_j = z_j / (w_j \cdot v_j)` ("true") or :math:`R^l_j / (w_j \cdot v_j)` ("paper-code", with
   :math:`R^l` from :func:`dtd_formal.torch.lrp` with the same rule). Zero denominators are skipped.
 - The upper network is the model as a function of :math:`a_{l-1}` (every node that depends on it is recomputed,
@@ -24,12 +24,17 @@ Semantics are the exact engine's (:mod:`dtd_formal.dtd`, :mod:`dtd_formal.region
 - ``root_in_domain``: the rule's domain, checked on the float root (NonNegative: root >= 0, Box: bounds).
 
 Signs are decided in floats: they agree with the exact engine away from hyperplanes (the tests compare on random
-nets in float64).
+nets in float64). Conv2d layers are classified incrementally (:mod:`dtd_formal.torch.root_cone`): the upper network
+is re-evaluated only on the window each root's change reaches, over float64 activations of the input, and a sign or
+winner is taken only with a certified margin; rows with a close call, and every other layer, go through the plain
+forward pass of the whole upper network (in float64 for a float32 model's close calls). On random float64 nets the
+records equal the plain forward pass's (tests/test_torch_root_regions.py). Row j of the direction matrix of a Conv2d
+layer is written on j's receptive field (the same values as the transposed operator on a one-hot).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,9 +49,11 @@ from ..rules.base import Rule
 from ..rules.domains import Box, NonNegative, Unbounded
 from .graph import Handlers, LayerInfo, Plan, build_plan, run
 from .lrp import lrp, output_selector
-from .ops import LazyOps
+from .ops import ConvOp, LazyOps
+from .root_cone import ConeContext, neuron_id
 
 NeuronId = Any  # int (Linear) or tuple (Conv)
+Flip = tuple[Any, NeuronId]
 
 
 @dataclass
@@ -95,12 +102,6 @@ class TorchRootRegionRecord(RootRegionRecord):
         }
 
 
-def _neuron_id(flat: int, shape: tuple[int, ...]) -> NeuronId:
-    if len(shape) == 1:
-        return int(flat)
-    return tuple(int(v) for v in np.unravel_index(int(flat), shape))
-
-
 def _neuron_flat(neuron: NeuronId, shape: tuple[int, ...], what: str) -> int:
     idx = (neuron,) if isinstance(neuron, (int, np.integer)) else tuple(neuron)
     if len(idx) != len(shape) or any(not 0 <= v < s for v, s in zip(idx, shape)):
@@ -129,6 +130,40 @@ def _candidates(info: LayerInfo, z: torch.Tensor, c: torch.Tensor) -> tuple[torc
         reasons["inactive"] = inactive
         keep &= zf > 0
     return keep, reasons
+
+
+def _conv_rows(ops: LazyOps, sep: Any, samples: torch.Tensor, flat: torch.Tensor,
+               out_shape: tuple[int, ...]) -> torch.Tensor:
+    r"""Rows of a separable matrix of a Conv2d layer, :math:`e_j^\top C(a_i) = \sum_k c_k\, g_k(a_i) \odot
+    \mathcal{L}^\top(e_j; f_k(W))`: :math:`\mathcal{L}^\top(e_j; F)` is the kernel :math:`F_{c_j}` placed on j's
+    receptive field, written there directly (``LazyOps.rows`` gets the same values from a transposed convolution of a
+    one-hot map, a whole convolution per row); same products and sums otherwise, so the same roots."""
+    op: ConvOp = ops.op  # type: ignore[assignment]
+    a = ops.a_t
+    n, (C, H, W) = len(flat), a.shape[1:]
+    Cout, Ho, Wo = out_shape
+    c, y, x = flat // (Ho * Wo), (flat // Wo) % Ho, flat % Wo
+    total = torch.zeros((n, C, H, W), dtype=a.dtype, device=a.device)
+
+    def ar(k: int) -> torch.Tensor:
+        return torch.arange(k, device=a.device)
+
+    for coef, f, g in ops._to_sep(sep).terms:
+        kern = f.t[c]  # (n, C / groups, kh, kw)
+        cin, kh, kw = kern.shape[1:]
+        ch = ((c // (Cout // op.groups)) * cin)[:, None, None, None] + ar(cin)[None, :, None, None]
+        iy = (y * op.stride[0] - op.padding[0])[:, None, None, None] + op.dilation[0] * ar(kh)[None, None, :, None]
+        ix = (x * op.stride[1] - op.padding[1])[:, None, None, None] + op.dilation[1] * ar(kw)[None, None, None, :]
+        rows = ar(n)[:, None, None, None]
+        shape = kern.shape
+        ok = ((iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)).expand(shape)
+        val = torch.zeros_like(total)
+        val[rows.expand(shape)[ok], ch.expand(shape)[ok], iy.expand(shape)[ok], ix.expand(shape)[ok]] = kern[ok]
+        if g is not None:
+            gt = g.t if g.t.shape[0] != a.shape[0] or g.t.dim() != a.dim() else g.t[samples]
+            val = val * gt
+        total = total + (val if coef == 1 else coef * val)
+    return total
 
 
 def roots(
@@ -215,19 +250,22 @@ def roots(
         t_f = t.t.reshape(B, -1)
         steps = t_f[rows_i, rows_j]
         b_flat = info.bias
+        local = isinstance(info.op, ConvOp) and info.op.dim == 2
         for s in range(0, n, chunk):
             ii, jj = rows_i[s : s + chunk], rows_j[s : s + chunk]
-            onehot = torch.zeros((len(ii), int(np.prod(out_shape))), dtype=a.dtype, device=a.device)
-            onehot[torch.arange(len(ii), device=a.device), jj] = 1
-            onehot = onehot.reshape((len(ii),) + out_shape)
-            Vrows = ops.rows(V, onehot, ii)
+            if local:
+                Vrows, Wrows = _conv_rows(ops, V, ii, jj, out_shape), _conv_rows(ops, ops.W, ii, jj, out_shape)
+            else:
+                onehot = torch.zeros((len(ii), int(np.prod(out_shape))), dtype=a.dtype, device=a.device)
+                onehot[torch.arange(len(ii), device=a.device), jj] = 1
+                onehot = onehot.reshape((len(ii),) + out_shape)
+                Vrows, Wrows = ops.rows(V, onehot, ii), ops.rows(ops.W, onehot, ii)
             pts = a[ii] - steps[s : s + chunk].reshape((-1,) + (1,) * (a.dim() - 1)) * Vrows
-            Wrows = ops.rows(ops.W, onehot, ii)
             channel = jj // int(np.prod(out_shape[1:])) if len(out_shape) > 1 else jj
             own[s : s + chunk] = (Wrows * pts).reshape(len(ii), -1).sum(dim=1) + b_flat[channel]
             points[s : s + chunk] = pts
         ops.release()
-    ids = [_neuron_id(j, out_shape) for j in rows_j.tolist()]
+    ids = [neuron_id(j, out_shape) for j in rows_j.tolist()]
     return TorchRoots(info.index, a, rows_i, ids, points, steps, own, skipped, rule, definition, c, rows_j)
 
 
@@ -262,8 +300,9 @@ class _Recorder:
         self.pools[name] = (a, idx, out)
         return out
 
-    def handlers(self) -> Handlers:
-        return Handlers(relu=self.relu, maxpool=self.maxpool)
+    def handlers(self, layer: Callable[[LayerInfo, torch.Tensor], torch.Tensor] | None = None) -> Handlers:
+        """The recording handlers; ``layer`` evaluates the Linear/Conv layers (default: their own parameters)."""
+        return Handlers(layer=layer, relu=self.relu, maxpool=self.maxpool)
 
 
 def _gather(a: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -304,15 +343,23 @@ def root_regions(
     tol: float | None = None,
     keep_roots: bool = True,
     chunk: int = 256,
+    _engine: str = "incremental",
 ) -> RootRegionReport:
     """Region verdict of the root of every relevant (or chosen, or sampled) neuron of ``layers`` for the batch x.
 
     Returns a :class:`~dtd_formal.regions.RootRegionReport` of :class:`TorchRootRegionRecord` (module docstring
     for the semantics). ``affine_map=False`` skips the affine-map decision (reported False); ``keep_roots=False``
     stores no root values (for throughput runs).
+
+    Conv2d layers are evaluated incrementally (:mod:`dtd_formal.torch.root_cone`: only the cone the root's change
+    reaches, certified margins, the undecided rows by the plain full forward pass in float64); ``_engine="full"``
+    runs the plain full forward pass in the model's dtype for every root (the reference the tests and benchmarks
+    compare with).
     """
     if scope not in ("layer", "upper"):
         raise InputError(f"scope must be 'layer' or 'upper', got {scope!r}")
+    if _engine not in ("incremental", "full"):
+        raise InputError(f"engine must be 'incremental' or 'full', got {_engine!r}")
     plan = build_plan(model)
     if layers is None:
         layer_list = [i.index for i in plan.layers]
@@ -340,30 +387,124 @@ def root_regions(
         down = plan.downstream(start) - {start}
         relus = [n.name for n in plan.nodes if plan.handler[n.name] == "relu" and n.name in down]
         pools = [n.name for n in plan.nodes if plan.handler[n.name] == "maxpool" and n.name in down]
-        in_domain = _in_domain(rule, rts.points)
-        for s0 in range(0, len(rts), chunk):
-            rows = torch.arange(s0, min(s0 + chunk, len(rts)), device=rts.points.device)
-            records.extend(
-                _classify(plan, info, rts, rows, base_env, base_rec, start, relus, pools, scope, affine_map, tol,
-                          keep_roots, in_domain)
-            )
+        scope_nodes = [n for n in ([info.relu_node] if scope == "layer" else relus + pools) if n is not None]
+        if _engine == "incremental" and len(rts) and ConeContext.eligible(plan, info, start, base_env):
+            with torch.no_grad():
+                flips, leaves_map = _verdicts_incremental(plan, info, rts, base_env, base_rec, start, relus, pools,
+                                                          scope_nodes, affine_map, tol, chunk)
+        else:
+            flips, leaves_map = [], torch.zeros(len(rts), dtype=torch.bool, device=rts.points.device)
+            for s0 in range(0, len(rts), chunk):
+                rows = torch.arange(s0, min(s0 + chunk, len(rts)), device=rts.points.device)
+                f, m = _verdicts_full(plan, info, rts, rows, base_env, base_rec, start, relus, pools, scope_nodes,
+                                      affine_map, tol)
+                flips.extend(f)
+                leaves_map[rows] = m
+        records.extend(_records(info, rts, flips, leaves_map, keep_roots, _in_domain(rule, rts.points)))
     out_label: Any = int(c_all[0]) if c_all is not None and bool((c_all == c_all[0]).all()) else (
         c_all.tolist() if c_all is not None else output)
     return RootRegionReport(records, rule, scope, definition, out_label, layer_list, B, skipped,
                             arithmetic=f"torch-{str(dtype).replace('torch.', '')}")
 
 
-def _classify(plan: Plan, info: LayerInfo, rts: TorchRoots, rows: torch.Tensor, base_env: dict[str, Any],
-              base_rec: _Recorder, start: str, relus: list[str], pools: list[str], scope: str,
-              affine_map: bool, tol: float, keep_roots: bool, in_domain: list[bool]) -> list[RootRegionRecord]:
-    """Verdicts for the roots ``rows`` of ``rts`` (any inputs of the batch: row r reads input ``input_index[r]``)."""
-    pts = rts.points[rows]
+def _records(info: LayerInfo, rts: TorchRoots, flips: list[list[Flip]], leaves_map: torch.Tensor, keep_roots: bool,
+             in_domain: list[bool]) -> list[RootRegionRecord]:
+    """One record per root of ``rts`` from its flipped neurons and affine-map verdict."""
+    samp_l, own_l, step_l = rts.input_index.tolist(), rts.own_preactivation.tolist(), rts.steps.tolist()
+    map_l = leaves_map.tolist()
+    return [TorchRootRegionRecord(
+        input_index=samp_l[r],
+        layer=info.index,
+        neuron=rts.neurons[r],
+        root_value=rts.points[r].detach().cpu().numpy() if keep_roots else np.empty(0),
+        own_preactivation=own_l[r],
+        leaves_pattern=bool(flips[r]),
+        leaves_affine_map=bool(map_l[r]),
+        flipped=flips[r],
+        root_in_domain=bool(in_domain[r]),
+        step=step_l[r],
+    ) for r in range(len(rts))]
+
+
+def _frontier(plan: Plan, start: str) -> set[str]:
+    """Nodes the upper network of ``start`` reads without depending on it (held at their values for the input)."""
+    down = plan.downstream(start)
+    return {a.name for n in plan.nodes if n.name in down for a in n.all_input_nodes} - down
+
+
+def _float64_base(plan: Plan, start: str, base_env: dict[str, Any], base_rec: _Recorder) -> tuple[
+        dict[str, Any], _Recorder, Callable[[LayerInfo, torch.Tensor], torch.Tensor] | None,
+        dict[int, tuple[torch.Tensor, torch.Tensor]] | None]:
+    """The upper network of ``start`` at the inputs in float64: values, recorded signs and winners, the float64
+    layer function and weights (the model's own forward pass and None when the model is float64)."""
+    if base_env[start].dtype == torch.float64:
+        return base_env, base_rec, None, None
+    down = plan.downstream(start)
+    w64 = {li.index: (li.weight.double(), li.bias.double()) for li in plan.layers if li.out_node in down}
+
+    def layer64(li: LayerInfo, a: torch.Tensor) -> torch.Tensor:
+        return li.op.forward(a, *w64[li.index])
+
+    a64 = base_env[start].double()
+    frontier = {k: base_env[k].double() if isinstance(base_env[k], torch.Tensor) and base_env[k].is_floating_point()
+                else base_env[k] for k in _frontier(plan, start)}
+    env64: dict[str, Any] = {}
+    rec64 = _Recorder()
+    run(plan, a64, rec64.handlers(layer64), env_out=env64, start=(start, a64), base_env=frontier)
+    return env64, rec64, layer64, w64
+
+
+def _verdicts_incremental(plan: Plan, info: LayerInfo, rts: TorchRoots, base_env: dict[str, Any], base_rec: _Recorder,
+                          start: str, relus: list[str], pools: list[str], scope_nodes: list[str], affine_map: bool,
+                          tol: float, chunk: int) -> tuple[list[list[Flip]], torch.Tensor]:
+    """Verdicts of every root of ``rts`` by :class:`~dtd_formal.torch.root_cone.ConeContext`, batched, and by the
+    plain full forward pass in float64 for the rows it leaves undecided.
+
+    The cached activations of the input are float64: the model's own when it is float64, else the upper network
+    evaluated once in float64 at the (float) layer input, which is also the base of the float64 full forward."""
+    down = plan.downstream(start)
+    env64, rec64, layer64, w64 = _float64_base(plan, start, base_env, base_rec)
+    base = {k: v for k, v in env64.items() if k in down}
+    ctx = ConeContext(plan, info, start, base, {name: rec64.pools[name][1] for name in pools}, rts.output, base_env,
+                      tol, w64)
+    n = len(rts)
+    flips: list[list[Flip]] = [[] for _ in range(n)]
+    leaves_map = torch.zeros(n, dtype=torch.bool, device=rts.points.device)
+    step = max(1, min(chunk, 32))  # rows per incremental batch: its float64 window tensors stay small
+    rest: list[torch.Tensor] = []
+    for s0 in range(0, n, step):
+        rows = torch.arange(s0, min(s0 + step, n), device=rts.points.device)
+        f, m, undecided = ctx.classify(rts.points[rows], rts.input_index[rows], rts.flat_neurons[rows], scope_nodes,
+                                       affine_map)
+        for r in torch.nonzero(~undecided, as_tuple=True)[0].tolist():
+            flips[int(rows[r])] = f[r]
+        leaves_map[rows[~undecided]] = m[~undecided]
+        rest.append(rows[undecided])
+    left = torch.cat(rest)
+    for s0 in range(0, len(left), chunk):
+        rows = left[s0 : s0 + chunk]
+        f, m = _verdicts_full(plan, info, rts, rows, env64, rec64, start, relus, pools, scope_nodes, affine_map, tol,
+                              layer64, torch.float64)
+        for r, row in enumerate(rows.tolist()):
+            flips[row] = f[r]
+        leaves_map[rows] = m
+    return flips, leaves_map
+
+
+def _verdicts_full(plan: Plan, info: LayerInfo, rts: TorchRoots, rows: torch.Tensor, base_env: dict[str, Any],
+                   base_rec: _Recorder, start: str, relus: list[str], pools: list[str], scope_nodes: list[str],
+                   affine_map: bool, tol: float, layer: Callable[[LayerInfo, torch.Tensor], torch.Tensor] | None = None,
+                   dtype: torch.dtype | None = None) -> tuple[list[list[Flip]], torch.Tensor]:
+    """Flipped neurons and affine-map verdicts of the roots ``rows`` of ``rts`` by the plain forward pass of the
+    whole upper network (row r reads input ``input_index[r]``); in ``dtype`` with the layer function ``layer``
+    when given (the float64 evaluation of a float32 model), else in the model's own."""
+    pts = rts.points[rows] if dtype is None else rts.points[rows].to(dtype)
     samp = rts.input_index[rows]
     N = len(rows)
     forced = rts.flat_neurons[rows]
     rec = _Recorder(info.relu_node, forced)
     with torch.no_grad():
-        run(plan, pts, rec.handlers(), start=(start, pts), base_env=base_env, base_rows=samp)
+        run(plan, pts, rec.handlers(layer), start=(start, pts), base_env=base_env, base_rows=samp)
     opposite: dict[str, torch.Tensor] = {}
     res_in: dict[str, torch.Tensor] = {}
     res_rt: dict[str, torch.Tensor] = {}
@@ -395,8 +536,6 @@ def _classify(plan: Plan, info: LayerInfo, rts: TorchRoots, rows: torch.Tensor, 
     any_flip = torch.zeros(N, dtype=torch.bool, device=pts.device)
     for opp in opposite.values():
         any_flip |= opp.any(dim=1)
-    scope_nodes = [info.relu_node] if scope == "layer" else relus + pools
-    scope_nodes = [n for n in scope_nodes if n is not None and n in opposite]
     leaves_map = torch.zeros(N, dtype=torch.bool, device=pts.device)
     if affine_map and bool(any_flip.any()):
         differ = torch.zeros(N, dtype=torch.bool, device=pts.device)
@@ -409,41 +548,26 @@ def _classify(plan: Plan, info: LayerInfo, rts: TorchRoots, rows: torch.Tensor, 
             leaves_map[todo] = _maps_differ(
                 plan, pts[todo], samp[todo], start, base_env, rts.output[samp[todo]], relus,
                 {k: v[todo] for k, v in res_in.items()}, {k: v[todo] for k, v in res_rt.items()},
-                {k: v[todo] for k, v in win_in.items()}, {k: v[todo] for k, v in win_rt.items()}, base_rec, tol)
-    out: list[RootRegionRecord] = []
+                {k: v[todo] for k, v in win_in.items()}, {k: v[todo] for k, v in win_rt.items()}, base_rec, tol,
+                layer)
     shapes = {name: tuple(base_rec.signs[name].shape[1:]) for name in relus}
     shapes.update({name: tuple(base_rec.pools[name][2].shape[1:]) for name in pools})
-    flips: list[list[tuple[Any, Any]]] = [[] for _ in range(N)]
+    flips: list[list[Flip]] = [[] for _ in range(N)]
     for name in scope_nodes:
         label = plan.relu_label.get(name, name)
         for r, k in torch.nonzero(opposite[name], as_tuple=False).tolist():
-            flips[r].append((label, _neuron_id(k, shapes[name])))
-    samp_l, own_l, step_l = samp.tolist(), rts.own_preactivation[rows].tolist(), rts.steps[rows].tolist()
-    pattern_l, map_l = [bool(f) for f in flips], leaves_map.tolist()
-    for r in range(N):
-        row = int(rows[r])
-        out.append(TorchRootRegionRecord(
-            input_index=samp_l[r],
-            layer=info.index,
-            neuron=rts.neurons[row],
-            root_value=pts[r].detach().cpu().numpy() if keep_roots else np.empty(0),
-            own_preactivation=own_l[r],
-            leaves_pattern=pattern_l[r],
-            leaves_affine_map=bool(map_l[r]),
-            flipped=flips[r],
-            root_in_domain=bool(in_domain[row]),
-            step=step_l[r],
-        ))
-    return out
+            flips[r].append((label, neuron_id(k, shapes[name])))
+    return flips, leaves_map
 
 
 def _maps_differ(plan: Plan, pts: torch.Tensor, samp: torch.Tensor, start: str, base_env: dict[str, Any],
                  c: torch.Tensor, relus: list[str], res_in: dict[str, torch.Tensor], res_rt: dict[str, torch.Tensor],
                  win_in: dict[str, torch.Tensor], win_rt: dict[str, torch.Tensor], base_rec: _Recorder,
-                 tol: float) -> torch.Tensor:
+                 tol: float, layer: Callable[[LayerInfo, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Whether the affine maps of f_c under the two resolved patterns differ (gradient and value at the root).
 
-    Both patterns run in one batch of 2N rows (the first N with the input's resolved pattern).
+    Both patterns run in one batch of 2N rows (the first N with the input's resolved pattern); ``layer`` as in
+    :func:`_verdicts_full`.
     """
     N = len(pts)
     masks = {name: torch.cat([res_in[name], res_rt[name]]).gt(0).to(pts.dtype).reshape(
@@ -454,7 +578,7 @@ def _maps_differ(plan: Plan, pts: torch.Tensor, samp: torch.Tensor, start: str, 
     rows2 = torch.cat([samp, samp])
     c2 = torch.cat([c, c])
     with torch.enable_grad():
-        y = run(plan, p, rec.handlers(), start=(start, p), base_env=base_env, base_rows=rows2)
+        y = run(plan, p, rec.handlers(layer), start=(start, p), base_env=base_env, base_rows=rows2)
         f = y[torch.arange(2 * N, device=y.device), c2]
         (g,) = torch.autograd.grad(f.sum(), p)
     g = g.reshape(2 * N, -1).detach()

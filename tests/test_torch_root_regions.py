@@ -1,0 +1,310 @@
+"""The incremental region verdicts of torch roots (dtd_formal.torch.root_cone) against the plain full forward pass.
+
+Every expected value comes from ``root_regions(..., _engine="full")`` (the whole upper network evaluated at every
+root), or from brute force (the cone geometry). Spies on the incremental evaluation check that it decided rows
+itself (the comparisons are not vacuous) and that near ties went to the fallback.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+import dtd_formal.torch as dt  # noqa: E402
+from dtd_formal.rules import LRP0, Gamma, WSquare, ZBox, ZPlus  # noqa: E402
+from dtd_formal.torch import root_cone  # noqa: E402
+from dtd_formal.torch.graph import build_plan, run  # noqa: E402
+from dtd_formal.torch.ops import ConvOp, LazyOps  # noqa: E402
+
+roots_mod = __import__("dtd_formal.torch.roots", fromlist=["roots"])
+
+
+# ---------------------------------------------------------------------------------------------------- nets
+def _plain() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 6, 3, padding=1), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Conv2d(6, 5, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
+                         nn.Flatten(), nn.Linear(80, 10), nn.ReLU(), nn.Linear(10, 3)).eval().double()
+
+
+def _geometry() -> nn.Module:
+    """Strides, paddings, dilations, groups, an overlapping padded ceil-mode pool and a dilated pool."""
+    torch.manual_seed(4)
+    return nn.Sequential(nn.Conv2d(2, 4, 3, stride=2, padding=2), nn.ReLU(),
+                         nn.Conv2d(4, 6, 3, dilation=2, padding=1), nn.ReLU(),
+                         nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True),
+                         nn.Conv2d(6, 4, 2, groups=2, padding=1), nn.ReLU(),
+                         nn.MaxPool2d(2, stride=1, dilation=2), nn.AvgPool2d(2, ceil_mode=True), nn.Flatten(),
+                         nn.LazyLinear(8), nn.ReLU(), nn.Linear(8, 3)).eval().double()
+
+
+class _Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv0 = nn.Conv2d(2, 4, 3, padding=1)
+        self.conv1 = nn.Conv2d(4, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(4)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(4 * 5 * 5, 3)
+
+    def forward(self, x: Any) -> Any:
+        h = torch.relu(self.conv0(x))
+        r = torch.relu(self.conv1(h))
+        h = torch.relu(h + self.bn(self.conv2(r)))
+        return self.fc(torch.flatten(self.pool(h), 1))
+
+
+def _residual() -> nn.Module:
+    torch.manual_seed(2)
+    m = _Residual().double()
+    with torch.no_grad():
+        m.bn.running_mean.uniform_(-0.5, 0.5)
+        m.bn.running_var.uniform_(0.5, 2.0)
+        m.bn.weight.uniform_(0.5, 1.5)
+        m.bn.bias.uniform_(-0.5, 0.5)
+    return m.eval()
+
+
+NETS = {"plain": (_plain, (2, 3, 16, 16)), "geometry": (_geometry, (2, 2, 19, 17)),
+        "residual": (_residual, (2, 2, 10, 10))}
+
+
+def _model(name: str, dtype: Any = torch.float64) -> tuple[nn.Module, Any]:
+    build, shape = NETS[name]
+    m = build()
+    x = torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    m(x)  # materialises the lazy layer
+    return m.to(dtype), x.to(dtype)
+
+
+def _conv_layers(m: nn.Module) -> list[int]:
+    return [li.index for li in build_plan(m).layers if isinstance(li.op, ConvOp)]
+
+
+def _key(report: Any) -> dict:
+    return {(r.input_index, r.layer, r.neuron): r for r in report.records}
+
+
+def _assert_same(full: Any, inc: Any) -> None:
+    kf, ki = _key(full), _key(inc)
+    assert kf.keys() == ki.keys() and len(kf) > 0
+    assert full.skipped == inc.skipped
+    for k, f in kf.items():
+        i = ki[k]
+        assert (i.leaves_pattern, i.leaves_affine_map, i.root_in_domain) == (f.leaves_pattern, f.leaves_affine_map,
+                                                                             f.root_in_domain), k
+        assert [tuple(p) for p in i.flipped] == [tuple(p) for p in f.flipped], k
+        assert i.own_preactivation == f.own_preactivation and i.step == f.step
+        np.testing.assert_array_equal(i.root, f.root)
+
+
+@pytest.fixture
+def spy(monkeypatch: Any) -> collections.Counter:
+    """Counts the rows the incremental evaluation decided and left undecided, and the rows of the fallback."""
+    counts: collections.Counter = collections.Counter()
+    classify = root_cone.ConeContext.classify
+    full = roots_mod._verdicts_full
+
+    def counted(self: Any, pts: Any, *args: Any) -> Any:
+        flips, maps, undecided = classify(self, pts, *args)
+        counts["decided"] += int((~undecided).sum())
+        counts["undecided"] += int(undecided.sum())
+        return flips, maps, undecided
+
+    def counted_full(plan: Any, info: Any, rts: Any, rows: Any, *args: Any) -> Any:
+        counts["full rows"] += len(rows)
+        return full(plan, info, rts, rows, *args)
+
+    monkeypatch.setattr(root_cone.ConeContext, "classify", counted)
+    monkeypatch.setattr(roots_mod, "_verdicts_full", counted_full)
+    return counts
+
+
+# ---------------------------------------------------------------------------------------------------- verdicts
+@pytest.mark.parametrize("net", list(NETS))
+@pytest.mark.parametrize("rule,definition,scope", [(ZPlus(), "true", "upper"), (WSquare(), "paper-code", "upper"),
+                                                   (Gamma(0.25), "true", "layer"), (LRP0(), "true", "upper"),
+                                                   (ZBox(0.0, 2.0), "true", "upper")])
+def test_incremental_verdicts_equal_the_full_forward_pass(net, rule, definition, scope,  # type: ignore[no-untyped-def]
+                                                          spy) -> None:
+    m, x = _model(net)
+    for layer in _conv_layers(m):
+        full = dt.root_regions(m, x, rule, layers=layer, output=0, definition=definition, scope=scope,
+                               _engine="full")
+        spy.clear()
+        inc = dt.root_regions(m, x, rule, layers=layer, output=0, definition=definition, scope=scope)
+        _assert_same(full, inc)
+        if len(inc.records) >= 10:
+            assert spy["decided"] >= len(inc.records) // 2, (layer, dict(spy))  # not a comparison of fallbacks
+
+
+def test_mixed_verdicts_and_fallbacks_occur(spy) -> None:  # type: ignore[no-untyped-def]
+    m, x = _model("plain")
+    reports = [dt.root_regions(m, x, ZPlus(), layers=layer, output=0) for layer in _conv_layers(m)]
+    records = [r for rep in reports for r in rep.records]
+    assert 0 < sum(r.leaves_pattern for r in records) < len(records)
+    assert 0 < sum(r.leaves_affine_map for r in records) < sum(r.leaves_pattern for r in records)
+    # the explained neuron feeds a max pool at layer 2: at its root it ties with the ReLU zeros of its window,
+    # a tie only the plain forward pass's own rounding decides
+    assert spy["undecided"] > 0 and spy["full rows"] == spy["undecided"]
+
+
+def test_affine_map_off_and_chosen_neurons(spy) -> None:  # type: ignore[no-untyped-def]
+    m, x = _model("geometry")
+    for kwargs in ({"affine_map": False}, {"neurons": [(0, 1, 1), (1, 2, 3), (3, 4, 0)]}, {"sample": 3, "seed": 4}):
+        for layer in _conv_layers(m):
+            _assert_same(dt.root_regions(m, x, ZPlus(), layers=layer, output=1, _engine="full", **kwargs),
+                         dt.root_regions(m, x, ZPlus(), layers=layer, output=1, **kwargs))
+
+
+def test_near_tie_in_the_upper_network_falls_back(spy) -> None:  # type: ignore[no-untyped-def]
+    """A layer-2 pre-activation at a layer-1 root set to (almost) 0: the margin test must leave it to the fallback."""
+    m, x = _model("plain")
+    x = x[:1]
+    rts = dt.roots(m, x, ZPlus(), layer=1, output=0)
+    r = 5
+    j = rts.neurons[r]
+    with torch.no_grad():
+        h = m[0](rts.points[r : r + 1])
+        keep = F.relu(h)
+        keep[0, j[0], j[1], j[2]] = h[0, j[0], j[1], j[2]]  # the explained neuron is held linear
+        z2 = m[2](keep)
+        k = (0, j[1], j[2])
+        m[2].bias[0] -= z2[(0,) + k]
+    full = dt.root_regions(m, x, ZPlus(), layers=1, neurons=[j], output=0, _engine="full")
+    spy.clear()
+    inc = dt.root_regions(m, x, ZPlus(), layers=1, neurons=[j], output=0)
+    _assert_same(full, inc)
+    assert spy["undecided"] == 1 and spy["full rows"] == 1 and spy["decided"] == 0
+
+
+def test_dense_change_is_read_off_the_points() -> None:
+    """Roots whose change covers the whole map (as a rule with a dense direction would give): the support is read
+    off the points, the window is the whole map, and the verdicts are still those of the full forward pass."""
+    m, x = _model("plain")
+    plan = build_plan(m)
+    env: dict = {}
+    rec = roots_mod._Recorder()
+    with torch.no_grad():
+        run(plan, x, rec.handlers(), env_out=env)
+    for layer in (1, 3):
+        rts = dt.roots(m, x, ZPlus(), layer=layer, output=0, _plan=plan, _env=env)
+        noise = torch.rand(rts.points.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(layer))
+        rts.points = rts.points + 0.05 * noise * rts.layer_input[rts.input_index]
+        info = plan.layer(layer)
+        start = roots_mod._input_node(plan, info)
+        down = plan.downstream(start) - {start}
+        relus = [n.name for n in plan.nodes if plan.handler[n.name] == "relu" and n.name in down]
+        pools = [n.name for n in plan.nodes if plan.handler[n.name] == "maxpool" and n.name in down]
+        scope = relus + pools
+        rows = torch.arange(len(rts))
+        flips, maps = roots_mod._verdicts_full(plan, info, rts, rows, env, rec, start, relus, pools, scope, True, 1e-9)
+        ctx_flips, ctx_maps = roots_mod._verdicts_incremental(plan, info, rts, env, rec, start, relus, pools, scope,
+                                                              True, 1e-9, 256)
+        assert ctx_flips == flips and torch.equal(ctx_maps, maps)
+        assert sum(map(bool, flips)) > 0
+
+
+def test_float32_verdicts_equal_the_float64_forward_pass(spy) -> None:  # type: ignore[no-untyped-def]
+    """A float32 model: the incremental verdicts are those of the plain forward pass in float64 at the same (float32)
+    roots, and the roots are the float32 plain path's."""
+    m, x = _model("plain", torch.float32)
+    plan = build_plan(m)
+    env: dict = {}
+    rec = roots_mod._Recorder()
+    with torch.no_grad():
+        run(plan, x, rec.handlers(), env_out=env)
+    for layer in _conv_layers(m):
+        inc = dt.root_regions(m, x, ZPlus(), layers=layer, output=0)
+        full32 = dt.root_regions(m, x, ZPlus(), layers=layer, output=0, _engine="full")
+        for a, b in zip(inc.records, full32.records):
+            np.testing.assert_array_equal(a.root, b.root)
+        rts = dt.roots(m, x, ZPlus(), layer=layer, output=0, _plan=plan, _env=env)
+        info = plan.layer(layer)
+        start = roots_mod._input_node(plan, info)
+        down = plan.downstream(start) - {start}
+        relus = [n.name for n in plan.nodes if plan.handler[n.name] == "relu" and n.name in down]
+        pools = [n.name for n in plan.nodes if plan.handler[n.name] == "maxpool" and n.name in down]
+        env64, rec64, layer64, _ = roots_mod._float64_base(plan, start, env, rec)
+        flips, maps = roots_mod._verdicts_full(plan, info, rts, torch.arange(len(rts)), env64, rec64, start, relus,
+                                               pools, relus + pools, True, 1e-4, layer64, torch.float64)
+        assert [[tuple(p) for p in r.flipped] for r in inc.records] == [[tuple(p) for p in f] for f in flips]
+        assert [r.leaves_affine_map for r in inc.records] == maps.tolist()
+    assert spy["decided"] > 0
+
+
+# ---------------------------------------------------------------------------------------------------- the cone
+@pytest.mark.parametrize("k,s,p,d", [(3, 1, 1, 1), (3, 2, 1, 1), (3, 1, 2, 2), (2, 2, 0, 1), (3, 2, 1, 2),
+                                     (1, 1, 0, 1), (5, 3, 2, 1), (3, 3, 1, 3)])
+def test_reach_is_every_output_an_input_window_touches(k, s, p, d) -> None:
+    """Brute force: the outputs a window of inputs reaches (a convolution of its indicator) lie in the computed
+    window, and for some placement they fill it (one position less would miss an output)."""
+    ax = root_cone._Axis(k, s, p, d)
+    for n_in in (7, 12):
+        n_out = (n_in + 2 * p - d * (k - 1) - 1) // s + 1
+        if n_out < 1:
+            continue
+        for h in range(1, n_in + 1):
+            tight = False
+            for o in range(0, n_in - h + 1):
+                ind = torch.zeros(1, 1, n_in, dtype=torch.float64)
+                ind[..., o : o + h] = 1
+                hit = F.conv1d(ind, torch.ones(1, 1, k, dtype=torch.float64), stride=s, padding=p, dilation=d)[0, 0]
+                reached = torch.nonzero(hit, as_tuple=True)[0]
+                if not len(reached):  # inputs no output reads (beyond the last stride)
+                    continue
+                start, size = ax.reach(torch.tensor([o]), h, n_out)
+                lo = int(start)
+                assert reached.min() >= lo and reached.max() < lo + size, (n_in, h, o)
+                tight |= int(reached.max() - reached.min()) + 1 == size
+                first, hp = ax.patch(start, size)  # the patch holds every input the window's outputs read
+                assert int(first) <= (lo * s - p) and int(first) + hp >= (lo + size - 1) * s - p + d * (k - 1) + 1
+            assert tight, (n_in, h)
+
+
+def test_a_cone_one_position_too_small_changes_verdicts(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The end-to-end comparison is sensitive to the geometry: shrinking every reached window by one position
+    loses flips that the full forward pass finds."""
+    m, x = _model("plain")
+    full = dt.root_regions(m, x, ZPlus(), layers=1, output=0, _engine="full")
+    reach = root_cone._Axis.reach
+
+    def short(self: Any, o: Any, h: int, n_out: int) -> Any:
+        start, size = reach(self, o, h, n_out)
+        return start, max(1, size - 1) if size < n_out else size
+
+    monkeypatch.setattr(root_cone._Axis, "reach", short)
+    inc = dt.root_regions(m, x, ZPlus(), layers=1, output=0)
+    kf, ki = _key(full), _key(inc)
+    assert any([tuple(p) for p in kf[k].flipped] != [tuple(p) for p in ki[k].flipped] for k in kf)
+
+
+# ---------------------------------------------------------------------------------------------------- roots
+@pytest.mark.parametrize("kwargs", [{"padding": 1}, {"stride": 2, "padding": 2}, {"dilation": 2}, {"groups": 2}])
+def test_receptive_field_rows_equal_the_transposed_operator(kwargs) -> None:  # type: ignore[no-untyped-def]
+    """Rows of the direction matrix written on the receptive field are LazyOps.rows' transposed convolution of a
+    one-hot, to the bit (so the roots are the plain path's)."""
+    torch.manual_seed(5)
+    conv = nn.Conv2d(4, 6, 3, **kwargs).double()
+    a = torch.rand(3, 4, 9, 8, dtype=torch.float64)
+    op = ConvOp.from_module("conv", conv)
+    ops = LazyOps(op, a, conv.weight.detach(), conv.bias.detach())
+    for rule in (ZPlus(), Gamma(0.5), WSquare(), ZBox(0.0, 1.0)):
+        t, V, den = rule.root_step(ops, ops.a, ops.W, ops.b, None, "true")
+        out_shape = tuple(op.forward(a, conv.weight).shape[1:])
+        flat = torch.randint(0, int(np.prod(out_shape)), (11,), generator=torch.Generator().manual_seed(6))
+        samples = torch.randint(0, 3, (11,), generator=torch.Generator().manual_seed(7))
+        onehot = torch.zeros((11, int(np.prod(out_shape))), dtype=torch.float64)
+        onehot[torch.arange(11), flat] = 1
+        onehot = onehot.reshape((11,) + out_shape)
+        for sep in (V, ops.W):
+            assert torch.equal(roots_mod._conv_rows(ops, sep, samples, flat, out_shape), ops.rows(sep, onehot, samples))
+
