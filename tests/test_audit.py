@@ -430,3 +430,23 @@ def test_an_alpha_beta_that_applies_beta_to_the_wrong_sign_is_flagged_though_it_
     assert ok.end_to_end["max_deviation"] < 1e-12
     bad = dtd.audit(model, x, wrong, claims=AlphaBeta(2, 1), target=1, exact=True)
     assert bad.verdict == "deviates" and bad.end_to_end["max_deviation"] > 1e-2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
+def test_an_audit_on_cuda_gives_the_cpu_audits_findings() -> None:
+    zc = import_zennit().composites
+    x = _x((2, 3, 12, 12), 2)
+    reports = {}
+    for device in ("cpu", "cuda"):
+        model = vgg_like().to(device)
+        reports[device] = dtd.audit(model, x.to(device), zc.EpsilonPlus(), target=1, exact=True, roots=True)
+    cpu, gpu = reports["cpu"], reports["cuda"]
+    assert gpu.verdict == cpu.verdict == "sound", gpu.to_markdown()
+    assert [(r.name, r.kind, r.rule) for r in gpu.layers] == [(r.name, r.kind, r.rule) for r in cpu.layers]
+    for a, b in zip(gpu.layers, cpu.layers):
+        assert a.relevance_in == pytest.approx(b.relevance_in, rel=1e-9, abs=1e-12)
+        assert (a.max_deviation is None) == (b.max_deviation is None)
+    assert gpu.end_to_end["reference"] == "exact" and gpu.end_to_end["max_deviation"] < 1e-12
+    leak = dtd.audit(ResNetLike().double().eval().cuda(), _x((2, 3, 8, 8), 3).cuda(), zc.EpsilonPlus(), target=0,
+                     roots=False)
+    assert leak.verdict == "leaks" and [r.name for r in leak.layers if r.finding == "leak"] == ["add"]

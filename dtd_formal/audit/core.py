@@ -80,7 +80,7 @@ def _layer_info(name: str, module: nn.Module, params: tuple[torch.Tensor, torch.
 
     op = LinearOp() if isinstance(module, nn.Linear) else ConvOp.from_module(name, module)
     W, b = params
-    b = b if b is not None else torch.zeros(W.shape[0], dtype=W.dtype)
+    b = b if b is not None else torch.zeros(W.shape[0], dtype=W.dtype, device=W.device)
     return LayerInfo(0, name, name, op.kind, op, W, b, name, module_type=type(module))
 
 
@@ -208,11 +208,11 @@ def _run_captum(lrp_obj: Any, model: nn.Module, x: torch.Tensor, target: Any
         if isinstance(W, torch.Tensor):
             cap.params[name] = (W.detach().clone(), None if m.bias is None else m.bias.detach().clone())
     try:
-        R = LRP(model).attribute(x.detach().clone().requires_grad_(True), target=torch.tensor(targets))
+        R = LRP(model).attribute(x.detach().clone().requires_grad_(True), target=torch.tensor(targets, device=x.device))
     except (TypeError, RuntimeError) as exc:  # captum refuses a module without a rule by TypeError
         raise InputError(f"captum's LRP refused the model: {exc}") from None
     # captum's hooks hold relevances normalised by the explained output f_c(x) (R^L's entry c), per row
-    scale = RL[torch.arange(x.shape[0]), torch.tensor(targets)]
+    scale = RL[torch.arange(x.shape[0], device=RL.device), torch.tensor(targets, device=RL.device)]
 
     def rescaled(t: torch.Tensor) -> torch.Tensor:
         return t.detach() * scale.reshape((-1,) + (1,) * (t.dim() - 1))
@@ -495,10 +495,10 @@ def _exact_deviation(net: Any, model: nn.Module, x: torch.Tensor, claims: Any, R
     worst = 0.0
     for i in range(x.shape[0]):
         c = int(RL[i].abs().argmax())
-        if not torch.equal(RL[i], torch.zeros_like(RL[i]).index_fill_(0, torch.tensor([c]), float(RL[i, c]))):
+        if not torch.equal(RL[i], torch.zeros_like(RL[i]).index_fill_(0, torch.tensor([c], device=RL.device), float(RL[i, c]))):
             raise InputError("the exact comparison explains one output per input")
-        ref = exact_lrp(net, x[i].detach().numpy().astype(np.float64).ravel(), claims, output=c, activation=activation)
-        want = torch.tensor(to_float(ref.input), dtype=torch.float64).reshape(x.shape[1:])
+        ref = exact_lrp(net, x[i].detach().cpu().numpy().astype(np.float64).ravel(), claims, output=c, activation=activation)
+        want = torch.tensor(to_float(ref.input), dtype=torch.float64, device=R.device).reshape(x.shape[1:])
         worst = max(worst, _relative(R[i], want))
     return worst
 
