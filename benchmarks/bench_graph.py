@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -28,14 +29,15 @@ def _input(net, seed: int) -> np.ndarray:  # type: ignore[no-untyped-def]
 def bench_relevance(data: Path) -> None:
     net = dtd.load(data / "cifar_deep_kw.onnx")
     x = _input(net, 0)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     rel = dtd.lrp(net, x, parse_rule("zplus"))
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     bits = max(int(v.denominator).bit_length() for v in rel.input)
     t1 = time.perf_counter()
     totals = rel.conservation
     dt_totals = time.perf_counter() - t1
     print(json.dumps({"bench": "cifar exact z+ relevance", "seconds": round(dt, 2),
+                      "cpu_seconds": round(cpu, 2), "load_average": os.getloadavg()[0],
                       "largest input-relevance denominator (bits)": bits,
                       "conservation totals, first access (s)": round(dt_totals, 2),
                       "layer-1 relevance absorbed (bias), exact, as float": float(totals[0].absorbed)}))
