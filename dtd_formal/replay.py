@@ -24,7 +24,8 @@ mismatch rejects the file):
   exactly (:func:`dtd_formal.smt.relax.certificate_problems`: interval leaves, LP leaves with freshly derived
   Farkas certificates, the prover's own branching rule), on the verified stock form of the rule; Z3 — the Z3 query
   is built again from the rule's own definition and re-run (it must answer unsat within ``timeout``), after the
-  rule's body is checked to agree on Z3 terms and in exact arithmetic;
+  rule's body is checked to agree on Z3 terms and in exact arithmetic (on a network graph: the graph walk's query,
+  every max-pool winner case, with the stored case count re-derived);
 - Unknown: nothing to confirm (rejected, with its reason).
 
 Outcome: a :class:`ReplayReport` (``ok``, ``problems``); a malformed file is an :class:`~dtd_formal.errors.InputError`
@@ -230,10 +231,10 @@ def _replay_proved(data: dict[str, Any], question: Any, net: Network, rule: Rule
     cert = data.get("certificate")
     if not isinstance(cert, dict):
         raise InputError(f"{source}: a proved verdict needs a \"certificate\" object")
-    if getattr(net, "is_graph", False):
-        return _replay_graph_root_exit_proof(question, net, rule, cert, source)
     if question.kind == "violation":
         return _replay_violation_proof(question, net, rule, cert, timeout)
+    if getattr(net, "is_graph", False):
+        return _replay_graph_root_exit_proof(question, net, rule, cert, source)
     return _replay_root_exit_proof(question, net, rule, cert, source, timeout)
 
 
@@ -242,9 +243,6 @@ def _replay_graph_root_exit_proof(question: Any, net: Any, rule: Rule, cert: dic
     proof (:func:`dtd_formal.graph.root_exit.interval_root_proof`), re-derived from network + rule + question."""
     from .graph.root_exit import trivial_graph_reason
 
-    if question.kind != "root-exit":
-        return ["certificate: find_violation proves nothing on network graphs (sampling only), so no proof of a "
-                "property on a graph can be re-derived"]
     p = question.params
     net.check_layer(p["layer"])
     net.check_output(p["output"])
@@ -327,16 +325,29 @@ def _replay_root_exit_proof(question: Any, net: Network, rule: Rule, cert: dict[
 
 def _replay_violation_proof(question: Any, net: Network, rule: Rule, cert: dict[str, Any],
                             timeout: float) -> list[str]:
+    """A Z3 proof of a property over a box, dense or graph: the encoding is checked against exact arithmetic at the
+    box's corners, centre and face centres (:func:`dtd_formal.smt.violations.check_points`), then the query is
+    built again from the rule's own definition and re-run (every max-pool winner case of a graph; the stored case
+    count must be the re-derived one)."""
     from .properties import get_property
     from .rules.domains import Box
     from .smt.problem import box_of
-    from .smt.violations import decide_property, encoding_disagreement
+    from .smt.violations import check_points, decide_property, encoding_disagreement, graph_certificate
 
     if cert.get("solver") != "z3":
         return ["certificate: not a Z3 proof"]
     prop = get_property(question.params["property"])
     low, high = box_of(question, net.input_size)
-    for x in (low, high, (low + high) / 2):
+    if getattr(net, "is_graph", False):
+        want = graph_certificate(net, low, high)
+        for key in ("logic", "encoding", "maxpool_cases"):
+            if cert.get(key) != want[key]:
+                return [f"certificate {key}: stored {cert.get(key)!r}, re-derived {want[key]!r}"]
+        if isinstance(want["maxpool_cases"], str):
+            return [f"z3: {want['maxpool_cases']}"]
+    elif cert.get("encoding", "dense") != "dense":
+        return [f"certificate encoding: stored {cert.get('encoding')!r}, the network is dense"]
+    for x in check_points(low, high):
         bad = encoding_disagreement(prop, rule, net, x, question.params["output"])
         if bad:
             return [f"z3: {bad}"]

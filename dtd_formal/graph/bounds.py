@@ -91,7 +91,33 @@ def interval_bounds(net: GraphNetwork, low: Any, high: Any, start: int = 0,
     return out
 
 
+def winner_candidates(node: Any, lo: np.ndarray, hi: np.ndarray) -> list[list[int]]:
+    r"""Per window of a max pool, the window positions that can be its *first* maximum somewhere on the box, given
+    exact bounds [lo, hi] of the pool's input.
 
+    Position m (the first occurrence of its input in the window) is the first maximum at x iff
+    :math:`x_m > x_i` for the window's earlier inputs i and :math:`x_m \ge x_i` for the later ones; it is ruled out
+    when some earlier input has :math:`l_i \ge h_m` or some later one :math:`l_i > h_m`. A single candidate is a
+    stable winner (the pool is an index map on the whole box).
+    """
+    out = []
+    for ids in node.idx:
+        first: list[int] = []
+        seen: set[int] = set()
+        for m, i in enumerate(ids):
+            if int(i) not in seen:
+                seen.add(int(i))
+                first.append(m)
+        cands = []
+        for m in first:
+            h = hi[ids[m]]
+            earlier = [ids[p] for p in first if p < m]
+            later = [ids[p] for p in first if p > m]
+            if any(lo[i] >= h for i in earlier) or any(lo[i] > h for i in later):
+                continue
+            cands.append(m)
+        out.append(cands)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------- rule intervals
@@ -224,4 +250,4 @@ class IntervalOps(ExactOps):
         return self._clamp(w, min)
 
 
-__all__ = ["interval_bounds", "Interval", "IntervalOps", "Undecided", "intervals"]
+__all__ = ["interval_bounds", "winner_candidates", "Interval", "IntervalOps", "Undecided", "intervals"]

@@ -232,6 +232,35 @@ class GraphNetwork:
 
         return graph_region(self, pattern)
 
+    def first_winners(self, vals: list[Any]) -> dict[int, list[int]]:
+        """{maxpool node: the window position of each window's first maximum} from exact node values (the winner
+        the forward value, the gradient and the winner-take-all relevance of the pool use)."""
+        return {k: [min(w) for w in node.winners(vals[node.inputs[0]])]  # type: ignore[attr-defined]
+                for k, node in enumerate(self.nodes) if node.kind == "maxpool"}
+
+    def with_winners(self, winners: dict[int, Sequence[int]]) -> "GraphNetwork":
+        r"""The graph with each listed max pool pinned to one winner per window: node k becomes the index map
+        :math:`y_r = x_{\mathrm{idx}[r, m_r]}` (a :class:`~dtd_formal.graph.operators.Gather`) for the window
+        positions :math:`m_r` = ``winners[k][r]``; node ids, layers and every other operator are unchanged.
+
+        On the region where :math:`m_r` is the first maximum of every window r (:math:`x_{m_r} > x_i` for the
+        window's earlier positions, :math:`\ge` for the later ones) the pinned graph has the same forward values,
+        gradient and relevance as the original: a max pool's value, gradient and winner-take-all relevance are all
+        those of its first maximum. This is the arg-max case split of the graph's Z3 encoding
+        (:func:`dtd_formal.smt.violations.graph_violation_query`), whose walk then needs no truth value of a term.
+        """
+        from .operators import Gather
+
+        nodes = list(self.nodes)
+        for k, win in winners.items():
+            node = nodes[k]
+            if node.kind != "maxpool" or len(win) != node.n_out:
+                raise InputError(f"node {k} is not a max pool with {len(win)} windows")
+            idx = node.idx  # type: ignore[attr-defined]
+            perm = np.array([idx[r, int(m)] for r, m in enumerate(win)], dtype=np.int64)
+            nodes[k] = Gather(node.name, list(node.inputs), node.shape, perm)
+        return GraphNetwork(nodes, self.output, self.metadata)
+
     def upper(self, layer: int) -> "GraphNetwork":
         """The sub-graph of layers ``layer``..L (refused across a skip connection)."""
         from .pieces import graph_upper

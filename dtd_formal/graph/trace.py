@@ -11,6 +11,12 @@ What a property reads, on a graph:
   layers); ``preactivation_at(l, j, point)``: :math:`z_j` at a point of layer l's input space;
 - ``relevant(l)``, ``roots(l)`` (the points in the whole input space of the layer: the layer input with the
   neuron's receptive field moved), ``normaliser(l)``, ``gradient``.
+
+Over Z3 terms (:class:`dtd_formal.smt.ops.Z3Ops`) the same walk is the graph's Z3 encoding
+(:func:`dtd_formal.smt.violations.graph_violation_query`): ``hook`` is :meth:`GraphNetwork.evaluate`'s forward hook
+(named node values, ReLU phases fixed by interval bounds), and max pools are first pinned to one winner per window
+(:meth:`GraphNetwork.with_winners`, an arg-max case split) since their winner-take-all backward pass reads exact
+values.
 """
 
 from __future__ import annotations
@@ -27,12 +33,24 @@ from .network import GraphNetwork, backward_gradient
 
 
 class GraphTrace:
-    """The walk of ``rule`` on the graph ``net`` at x in one ops namespace (module docstring); lazy."""
+    """The walk of ``rule`` on the graph ``net`` at x in one ops namespace (module docstring); lazy.
 
-    def __init__(self, ops: Any, net: GraphNetwork, x: Any, rule: Rule | Composite, output: int) -> None:
+    Parameters
+    ----------
+    ops : ops namespace (exact, float64, Z3)
+    net : the graph
+    x : the input (flat, numbers of ``ops``)
+    rule : the rule or composite explaining every layer
+    output : explained output c
+    hook : optional forward hook ``hook(node, value) -> value`` of :meth:`GraphNetwork.evaluate` (the Z3 encoding
+        names every node's value there and encodes ReLU phases)
+    """
+
+    def __init__(self, ops: Any, net: GraphNetwork, x: Any, rule: Rule | Composite, output: int,
+                 hook: Any = None) -> None:
         self.ops, self.net, self.x, self.rule, self.output = ops, net, x, rule, output
         self.n_layers = net.n_layers
-        self.vals = net.evaluate(ops, x)
+        self.vals = net.evaluate(ops, x, hook=hook)
         self.acts = [self.vals[info.input_node] for info in net.layers] + [self.vals[net.output]]
         self._roots: dict[tuple[int, str], RootStep] = {}
         self._normalisers: dict[int, Any] = {}
