@@ -1,8 +1,8 @@
 """Exact engine on the shared conv nets (issue 13): z+ relevance of one CIFAR input, root regions of layer-1
 roots (certified float pass with exact fall-back, and the exact-only path for comparison), and find_root_exit on
-one conv neuron of conv_mp1 over a small box.
+one conv neuron of conv_mp1 over a small box; ``--violations``: find_violation's Z3 decision on small conv graphs.
 
-    python benchmarks/bench_graph.py [--data ../shared/data] [--roots 200] [--quick] [--memory]
+    python benchmarks/bench_graph.py [--data ../shared/data] [--roots 200] [--quick] [--memory] [--violations]
 
 Prints one JSON object per measurement (seconds, roots/s, verdict counts).
 """
@@ -95,6 +95,30 @@ def bench_root_exit(data: Path) -> None:
                       "reason": getattr(verdict, "reason", None)}))
 
 
+def bench_violations(timeout: float = 20.0) -> None:
+    """``find_violation`` on small conv graphs built from torch (seed 0, float32 weights read exactly), box [0, 1]:
+    the Z3 decision on the graph walk after sampling (issue 13)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    nets = {
+        "Conv2d(1,2,2) on 1x3x3, ReLU, Linear(8,2)":
+            (nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2)), (1, 3, 3)),
+        "Conv2d(1,3,2), ReLU, Conv2d(3,3,2), ReLU, Linear(12,2) on 1x4x4":
+            (nn.Sequential(nn.Conv2d(1, 3, 2), nn.ReLU(), nn.Conv2d(3, 3, 2), nn.ReLU(), nn.Flatten(),
+                           nn.Linear(12, 2)), (1, 4, 4)),
+    }
+    for name, (model, shape) in nets.items():
+        net = dtd.Network.from_torch(model, input_shape=shape)
+        for rule, prop in (("wsquare", "conservation"), ("zplus", "conservation"), ("epsilon:0.1", "positivity")):
+            t0 = time.perf_counter()
+            v = dtd.find_violation(net, parse_rule(rule), prop, domain=(0, 1), timeout=timeout)
+            print(json.dumps({"bench": "find_violation on a conv graph", "net": name, "rule": rule, "property": prop,
+                              "status": v.status, "seconds": round(time.perf_counter() - t0, 2),
+                              "how": getattr(v, "method", "") or v.reason}), flush=True)
+
+
 def bench_memory(data: Path) -> None:
     """Traced Python memory of the CIFAR graph: after loading, and with its per-backend caches after root regions."""
     import pickle
@@ -118,10 +142,14 @@ def main() -> None:
     ap.add_argument("--roots", type=int, default=200, help="layer-1 roots per net (0: all relevant ones)")
     ap.add_argument("--quick", action="store_true", help="skip the exact-only comparison runs")
     ap.add_argument("--memory", action="store_true", help="only the memory measurement")
+    ap.add_argument("--violations", action="store_true", help="only find_violation on small conv graphs")
     args = ap.parse_args()
     data = Path(args.data)
     if args.memory:
         bench_memory(data)
+        return
+    if args.violations:
+        bench_violations()
         return
     bench_relevance(data)
     for name in ("cifar_deep_kw.onnx", "cnn_max_mninst3.onnx", "conv_mp1.onnx"):

@@ -15,8 +15,8 @@ d) to the output window :math:`[\lceil (o + p - d(k-1))/s \rceil, \lfloor (o + h
 :math:`\lfloor (h - 1 + d(k-1))/s \rfloor + 1` for every placement, shifted into the map; a window that grows to
 the whole map stays a window (the whole map), so deep layers are evaluated exactly too, only without saving.
 Stride-1 convolutions map the window onto its reach with the transposed-flipped kernel (h² k² products per
-channel pair instead of (h + k - 1)² k²). Average pools, sums of windows that differ and shape operations see the
-whole change; Linear layers take it flat.
+channel pair instead of (h + k - 1)² k²). A sum of two changes (a residual add) lives on the union of their
+windows; average pools and shape operations see the whole change; Linear layers take it flat.
 
 The cached activations of the input are the float64 values of the upper network at a: the model's own forward
 values when it is float64 (then the input's signs are exactly the plain forward pass's), otherwise the upper
@@ -163,6 +163,14 @@ class _Win:
 
     def take(self, idx: torch.Tensor) -> _Win:
         return _Win(self.oy[idx], self.ox[idx], self.h, self.w, self.H, self.W)
+
+    def union(self, other: _Win) -> _Win:
+        """The smallest batch-uniform window of the same map holding both windows in every row (a residual sum's
+        change lives on the union of its parts' windows; both are zero outside their own)."""
+        y0, x0 = torch.minimum(self.oy, other.oy), torch.minimum(self.ox, other.ox)
+        y1, x1 = torch.maximum(self.oy + self.h, other.oy + other.h), torch.maximum(self.ox + self.w, other.ox + other.w)
+        h, w = min(int((y1 - y0).max()), self.H), min(int((x1 - x0).max()), self.W)
+        return _Win(y0.clamp(max=self.H - h), x0.clamp(max=self.W - w), h, w, self.H, self.W)
 
 
 def _crop(t: torch.Tensor, rows: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, h: int, w: int,
@@ -774,8 +782,10 @@ class ConeContext:
             return w
         if kind == "add":
             ws = [wins[a] for a in ins]
-            if len(ws) == 1 or (ws[0] is not None and ws[1] is not None and ws[0].same(ws[1])):
+            if len(ws) == 1:
                 return ws[0]
+            if ws[0] is not None and ws[1] is not None:
+                return ws[0] if ws[0].same(ws[1]) else ws[0].union(ws[1])
         if kind == "avgpool" and isinstance(self.plan.modules[n.target], nn.AdaptiveAvgPool2d) \
                 and tuple(v.shape[2:]) == tuple(self.base[ins[0]].shape[2:]):
             return w
@@ -890,13 +900,13 @@ def _own_index(win: _Win | None, forced: torch.Tensor, node_shape: torch.Size) -
 
 
 def _add(parts: list[_Change], u: float) -> _Change | None:
-    """The change of a sum: windows kept where both parts share one, else the whole map."""
+    """The change of a sum, on the union of its parts' windows (each part is zero outside its own)."""
     if len(parts) < 2:
         return parts[0] if parts else None
     p, q = parts
     if p.win is not None and q.win is not None and not p.win.same(q.win):
-        full = _Win.full(len(p.d), p.win.H, p.win.W, p.d.device)
-        p, q = _Change(_place(p.d, p.win), p.sd, full), _Change(_place(q.d, q.win), q.sd, full)
+        both = p.win.union(q.win)
+        p, q = _Change(_shift(p.d, p.win, both), p.sd, both), _Change(_shift(q.d, q.win, both), q.sd, both)
     d = p.d + q.d
     return _Change(d, p.sd + q.sd + u * (_channel_max(d) if p.win is not None else d.double().abs()), p.win)
 
