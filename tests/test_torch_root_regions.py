@@ -308,3 +308,22 @@ def test_receptive_field_rows_equal_the_transposed_operator(kwargs) -> None:  # 
         for sep in (V, ops.W):
             assert torch.equal(roots_mod._conv_rows(ops, sep, samples, flat, out_shape), ops.rows(sep, onehot, samples))
 
+
+
+def test_a_memory_bound_on_the_plain_pass_splits_the_roots_without_changing_verdicts(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The plain forward pass takes fewer roots at once where the upper network's values would exceed PASS_BYTES
+    (one root per pass here); the records are those of the unsplit pass."""
+    m, x = _model("plain")
+    whole = dt.root_regions(m, x, ZPlus(), layers=1, output=0, _engine="full")
+    sizes: list[int] = []
+    full = roots_mod._verdicts_full
+
+    def counted(plan: Any, info: Any, rts: Any, rows: Any, *args: Any) -> Any:
+        sizes.append(len(rows))
+        return full(plan, info, rts, rows, *args)
+
+    monkeypatch.setattr(roots_mod, "_verdicts_full", counted)
+    monkeypatch.setattr(roots_mod, "PASS_BYTES", 1)
+    split = dt.root_regions(m, x, ZPlus(), layers=1, output=0, _engine="full")
+    assert sizes and max(sizes) == 1 and sum(sizes) == len(whole.records) > 1
+    _assert_same(whole, split)

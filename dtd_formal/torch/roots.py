@@ -349,7 +349,8 @@ def root_regions(
 
     Returns a :class:`~dtd_formal.regions.RootRegionReport` of :class:`TorchRootRegionRecord` (module docstring
     for the semantics). ``affine_map=False`` skips the affine-map decision (reported False); ``keep_roots=False``
-    stores no root values (for throughput runs).
+    stores no root values (for throughput runs); ``chunk`` bounds the roots per plain forward pass (fewer where
+    the upper network's values would exceed :data:`PASS_BYTES`).
 
     Conv2d layers are evaluated incrementally (:mod:`dtd_formal.torch.root_cone`: only the cone the root's change
     reaches, certified margins, the undecided rows by the plain full forward pass in float64); ``_engine="full"``
@@ -388,14 +389,15 @@ def root_regions(
         relus = [n.name for n in plan.nodes if plan.handler[n.name] == "relu" and n.name in down]
         pools = [n.name for n in plan.nodes if plan.handler[n.name] == "maxpool" and n.name in down]
         scope_nodes = [n for n in ([info.relu_node] if scope == "layer" else relus + pools) if n is not None]
+        rows_per_pass = _rows_per_pass(base_env, down, chunk)
         if _engine == "incremental" and len(rts) and ConeContext.eligible(plan, info, start, base_env):
             with torch.no_grad():
                 flips, leaves_map = _verdicts_incremental(plan, info, rts, base_env, base_rec, start, relus, pools,
-                                                          scope_nodes, affine_map, tol, chunk)
+                                                          scope_nodes, affine_map, tol, rows_per_pass)
         else:
             flips, leaves_map = [], torch.zeros(len(rts), dtype=torch.bool, device=rts.points.device)
-            for s0 in range(0, len(rts), chunk):
-                rows = torch.arange(s0, min(s0 + chunk, len(rts)), device=rts.points.device)
+            for s0 in range(0, len(rts), rows_per_pass):
+                rows = torch.arange(s0, min(s0 + rows_per_pass, len(rts)), device=rts.points.device)
                 f, m = _verdicts_full(plan, info, rts, rows, base_env, base_rec, start, relus, pools, scope_nodes,
                                       affine_map, tol)
                 flips.extend(f)
@@ -405,6 +407,20 @@ def root_regions(
         c_all.tolist() if c_all is not None else output)
     return RootRegionReport(records, rule, scope, definition, out_label, layer_list, B, skipped,
                             arithmetic=f"torch-{str(dtype).replace('torch.', '')}")
+
+
+#: bytes of upper-network values one plain forward pass over a batch of roots may hold (the pass keeps every
+#: node's value, and the affine-map test runs 2 rows per root with gradients): the batch shrinks to fit
+PASS_BYTES = 2 * 2**30
+
+
+def _rows_per_pass(base_env: dict[str, Any], down: set[str], chunk: int) -> int:
+    r"""Roots per plain forward pass: ``chunk``, or fewer where :math:`4 \times` (rows) :math:`\times` (bytes of
+    the upper network's values for one input, in float64) exceeds :data:`PASS_BYTES` (a residual net at 64 px
+    holds ~30 MB of values per root: 256 roots at once took more than 20 GB)."""
+    per_row = sum(v[0].numel() * 8 for k, v in base_env.items()
+                  if k in down and isinstance(v, torch.Tensor) and v.dim() > 0)
+    return max(1, min(chunk, PASS_BYTES // max(1, 4 * per_row)))
 
 
 def _records(info: LayerInfo, rts: TorchRoots, flips: list[list[Flip]], leaves_map: torch.Tensor, keep_roots: bool,
