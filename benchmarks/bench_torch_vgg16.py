@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib
 import json
 import resource
 import statistics
@@ -79,38 +78,13 @@ def _zennit_attr(model: nn.Module, x: torch.Tensor, which: str) -> torch.Tensor:
     return rel
 
 
-def _float64_reference(model: nn.Module, x: torch.Tensor, layer: int, per_input: int) -> tuple[list, list]:
-    """Flipped neurons and affine-map verdicts of the same sampled float32 roots by the plain forward pass of the
-    upper network in float64 (at the float32 layer input): what the incremental records must equal."""
-    import dtd_formal.torch as dt
-    from dtd_formal.rules import ZPlus
-    from dtd_formal.torch.graph import build_plan, run
-
-    R = importlib.import_module("dtd_formal.torch.roots")  # the module (dtd_formal.torch.roots is the function)
-
-    plan = build_plan(model)
-    env: dict = {}
-    rec = R._Recorder()
-    with torch.no_grad():
-        run(plan, x, rec.handlers(), env_out=env)
-    rts = dt.roots(model, x, ZPlus(), layer=layer, sample=per_input, _plan=plan, _env=env)
-    info = plan.layer(layer)
-    start = R._input_node(plan, info)
-    down = plan.downstream(start) - {start}
-    relus = [n.name for n in plan.nodes if plan.handler[n.name] == "relu" and n.name in down]
-    pools = [n.name for n in plan.nodes if plan.handler[n.name] == "maxpool" and n.name in down]
-    env64, rec64, layer64, _ = R._float64_base(plan, start, env, rec)
-    flips, maps = R._verdicts_full(plan, info, rts, torch.arange(len(rts)), env64, rec64, start, relus, pools,
-                                   relus + pools, True, 1e-4, layer64, torch.float64)
-    return flips, maps.tolist()
-
-
 def _roots(model: nn.Module, xs: torch.Tensor, repeats: int, per_input: list[int], engine: str,
            sync: Callable[[], None]) -> dict:
     """A ``roots-*`` method: one engine's timings, and for the incremental engine the verdict comparisons (module
     docstring)."""
     import dtd_formal.torch as dt
     from dtd_formal.rules import ZPlus
+    from dtd_formal.torch.roots import float64_full_verdicts
 
     out: dict = {"per_input": per_input, "engine": engine}
     for layer in (11, 13):  # conv 11 (14x14 maps; 3 convs above it) and conv 13 (the last conv)
@@ -129,7 +103,7 @@ def _roots(model: nn.Module, xs: torch.Tensor, repeats: int, per_input: list[int
                      "roots_per_second": len(recs) / med, "leaves_pattern": sum(r.leaves_pattern for r in recs),
                      "leaves_affine_map": sum(r.leaves_affine_map for r in recs)}
             if engine == "incremental":
-                flips64, maps64 = _float64_reference(model, xs, layer, k)
+                flips64, maps64 = float64_full_verdicts(model, xs, ZPlus(), layer, sample=k)
                 entry["same_as_float64_full"] = sum(
                     a.flipped == f and a.leaves_affine_map == m for a, f, m in zip(recs, flips64, maps64))
             out[f"layer{layer}_k{k}"] = entry

@@ -217,27 +217,14 @@ def test_float32_verdicts_equal_the_float64_forward_pass(spy) -> None:  # type: 
     """A float32 model: the incremental verdicts are those of the plain forward pass in float64 at the same (float32)
     roots, and the roots are the float32 plain path's."""
     m, x = _model("plain", torch.float32)
-    plan = build_plan(m)
-    env: dict = {}
-    rec = roots_mod._Recorder()
-    with torch.no_grad():
-        run(plan, x, rec.handlers(), env_out=env)
     for layer in _conv_layers(m):
         inc = dt.root_regions(m, x, ZPlus(), layers=layer, output=0)
         full32 = dt.root_regions(m, x, ZPlus(), layers=layer, output=0, _engine="full")
         for a, b in zip(inc.records, full32.records):
             np.testing.assert_array_equal(a.root, b.root)
-        rts = dt.roots(m, x, ZPlus(), layer=layer, output=0, _plan=plan, _env=env)
-        info = plan.layer(layer)
-        start = roots_mod._input_node(plan, info)
-        down = plan.downstream(start) - {start}
-        relus = [n.name for n in plan.nodes if plan.handler[n.name] == "relu" and n.name in down]
-        pools = [n.name for n in plan.nodes if plan.handler[n.name] == "maxpool" and n.name in down]
-        env64, rec64, layer64, _ = roots_mod._float64_base(plan, start, env, rec)
-        flips, maps = roots_mod._verdicts_full(plan, info, rts, torch.arange(len(rts)), env64, rec64, start, relus,
-                                               pools, relus + pools, True, 1e-4, layer64, torch.float64)
+        flips, maps = roots_mod.float64_full_verdicts(m, x, ZPlus(), layer, output=0)
         assert [[tuple(p) for p in r.flipped] for r in inc.records] == [[tuple(p) for p in f] for f in flips]
-        assert [r.leaves_affine_map for r in inc.records] == maps.tolist()
+        assert [r.leaves_affine_map for r in inc.records] == maps
     assert spy["decided"] > 0
 
 

@@ -371,7 +371,7 @@ class ConeContext:
                                                                device=self.base[self.start].device)}
         for n in self.nodes:
             kind = self.plan.handler[n.name]
-            ins = [a.name for a in n.all_input_nodes if a.name in sd]
+            ins = [a.name for a in self._inputs(n) if a.name in sd]
             v = self.base[n.name] if kind != "output" else None
             if kind == "output" or not isinstance(v, torch.Tensor):
                 continue
@@ -404,6 +404,13 @@ class ConeContext:
                 out = self._apply_pass(n, _expand(sd[ins[0]], self.base[ins[0]]))
                 sd[n.name] = _channel_max(out) if out.dim() == 4 else out
         return sd
+
+    def _inputs(self, n: fx.Node) -> list[fx.Node]:
+        """The tensor inputs of node n, a repeated one as often as it is passed: a sum ``g + g`` reads g twice
+        (its change and its gradient count twice), while fx's ``all_input_nodes`` lists g once."""
+        if self.plan.handler[n.name] == "add":
+            return [a for a in n.args if isinstance(a, fx.Node)]
+        return n.all_input_nodes
 
     def _apply_pass(self, n: fx.Node, t: torch.Tensor) -> Any:
         """A shape node (one tensor input, see :meth:`eligible`) applied to t in place of that input."""
@@ -502,7 +509,7 @@ class ConeContext:
     def _forward_node(self, n: fx.Node, chg: dict[str, _Change | None], samp: torch.Tensor, forced: torch.Tensor,
                       records: dict[str, _Record]) -> _Change | None:
         kind = self.plan.handler[n.name]
-        ins = [a.name for a in n.all_input_nodes]
+        ins = [a.name for a in self._inputs(n)]
         u = _u(torch.float64)
         if kind == "output":
             return None
@@ -708,7 +715,7 @@ class ConeContext:
                 continue
             gy = grads.pop(n.name)
             kind = self.plan.handler[n.name]
-            ins = [a.name for a in n.all_input_nodes if a.name in wins]
+            ins = [a.name for a in self._inputs(n) if a.name in wins]
             wn, wi = wins[n.name], wins.get(ins[0]) if ins else None
             if kind in ("layer", "bn"):
                 li = self.plan.layer_of_node[n.name]
@@ -759,7 +766,7 @@ class ConeContext:
     def _window_of(self, n: fx.Node, wins: dict[str, _Win | None]) -> _Win | None:
         """The window of node n's value that depends on the start window (the geometry of the forward pass)."""
         kind = self.plan.handler[n.name]
-        ins = [a.name for a in n.all_input_nodes if a.name in wins]
+        ins = [a.name for a in self._inputs(n) if a.name in wins]
         v = self.base.get(n.name)
         if kind == "output" or not ins or not isinstance(v, torch.Tensor):
             return None

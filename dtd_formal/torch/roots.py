@@ -470,6 +470,33 @@ def _float64_base(plan: Plan, start: str, base_env: dict[str, Any], base_rec: _R
     return env64, rec64, layer64, w64
 
 
+def float64_full_verdicts(model: nn.Module, x: torch.Tensor, rule: Rule, layer: int, scope: str = "upper",
+                          affine_map: bool = True, tol: float = 1e-4, **roots_kwargs: Any
+                          ) -> tuple[list[list[Flip]], list[bool]]:
+    """Flipped neurons and affine-map verdicts of the roots :func:`roots` gives for ``layer`` (``roots_kwargs``:
+    output, definition, neurons, sample, seed) by the plain full forward pass of the upper network in float64, at
+    the model's own (float32) roots and layer input: the reference the incremental evaluation of a float32 model is
+    compared with (tests, benchmarks/bench_torch_vgg16.py)."""
+    plan = build_plan(model)
+    env: dict[str, Any] = {}
+    rec = _Recorder()
+    with torch.no_grad():
+        run(plan, x, rec.handlers(), env_out=env)
+    rts = roots(model, x, rule, layer=layer, _plan=plan, _env=env, **roots_kwargs)
+    if not len(rts):
+        return [], []
+    info = plan.layer(layer)
+    start = _input_node(plan, info)
+    down = plan.downstream(start) - {start}
+    relus = [n.name for n in plan.nodes if plan.handler[n.name] == "relu" and n.name in down]
+    pools = [n.name for n in plan.nodes if plan.handler[n.name] == "maxpool" and n.name in down]
+    scope_nodes = [n for n in ([info.relu_node] if scope == "layer" else relus + pools) if n is not None]
+    env64, rec64, layer64, _ = _float64_base(plan, start, env, rec)
+    flips, maps = _verdicts_full(plan, info, rts, torch.arange(len(rts), device=rts.points.device), env64, rec64,
+                                 start, relus, pools, scope_nodes, affine_map, tol, layer64, torch.float64)
+    return flips, maps.tolist() if affine_map else [False] * len(rts)
+
+
 def _verdicts_incremental(plan: Plan, info: LayerInfo, rts: TorchRoots, base_env: dict[str, Any], base_rec: _Recorder,
                           start: str, relus: list[str], pools: list[str], scope_nodes: list[str], affine_map: bool,
                           tol: float, chunk: int) -> tuple[list[list[Flip]], torch.Tensor]:
