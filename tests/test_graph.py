@@ -15,8 +15,8 @@ import dtd_formal as dtd
 import dtd_formal.graph.explain as graph_explain
 from dtd_formal.exact import to_float, to_fraction_array
 from dtd_formal.graph import GraphBuilder, GraphNetwork
-from dtd_formal.network import Network
 from dtd_formal.rules.parse import parse_rule
+from graph_twin import unrolled_twin as _unrolled_twin
 
 from graph_nets import pool_net as _pool_net
 
@@ -202,27 +202,6 @@ def _root_on_a_boundary(net: GraphNetwork, x: np.ndarray, layer: int, record) ->
         elif node.kind == "maxpool" and any(len(a) > 1 and a != b for a, b in zip(after[k], before[k])):
             return True
     return False
-
-
-def _unrolled_twin(net: GraphNetwork) -> Network:
-    """The dense network of a graph whose layers are affine operators with a ReLU (and index maps between them),
-    built from the graph's forward pass on unit vectors (W e_i = z(e_i) - z(0)), exactly."""
-    from dtd_formal.rules.ops import EXACT
-
-    weights, biases = [], []
-    for info in net.layers:
-        node = net.nodes[info.node]
-        n_in = net.nodes[info.input_node].n_out
-        zero = np.array([Fraction(0)] * n_in, dtype=object)
-        b = node.forward(EXACT, [zero])
-        cols = []
-        for i in range(n_in):
-            e = zero.copy()
-            e[i] = Fraction(1)
-            cols.append(node.forward(EXACT, [e]) - b)
-        weights.append(np.array(cols, dtype=object).T)
-        biases.append(b)
-    return Network(weights, biases)
 
 
 @pytest.mark.parametrize("rule_spec", ["zplus", "gamma:0.25", "lrp0", "epsilon:0.1", "wsquare", "zbox:-1,1"])

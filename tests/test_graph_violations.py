@@ -15,36 +15,17 @@ import z3
 import dtd_formal as dtd
 from dtd_formal.exact import to_fraction_array
 from dtd_formal.graph import GraphBuilder, GraphNetwork
-from dtd_formal.network import Network
 from dtd_formal.properties import get_property
 from dtd_formal.replay import replay_data
 from dtd_formal.rules import ZPlus
 from dtd_formal.rules.domains import Box
-from dtd_formal.rules.ops import EXACT
 from dtd_formal.rules.parse import parse_rule
 from dtd_formal.smt.counterexample import question_from_json
 from dtd_formal.smt.violations import decide_property, graph_case_count
+from graph_twin import unrolled_twin
 
 RULES = ["zplus", "epsilon:0.1", "wsquare"]
 PROPERTIES = ["conservation", "positivity"]
-
-
-def unrolled_twin(net: GraphNetwork) -> Network:
-    """The dense network with the graph's layers (affine operators with their ReLUs, index maps between them),
-    from the graph's own forward pass on unit vectors (W e_i = z(e_i) - z(0)), exactly (tests/test_graph.py)."""
-    weights, biases = [], []
-    for info in net.layers:
-        node = net.nodes[info.node]
-        zero = np.array([F(0)] * net.nodes[info.input_node].n_out, dtype=object)
-        b = node.forward(EXACT, [zero])
-        cols = []
-        for i in range(len(zero)):
-            e = zero.copy()
-            e[i] = F(1)
-            cols.append(node.forward(EXACT, [e]) - b)
-        weights.append(np.array(cols, dtype=object).T)
-        biases.append(b)
-    return Network(weights, biases)
 
 
 def conv_net(bias: Any = F(1, 4), out_bias: Any = 0) -> GraphNetwork:
