@@ -16,9 +16,9 @@ import dtd_formal.graph.explain as graph_explain
 from dtd_formal.exact import to_float, to_fraction_array
 from dtd_formal.graph import GraphBuilder, GraphNetwork
 from dtd_formal.rules.parse import parse_rule
-from graph_twin import unrolled_twin as _unrolled_twin
 
 from graph_nets import pool_net as _pool_net
+from graph_twin import unrolled_twin as _unrolled_twin
 
 ONNX_FILES = ["cifar_deep_kw.onnx", "cnn_max_mninst3.onnx", "conv_mp1.onnx", "mnist2x10.onnx",
               "ACASXU_experimental_v2a_1_1.onnx", "fc_2-2-3.onnx"] + [

@@ -22,6 +22,7 @@ from dtd_formal.rules.domains import Box
 from dtd_formal.rules.parse import parse_rule
 from dtd_formal.smt.counterexample import question_from_json
 from dtd_formal.smt.violations import decide_property, graph_case_count
+
 from graph_twin import unrolled_twin
 
 RULES = ["zplus", "epsilon:0.1", "wsquare"]
