@@ -25,7 +25,8 @@ mismatch rejects the file):
   Farkas certificates, the prover's own branching rule), on the verified stock form of the rule; Z3 — the Z3 query
   is built again from the rule's own definition and re-run (it must answer unsat within ``timeout``), after the
   rule's body is checked to agree on Z3 terms and in exact arithmetic (on a network graph: the graph walk's query,
-  every max-pool winner case, with the stored case count re-derived);
+  every max-pool winner case, with the stored case count re-derived; for root exits also the root walk's query
+  with its interval root bounding re-derived);
 - Unknown: nothing to confirm (rejected, with its reason).
 
 Outcome: a :class:`ReplayReport` (``ok``, ``problems``); a malformed file is an :class:`~dtd_formal.errors.InputError`
@@ -234,13 +235,15 @@ def _replay_proved(data: dict[str, Any], question: Any, net: Network, rule: Rule
     if question.kind == "violation":
         return _replay_violation_proof(question, net, rule, cert, timeout)
     if getattr(net, "is_graph", False):
-        return _replay_graph_root_exit_proof(question, net, rule, cert, source)
+        return _replay_graph_root_exit_proof(question, net, rule, cert, source, timeout)
     return _replay_root_exit_proof(question, net, rule, cert, source, timeout)
 
 
-def _replay_graph_root_exit_proof(question: Any, net: Any, rule: Rule, cert: dict[str, Any], source: str) -> list[str]:
-    """A graph's Proved is a trivial reason (:func:`dtd_formal.graph.root_exit.trivial_graph_reason`) or an interval
-    proof (:func:`dtd_formal.graph.root_exit.interval_root_proof`), re-derived from network + rule + question."""
+def _replay_graph_root_exit_proof(question: Any, net: Any, rule: Rule, cert: dict[str, Any], source: str,
+                                  timeout: float = 60.0) -> list[str]:
+    """A graph's Proved is a trivial reason (:func:`dtd_formal.graph.root_exit.trivial_graph_reason`), an interval
+    proof (:func:`dtd_formal.graph.root_exit.interval_root_proof`) or a Z3 proof
+    (:func:`_replay_graph_z3_root_exit`), re-derived from network + rule + question."""
     from .graph.root_exit import trivial_graph_reason
 
     p = question.params
@@ -260,11 +263,41 @@ def _replay_graph_root_exit_proof(question: Any, net: Any, rule: Rule, cert: dic
         why = interval_root_proof(net, rule, p["layer"], p["neuron"], p["scope"], p["variant"], p["definition"],
                                   bounds)
         return [] if why is None else [f"interval proof: re-derived {why}"]
+    if cert.get("solver") == "z3":
+        return _replay_graph_z3_root_exit(question, net, rule, cert, low, high, bounds, timeout)
     want = trivial_graph_reason(net, p["layer"], p["neuron"], p["scope"], p["variant"], p["output"], bounds)
     if "reason" not in cert:
         return ["certificate: a graph's proof is a trivial reason or an interval proof; the file has neither"]
     return [] if want is not None and want == cert["reason"] else \
         [f"certificate reason: re-derived {want!r}, stored {cert['reason']!r}"]
+
+
+def _replay_graph_z3_root_exit(question: Any, net: Any, rule: Rule, cert: dict[str, Any], low: Any, high: Any,
+                               bounds: list[Any], timeout: float) -> list[str]:
+    """A graph's Z3 root-exit proof: the certificate's encoding, number of max-pool winner cases, root bounding
+    and query scope are re-derived from network + rule + question (:func:`dtd_formal.graph.root_exit.
+    z3_certificate`); the query of every case is built again from the rule's own root step and re-run, and the
+    encoding is checked against exact arithmetic at the box's corners, centre and face centres
+    (:func:`dtd_formal.graph.root_exit.z3_root_exit_proof`). The stored result is never read as an answer."""
+    from .graph.root_exit import root_exit_cases, root_interval_bounds, z3_certificate, z3_root_exit_proof
+
+    p = question.params
+    cases = root_exit_cases(net, bounds, p["definition"])
+    if isinstance(cases, str):
+        return [f"z3: {cases}"]
+    rb = root_interval_bounds(net, rule, p["layer"], p["neuron"], p["definition"], bounds)
+    qscope = "upper" if p["variant"] == "affine_map" else p["scope"]
+    want = z3_certificate(len(cases), not isinstance(rb, str), qscope)
+    for key in ("method", "logic", "encoding", "maxpool_cases", "root_bounds", "query_scope"):
+        if cert.get(key) != want[key]:
+            return [f"certificate {key}: stored {cert.get(key)!r}, re-derived {want[key]!r}"]
+    st, why, got = z3_root_exit_proof(net, rule, p["layer"], p["neuron"], p["scope"], p["variant"], p["output"],
+                                      p["definition"], low, high, bounds, timeout)
+    if st != "unsat":
+        return [f"z3: the re-run query answers {st}" + (f" ({why})" if isinstance(why, str) else "")]
+    if got != want:  # pragma: no cover - the same derivation
+        return ["z3: the re-run proof's certificate differs from the re-derived one"]
+    return []
 
 
 def _problem(question: Any, net: Network, rule: Rule) -> Any:

@@ -106,8 +106,9 @@ def _exact(v: Any) -> Fraction:
 MAXPOOL_CASES = 64
 
 
-def graph_phase_hook(s: z3.Solver, net: Any, bounds: list[Any] | None, prefix: str = ""
-                     ) -> tuple[Any, dict[int, Any]]:
+def graph_phase_hook(s: z3.Solver, net: Any, bounds: list[Any] | None, prefix: str = "",
+                     linear: tuple[int, int] | None = None, raw: dict[int, Any] | None = None,
+                     share: tuple[dict[int, Any], dict[int, Any]] | None = None) -> tuple[Any, dict[int, Any]]:
     r"""The forward hook of :meth:`GraphNetwork.evaluate <dtd_formal.graph.network.GraphNetwork.evaluate>` for Z3
     (the graph's :func:`~dtd_formal.smt.encode.phase_activation`).
 
@@ -117,6 +118,12 @@ def graph_phase_hook(s: z3.Solver, net: Any, bounds: list[Any] | None, prefix: s
     A ReLU of input z is :math:`z` where :math:`l \ge 0`, 0 where :math:`h \le 0`, and otherwise a real h with a
     phase Boolean p: :math:`p \Rightarrow (z > 0 \wedge h = z)`, :math:`\neg p \Rightarrow (z \le 0 \wedge
     h = 0)`. Returns (hook, the values it produced per node).
+
+    For a second walk of the same graph (the root walk of :func:`dtd_formal.graph.root_exit.graph_root_exit_query`):
+    ``linear`` = (relu node, neuron) passes that neuron's input unchanged (the root semantics); ``raw`` records
+    every node's terms before naming; ``share`` = (raw terms, values) of another walk: an entry whose term is
+    structurally the same Z3 term as the other walk's takes that walk's named value (a unit the root does not move
+    keeps x's variable), instead of a fresh copy.
     """
     seen: dict[int, Any] = {}
 
@@ -126,13 +133,22 @@ def graph_phase_hook(s: z3.Solver, net: Any, bounds: list[Any] | None, prefix: s
             seen[k] = v
             return v
         terms = np.asarray(v, dtype=object).ravel().tolist()
+        if raw is not None:
+            raw[k] = terms
+        other = None
+        if share is not None and k in share[0]:
+            other = (share[0][k], np.asarray(share[1][k], dtype=object).ravel().tolist())
         out: list[Any] = []
         if node.kind == "relu":
             src = node.inputs[0]
             z = np.asarray(seen[src], dtype=object).ravel().tolist()
             lo, hi = bounds[src] if bounds is not None else (None, None)
             for i, zi in enumerate(z):
-                if lo is not None and lo[i] >= 0:
+                if linear is not None and linear == (k, i):
+                    out.append(zi)
+                elif other is not None and _same_term(terms[i], other[0][i]):
+                    out.append(other[1][i])
+                elif lo is not None and lo[i] >= 0:
                     out.append(zi)
                 elif hi is not None and hi[i] <= 0:
                     out.append(z3.RealVal(0))
@@ -143,6 +159,9 @@ def graph_phase_hook(s: z3.Solver, net: Any, bounds: list[Any] | None, prefix: s
         else:
             lo, hi = bounds[k] if bounds is not None else (None, None)
             for i, term in enumerate(terms):
+                if other is not None and _same_term(term, other[0][i]):
+                    out.append(other[1][i])
+                    continue
                 n = z3.Real(f"{prefix}n{k}_{i}")
                 s.add(n == term)
                 if lo is not None:
@@ -152,6 +171,13 @@ def graph_phase_hook(s: z3.Solver, net: Any, bounds: list[Any] | None, prefix: s
         return seen[k]
 
     return hook, seen
+
+
+def _same_term(a: Any, b: Any) -> bool:
+    """Whether two entries are the same Z3 term (structurally, hash-consed) or the same number."""
+    if isinstance(a, z3.ExprRef) and isinstance(b, z3.ExprRef):
+        return a.eq(b)
+    return not isinstance(a, z3.ExprRef) and not isinstance(b, z3.ExprRef) and a == b
 
 
 def graph_cases(net: Any, bounds: list[Any], limit: int | None = None) -> list[dict[int, list[int]]] | str:
