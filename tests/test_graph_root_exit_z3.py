@@ -23,14 +23,13 @@ from dtd_formal.exact import to_fraction_array
 from dtd_formal.graph import GraphBuilder, GraphNetwork
 from dtd_formal.graph.bounds import interval_bounds
 from dtd_formal.graph.explain import graph_root_regions
-from dtd_formal.graph.root_exit import (GraphRootExitCounterexample, decide_graph_root_exit, interval_root_proof,
-                                        z3_root_exit_proof)
-from dtd_formal.network import Network
+from dtd_formal.graph.root_exit import GraphRootExitCounterexample, interval_root_proof, z3_root_exit_proof
 from dtd_formal.replay import replay_data
 from dtd_formal.rules import ZPlus
-from dtd_formal.rules.ops import EXACT
 from dtd_formal.rules.parse import parse_rule
 from dtd_formal.smt.counterexample import question_from_json
+
+from graph_twin import unrolled_twin
 
 EPS = F(1, 10**6)
 TIMEOUT = 4  # per question: the falsifier gets 40 % of it, Z3 the rest
@@ -96,24 +95,6 @@ def pool_net(b1: Any = F(1, 4)) -> GraphNetwork:
 
 POOL_BOX = ([0, 0, 0, 0], [1, F(1, 2), 1, 1])
 POOL_SAFE = ([0, 0, F(1, 2), 0], [1, F(1, 2), 1, F(1, 4)])
-
-
-def unrolled_twin(net: GraphNetwork) -> Network:
-    """The dense network with the graph's layers (tests/test_graph.py: W e_i = z(e_i) - z(0), exactly); the
-    flatten between them is the identity here."""
-    weights, biases = [], []
-    for info in net.layers:
-        node = net.nodes[info.node]
-        zero = np.array([F(0)] * net.nodes[info.input_node].n_out, dtype=object)
-        b = node.forward(EXACT, [zero])
-        cols = []
-        for i in range(len(zero)):
-            e = zero.copy()
-            e[i] = F(1)
-            cols.append(node.forward(EXACT, [e]) - b)
-        weights.append(np.array(cols, dtype=object).T)
-        biases.append(b)
-    return Network(weights, biases)
 
 
 def random_conv_net(seed: int) -> GraphNetwork:
