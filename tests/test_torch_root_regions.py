@@ -314,3 +314,17 @@ def test_a_memory_bound_on_the_plain_pass_splits_the_roots_without_changing_verd
     split = dt.root_regions(m, x, ZPlus(), layers=1, output=0, _engine="full")
     assert sizes and max(sizes) == 1 and sum(sizes) == len(whole.records) > 1
     _assert_same(whole, split)
+
+
+def test_a_dead_filter_above_the_layer_is_decided_incrementally(spy) -> None:  # type: ignore[no-untyped-def]
+    """A channel with zero weights and zero bias is exactly 0 at every root: its zero margin is no close call (it had
+    sent every row to the fallback), and the records are still the full forward pass's."""
+    m, x = _model("plain")
+    with torch.no_grad():
+        m[2].weight[1] = 0
+        m[2].bias[1] = 0
+    full = dt.root_regions(m, x, ZPlus(), layers=1, output=0, _engine="full")
+    spy.clear()
+    inc = dt.root_regions(m, x, ZPlus(), layers=1, output=0)
+    _assert_same(full, inc)
+    assert spy["decided"] >= len(inc.records) // 2 > 0, dict(spy)

@@ -617,7 +617,9 @@ class ConeContext:
         if name == self.info.relu_node:
             own = _own_index(win, forced, self.base[src].shape[1:])
             absR[own] = math.inf
-        uncertain = _rows_any(absR <= thr)
+        # a zero margin means every product and the bias of that channel are exact zeros (zero norms): the value
+        # at the root is exactly what is computed here and in the plain pass (0 for a dead filter), so it is sure
+        uncertain = _rows_any((absR <= thr) & (thr > 0))
         act_in, act_rt = B > 0, R > 0
         if own is not None:
             act_rt[own] = True
