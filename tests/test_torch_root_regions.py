@@ -200,11 +200,7 @@ def test_dense_change_is_read_off_the_points() -> None:
         noise = torch.rand(rts.points.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(layer))
         rts.points = rts.points + 0.05 * noise * rts.layer_input[rts.input_index]
         info = plan.layer(layer)
-        start = roots_mod._input_node(plan, info)
-        down = plan.downstream(start) - {start}
-        relus = [n.name for n in plan.nodes if plan.handler[n.name] == "relu" and n.name in down]
-        pools = [n.name for n in plan.nodes if plan.handler[n.name] == "maxpool" and n.name in down]
-        scope = relus + pools
+        start, _, relus, pools, scope = roots_mod._upper_nodes(plan, info, "upper")
         rows = torch.arange(len(rts))
         flips, maps = roots_mod._verdicts_full(plan, info, rts, rows, env, rec, start, relus, pools, scope, True, 1e-9)
         ctx_flips, ctx_maps = roots_mod._verdicts_incremental(plan, info, rts, env, rec, start, relus, pools, scope,

@@ -49,7 +49,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from ..errors import InputError, check_timeout
-from ..exact import sign, to_float, to_fraction, to_fraction_array
+from ..exact import fast_to_fraction, sign, to_float, to_fraction, to_fraction_array
 from ..rules.base import Rule
 from ..smt.counterexample import (RootExitCounterexample, _check_question, _field, _int_lists, in_box,
                                   question_from_json)
@@ -512,14 +512,14 @@ def graph_root_exit_query(net: GraphNetwork, rule: Rule, layer: int, neuron: int
 
     from ..smt.encode import q
     from ..smt.ops import Z3, to_z3, to_z3_array
-    from ..smt.violations import _exact, _winner_region, graph_phase_hook
+    from ..smt.violations import _winner_region, graph_phase_hook
     from .explain import graph_layer_roots
     from .trace import GraphTrace
 
     s = z3.SolverFor("QF_NRA")
     xs = [z3.Real(f"x{i}") for i in range(net.input_size)]
     for v, lo, hi in zip(xs, low, high):
-        s.add(v >= q(_exact(lo)), v <= q(_exact(hi)))
+        s.add(v >= q(fast_to_fraction(lo)), v <= q(fast_to_fraction(hi)))
     pinned = net.with_winners(winners) if winners else net
     raw: dict[int, Any] = {}
     needed = _needed_nodes(net, layer, scope, definition)
@@ -617,7 +617,6 @@ def graph_root_exit_disagreement(net: GraphNetwork, rule: Rule, layer: int, neur
     from ..exact import to_fast
     from ..rules.ops import FAST_EXACT
     from ..smt.ops import Z3, from_z3
-    from ..smt.violations import _exact
     from .explain import downstream, graph_layer_roots
     from .trace import GraphTrace
 
@@ -642,9 +641,9 @@ def graph_root_exit_disagreement(net: GraphNetwork, rule: Rule, layer: int, neur
     except Exception as exc:  # noqa: BLE001
         return f"the rule's root step does not run on Z3 terms at {where} ({type(exc).__name__}: {exc})"
     den_e, V_e = np.ravel(np.asarray(el.den, dtype=object)), np.ravel(np.asarray(el.V, dtype=object))
-    if Fraction(den_z[0]) != _exact(den_e[0]):
+    if Fraction(den_z[0]) != fast_to_fraction(den_e[0]):
         return f"root_step's den on Z3 terms differs from exact arithmetic at {where}"
-    if len(V_z) != len(V_e) or any(Fraction(p) != _exact(e) for p, e in zip(V_z, V_e)):
+    if len(V_z) != len(V_e) or any(Fraction(p) != fast_to_fraction(e) for p, e in zip(V_z, V_e)):
         return f"root_step's direction on Z3 terms differs from exact arithmetic at {where}"
     active = info.relu_node is None or exact.vals[info.node][neuron] > 0
     if den_e[0] == 0 or not active:
@@ -653,11 +652,11 @@ def graph_root_exit_disagreement(net: GraphNetwork, rule: Rule, layer: int, neur
         t_z = Fraction(np.ravel(from_z3(zl.t))[0])
     except Exception as exc:  # noqa: BLE001
         return f"root_step's t does not simplify to a number on Z3 terms at {where} ({exc})"
-    if t_z != _exact(np.ravel(np.asarray(el.t, dtype=object))[0]):
+    if t_z != fast_to_fraction(np.ravel(np.asarray(el.t, dtype=object))[0]):
         return f"root_step's t on Z3 terms differs from exact arithmetic at {where}"
     root_e = el.point(0)
     root_z = _z3_root(zt.vals[info.input_node], t_z, zl.V, zl.idx)
-    if any(Fraction(p) != _exact(e) for p, e in zip(np.ravel(from_z3(root_z)), root_e)):
+    if any(Fraction(p) != fast_to_fraction(e) for p, e in zip(np.ravel(from_z3(root_z)), root_e)):
         return f"the root on Z3 terms differs from exact arithmetic at {where}"
     linear = (info.relu_node, neuron) if info.relu_node is not None else None
     rv_e = net.evaluate(FAST_EXACT, exact.vals[0], base=exact.vals, override=(info.input_node, root_e),
@@ -679,9 +678,9 @@ def graph_root_exit_disagreement(net: GraphNetwork, rule: Rule, layer: int, neur
             return (f"the signs of {node.name!r}'s input at the root differ between Z3 terms and exact arithmetic "
                     f"at {where}")
         if node.kind == "maxpool" and node.winners(np.array([Fraction(p) for p in got], dtype=object)) != \
-                node.winners(np.array([_exact(e) for e in rv_e[src]], dtype=object)):  # type: ignore[attr-defined]
+                node.winners(np.array([fast_to_fraction(e) for e in rv_e[src]], dtype=object)):  # type: ignore[attr-defined]
             return f"the winners of {node.name!r} at the root differ between Z3 terms and exact arithmetic at {where}"
-    sb, sa, wb, wa = graph_patterns(net, xa, layer, neuron, np.array([_exact(v) for v in root_e], dtype=object))
+    sb, sa, wb, wa = graph_patterns(net, xa, layer, neuron, np.array([fast_to_fraction(v) for v in root_e], dtype=object))
     flips = graph_flips(net, layer, neuron, scope, sb, sa, wb, wa)
     says = z3.is_true(z3.simplify(graph_exit_formula(net, layer, neuron, scope, zt.vals, rv_z)))
     if says != bool(flips):

@@ -35,7 +35,7 @@ import numpy as np
 import z3
 
 from ..errors import InputError, check_timeout
-from ..exact import to_fast, to_fraction_array
+from ..exact import fast_to_fraction, to_fast, to_fraction_array
 from ..network import Network
 from ..properties import Property, get_property
 from ..rules.base import Rule
@@ -94,11 +94,6 @@ def decide_property(prop: Property, rule: Rule, net: Network, output: int, input
         m = s.model()
         return "sat", [model_value(m, x) for x in xs], ""
     return "unknown", None, f"z3: {s.reason_unknown()}"
-
-
-def _exact(v: Any) -> Fraction:
-    """An exact rational of any exact backend (Fraction, gmpy2 mpq, int) as a Fraction."""
-    return Fraction(int(v.numerator), int(v.denominator))
 
 
 # ---------------------------------------------------------------------------------------------------- graphs
@@ -165,7 +160,7 @@ def graph_phase_hook(s: z3.Solver, net: Any, bounds: list[Any] | None, prefix: s
                 n = z3.Real(f"{prefix}n{k}_{i}")
                 s.add(n == term)
                 if lo is not None:
-                    s.add(n >= q(_exact(lo[i])), n <= q(_exact(hi[i])))
+                    s.add(n >= q(fast_to_fraction(lo[i])), n <= q(fast_to_fraction(hi[i])))
                 out.append(n)
         seen[k] = to_z3_array(out)
         return seen[k]
@@ -246,7 +241,7 @@ def graph_violation_query(prop: Property, rule: Rule, net: Any, output: int, low
     s = z3.SolverFor("QF_NRA")
     xs = [z3.Real(f"x{i}") for i in range(net.input_size)]
     for v, lo, hi in zip(xs, low, high):
-        s.add(v >= q(_exact(lo)), v <= q(_exact(hi)))
+        s.add(v >= q(fast_to_fraction(lo)), v <= q(fast_to_fraction(hi)))
     pinned = net.with_winners(winners) if winners else net
     hook, seen = graph_phase_hook(s, pinned, bounds)
     tr = GraphTrace(Z3, pinned, to_z3_array(xs), rule, output, hook)
@@ -372,7 +367,7 @@ def encoding_disagreement(prop: Property, rule: Rule, net: Network, x: Any, outp
                 ez, ee = np.ravel(from_z3(vz)), np.ravel(np.asarray(ve, dtype=object))
             except InputError:
                 return f"{where}: the Z3 value of {key} does not simplify to a number"
-            if len(ez) != len(ee) or any(Fraction(p) != _exact(q_) for p, q_ in zip(ez, ee)):
+            if len(ez) != len(ee) or any(Fraction(p) != fast_to_fraction(q_) for p, q_ in zip(ez, ee)):
                 return f"{where}: {key} differs between Z3 terms and exact arithmetic"
     return None
 

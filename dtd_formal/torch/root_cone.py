@@ -126,13 +126,15 @@ class _Axis:
         return o * self.s - self.p, (size - 1) * self.s + self.span
 
 
+def _pair(v: Any) -> tuple[int, int]:
+    """A 2-d module parameter (an int or a pair) as a pair of ints."""
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
 def _pool_axes(m: nn.MaxPool2d) -> tuple[_Axis, _Axis]:
     """The two axes of a MaxPool2d module."""
-    def pair(v: Any) -> tuple[int, int]:
-        return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
-
-    k, p, d = pair(m.kernel_size), pair(m.padding), pair(m.dilation)
-    s = pair(m.stride) if m.stride is not None else k
+    k, p, d = _pair(m.kernel_size), _pair(m.padding), _pair(m.dilation)
+    s = _pair(m.stride) if m.stride is not None else k
     return _Axis(k[0], s[0], p[0], d[0]), _Axis(k[1], s[1], p[1], d[1])
 
 
@@ -934,8 +936,7 @@ def _pool_area(m: nn.Module, x: torch.Tensor) -> float:
     if isinstance(m, nn.AdaptiveAvgPool2d):
         out = m.output_size if isinstance(m.output_size, tuple) else (m.output_size, m.output_size)
         return float(np.prod([-(-size // (o or size)) + 1 for size, o in zip(x.shape[2:], out)]))
-    k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size, m.kernel_size)
-    return float(np.prod(k))
+    return float(np.prod(_pair(m.kernel_size)))
 
 
 __all__ = ["ConeContext", "neuron_id"]

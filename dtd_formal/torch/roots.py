@@ -384,11 +384,7 @@ def root_regions(
         rts = roots(model, xd, rule, l, neurons, output, definition, sample, seed, chunk, _plan=plan, _env=base_env)
         c_all = rts.output
         skipped[l] = {k: v for k, v in rts.skipped.items() if v}
-        start = _input_node(plan, info)
-        down = plan.downstream(start) - {start}
-        relus = [n.name for n in plan.nodes if plan.handler[n.name] == "relu" and n.name in down]
-        pools = [n.name for n in plan.nodes if plan.handler[n.name] == "maxpool" and n.name in down]
-        scope_nodes = [n for n in ([info.relu_node] if scope == "layer" else relus + pools) if n is not None]
+        start, down, relus, pools, scope_nodes = _upper_nodes(plan, info, scope)
         rows_per_pass = _rows_per_pass(base_env, down, chunk)
         if _engine == "incremental" and len(rts) and ConeContext.eligible(plan, info, start, base_env):
             with torch.no_grad():
@@ -407,6 +403,18 @@ def root_regions(
         c_all.tolist() if c_all is not None else output)
     return RootRegionReport(records, rule, scope, definition, out_label, layer_list, B, skipped,
                             arithmetic=f"torch-{str(dtype).replace('torch.', '')}")
+
+
+def _upper_nodes(plan: Plan, info: LayerInfo, scope: str) -> tuple[str, set[str], list[str], list[str], list[str]]:
+    """The node holding layer ``info``'s input, the nodes strictly above it, their ReLU and max-pool nodes (in plan
+    order), and the nodes whose flips count in ``scope`` ("layer": the layer's own ReLU; "upper": every ReLU and
+    max pool above)."""
+    start = _input_node(plan, info)
+    down = plan.downstream(start) - {start}
+    relus = [n.name for n in plan.nodes if plan.handler[n.name] == "relu" and n.name in down]
+    pools = [n.name for n in plan.nodes if plan.handler[n.name] == "maxpool" and n.name in down]
+    scope_nodes = [n for n in ([info.relu_node] if scope == "layer" else relus + pools) if n is not None]
+    return start, down, relus, pools, scope_nodes
 
 
 #: bytes of upper-network values one plain forward pass over a batch of roots may hold (the pass keeps every
@@ -486,11 +494,7 @@ def float64_full_verdicts(model: nn.Module, x: torch.Tensor, rule: Rule, layer: 
     if not len(rts):
         return [], []
     info = plan.layer(layer)
-    start = _input_node(plan, info)
-    down = plan.downstream(start) - {start}
-    relus = [n.name for n in plan.nodes if plan.handler[n.name] == "relu" and n.name in down]
-    pools = [n.name for n in plan.nodes if plan.handler[n.name] == "maxpool" and n.name in down]
-    scope_nodes = [n for n in ([info.relu_node] if scope == "layer" else relus + pools) if n is not None]
+    start, _, relus, pools, scope_nodes = _upper_nodes(plan, info, scope)
     env64, rec64, layer64, _ = _float64_base(plan, start, env, rec)
     flips, maps = _verdicts_full(plan, info, rts, torch.arange(len(rts), device=rts.points.device), env64, rec64,
                                  start, relus, pools, scope_nodes, affine_map, tol, layer64, torch.float64)
