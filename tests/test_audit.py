@@ -450,3 +450,83 @@ def test_an_audit_on_cuda_gives_the_cpu_audits_findings() -> None:
     leak = dtd.audit(ResNetLike().double().eval().cuda(), _x((2, 3, 8, 8), 3).cuda(), zc.EpsilonPlus(), target=0,
                      roots=False)
     assert leak.verdict == "leaks" and [r.name for r in leak.layers if r.finding == "leak"] == ["add"]
+
+
+def test_first_call_hooks_record_the_first_run_and_change_nothing() -> None:
+    """The captum branch reads layer inputs and outputs from captum's first (plain) pass: the hooks keep the first
+    call's values (a module called twice), pass arguments unchanged (same output and gradient as without them),
+    and an output changed in place afterwards (a ReLU(inplace=True)) is not handed on."""
+    from dtd_formal.audit.capture import Captured, install_first_call_hooks
+
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(3)
+            self.conv, self.relu, self.lin = nn.Conv2d(1, 2, 2), nn.ReLU(inplace=True), nn.Linear(8, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.lin(self.lin(torch.flatten(self.relu(self.conv(x)), 1)))
+
+    model = Twice().double()
+    x = _x((2, 1, 3, 3), 5) - 0.5
+    xg = x.clone().requires_grad_(True)
+    plain = model(xg)
+    (g_plain,) = torch.autograd.grad(plain.sum(), xg)
+    cap = Captured()
+    handles = install_first_call_hooks(model, cap)
+    xg = x.clone().requires_grad_(True)
+    hooked = model(xg)
+    (g_hooked,) = torch.autograd.grad(hooked.sum(), xg)
+    for h in handles:
+        h.remove()
+    assert torch.equal(plain, hooked) and torch.equal(g_plain, g_hooked)
+    assert cap.calls == {"conv": 1, "relu": 1, "lin": 2} and cap.order == ["conv", "relu", "lin"]
+    with torch.no_grad():
+        h1 = torch.flatten(torch.relu(model.conv(x)), 1)
+        first_out = model.lin(h1)
+    assert torch.equal(cap.inputs["lin"][0], h1) and torch.equal(cap.output("lin"), first_out)  # not the 2nd call
+    assert cap.output("conv") is None  # the in-place ReLU overwrote it: recomputed, not read
+    assert torch.equal(cap.params["lin"][0], model.lin.weight)
+    # weights changed after the input was recorded and before the layer ran: its output is not that layer's product
+    def doubled(m: nn.Module, args: tuple) -> None:
+        m.weight.data.mul_(2.0)
+
+    net = nn.Sequential(nn.Linear(3, 2)).double()
+    cap = Captured()
+    handles = install_first_call_hooks(net, cap)
+    handles.append(net[0].register_forward_pre_hook(doubled))
+    with torch.no_grad():
+        net(torch.ones(1, 3, dtype=torch.float64))
+    for h in handles:
+        h.remove()
+    assert "0" in cap.outputs and cap.output("0") is None
+
+
+def test_a_layer_run_with_other_weights_in_captums_plain_pass_is_judged_by_the_models_own() -> None:
+    """A captum that changed a layer's weights before its first pass (simulated: its weight-changing pass starts by
+    scaling the convolution's weights) explains another model, consistently: recording the weights the layer ran
+    with and its output in that run would let the definition agree with it (deviation ~1e-16). The audit takes
+    the model's own weights and reports the layer's departure."""
+    captum = pytest.importorskip("captum.attr")
+    from captum.attr._core.lrp import LRP
+    from captum.attr._utils.lrp_rules import EpsilonRule
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 3)).double().eval()
+    model[2].rule = EpsilonRule()
+    x = _x((2, 3, 6, 6), 8)
+    assert dtd.audit(model, x, captum.LRP(model), target=1, roots=False).verdict == "sound"
+    original = LRP._compute_output_and_change_weights
+
+    def scaled_first(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        for layer in self.layers:
+            if isinstance(layer, nn.Conv2d):
+                layer.weight.data.mul_(1.5)
+        return original(self, *args, **kwargs)
+
+    LRP._compute_output_and_change_weights = scaled_first
+    try:
+        rep = dtd.audit(model, x, captum.LRP(model), target=1, roots=False)
+    finally:
+        LRP._compute_output_and_change_weights = original
+    conv = next(r for r in rep.layers if r.name == "0")
+    assert rep.verdict == "deviates" and conv.max_deviation > 1e-3 and "departs" in conv.cause

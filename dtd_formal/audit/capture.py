@@ -72,23 +72,60 @@ def wrap_functionals(model: nn.Module) -> fx.GraphModule:
 
 @dataclass
 class Captured:
-    """What one hooked run saw, per module name: input values, relevance entering (at the output) and leaving
-    (at each tensor input), in call order; ``params``: each module's weight and bias as they were when it ran."""
+    """What one hooked run saw, per module name: input values, the module's own output, relevance entering (at
+    the output) and leaving (at each tensor input), in call order; ``params``: each module's weight and bias as
+    they were when it ran."""
 
     order: list[str] = field(default_factory=list)
     modules: dict[str, nn.Module] = field(default_factory=dict)
     inputs: dict[str, list[torch.Tensor]] = field(default_factory=dict)
-    outputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    outputs: dict[str, tuple[torch.Tensor, int]] = field(default_factory=dict)
     entering: dict[str, torch.Tensor] = field(default_factory=dict)
     leaving: dict[str, list[torch.Tensor | None]] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
     params: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = field(default_factory=dict)
     stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
+    produced_by: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = field(default_factory=dict)
+
+    def output(self, name: str) -> torch.Tensor | None:
+        """The module's recorded output, if it is the layer's product with the recorded input and ``params``:
+        None when none was recorded, when an in-place operation has changed it since (its version counter moved:
+        e.g. a ``ReLU(inplace=True)`` after it), or when the weights it was computed with (``produced_by``,
+        read as it came out) are not ``params`` (something changed them between the two, or ``params`` was
+        replaced)."""
+        if name not in self.outputs:
+            return None
+        t, version = self.outputs[name]
+        if t._version != version:
+            return None
+        if name in self.params or name in self.produced_by:
+            if name not in self.params or name not in self.produced_by:
+                return None
+            (W, b), (W_out, b_out) = self.params[name], self.produced_by[name]
+            if not torch.equal(W, W_out) or (b is None) != (b_out is None) or (b is not None and not torch.equal(b, b_out)):
+                return None
+        return t
+
 
 def leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Modules with no children (the ones that compute), with their qualified names."""
     return [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
+
+
+def _record_call(cap: Captured, name: str, mod: nn.Module, values: list[torch.Tensor]) -> None:
+    """Count a call of module ``name`` and keep its input values and its parameters (and BatchNorm statistics) as
+    they are when it runs (canonizers change them; captum changes weights after a layer's first run)."""
+    cap.calls[name] = cap.calls.get(name, 0) + 1
+    if name not in cap.order:
+        cap.order.append(name)
+    cap.inputs[name] = values
+    W = getattr(mod, "weight", None)
+    if isinstance(W, torch.Tensor):
+        b = getattr(mod, "bias", None)
+        cap.params[name] = (W.detach().clone(), None if b is None else b.detach().clone())
+    if isinstance(getattr(mod, "running_var", None), torch.Tensor):
+        cap.stats[name] = (mod.running_mean.detach().clone(), mod.running_var.detach().clone())
 
 
 def install_hooks(model: nn.Module, cap: Captured) -> list[Any]:
@@ -98,11 +135,8 @@ def install_hooks(model: nn.Module, cap: Captured) -> list[Any]:
         cap.modules[name] = module
 
         def pre(mod: nn.Module, args: tuple[Any, ...], name: str = name) -> tuple[Any, ...]:
-            cap.calls[name] = cap.calls.get(name, 0) + 1
-            if name not in cap.order:
-                cap.order.append(name)
             new_args, values, grads = [], [], []
-            for k, a in enumerate(args):
+            for a in args:
                 if isinstance(a, torch.Tensor) and a.requires_grad:
                     v = a.view_as(a)
                     grads.append(None)
@@ -114,24 +148,56 @@ def install_hooks(model: nn.Module, cap: Captured) -> list[Any]:
                     if isinstance(a, torch.Tensor):
                         values.append(a.detach())
                         grads.append(None)
-            cap.inputs[name], cap.leaving[name] = values, grads
-            W = getattr(mod, "weight", None)
-            if isinstance(W, torch.Tensor):  # as the library has them during the run (canonizers change them)
-                b = getattr(mod, "bias", None)
-                cap.params[name] = (W.detach().clone(), None if b is None else b.detach().clone())
-            if isinstance(getattr(mod, "running_var", None), torch.Tensor):  # BatchNorm statistics, likewise
-                cap.stats[name] = (mod.running_mean.detach().clone(), mod.running_var.detach().clone())
+            _record_call(cap, name, mod, values)
+            cap.leaving[name] = grads
             return tuple(new_args)
 
         def post(mod: nn.Module, args: tuple[Any, ...], out: Any, name: str = name) -> Any:
-            if isinstance(out, torch.Tensor):
-                cap.outputs[name] = out.detach()
-                if out.requires_grad:
-                    out.register_hook(lambda g, name=name: cap.entering.__setitem__(name, g.detach()))
+            if isinstance(out, torch.Tensor) and out.requires_grad:
+                out.register_hook(lambda g, name=name: cap.entering.__setitem__(name, g.detach()))
             return out
 
         handles.append(module.register_forward_pre_hook(pre, prepend=True))
+        handles.append(module.register_forward_hook(_output_hook(cap, name, first_only=False), prepend=True))
         handles.append(module.register_forward_hook(post))
+    return handles
+
+
+def _output_hook(cap: Captured, name: str, first_only: bool) -> Callable[..., None]:
+    """A forward hook keeping the module's output as its own forward computed it (registered first, so before any
+    library hook can replace it): with its recorded input and parameters it spares the definition check the
+    layer's forward product. ``first_only``: keep the first call's (as the first-call input hooks do)."""
+
+    def seen(mod: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        if isinstance(out, torch.Tensor) and not (first_only and name in cap.outputs):
+            kept = out.detach()  # shares the version counter: an in-place change later is seen (Captured.output)
+            cap.outputs[name] = (kept, kept._version)
+            W = getattr(mod, "weight", None)
+            if isinstance(W, torch.Tensor):
+                b = getattr(mod, "bias", None)
+                cap.produced_by[name] = (W.detach().clone(), None if b is None else b.detach().clone())
+
+    return seen
+
+
+def install_first_call_hooks(model: nn.Module, cap: Captured) -> list[Any]:
+    """Register hooks that only look: on its first call, each leaf module's input values (copied), parameters and
+    statistics are recorded; arguments pass unchanged and no gradient hook is set. For a library that runs the
+    model more than once and keeps the relevances itself (captum: a plain first pass, then a pass with changed
+    weights and replaced inputs), this reads the layer inputs of its plain pass without a forward pass of our
+    own and without touching its graph. Returns the handles."""
+    handles: list[Any] = []
+    for name, module in leaf_modules(model):
+        cap.modules[name] = module
+
+        def pre(mod: nn.Module, args: tuple[Any, ...], name: str = name) -> None:
+            if name in cap.calls:
+                cap.calls[name] += 1
+                return
+            _record_call(cap, name, mod, [a.detach().clone() for a in args if isinstance(a, torch.Tensor)])
+
+        handles.append(module.register_forward_pre_hook(pre, prepend=True))
+        handles.append(module.register_forward_hook(_output_hook(cap, name, first_only=True), prepend=True))
     return handles
 
 
@@ -146,4 +212,5 @@ def hook_counts(model: nn.Module) -> dict[str, tuple[int, int, int, int]]:
                 len(getattr(m, "_backward_pre_hooks", {}))) for n, m in model.named_modules()}
 
 
-__all__ = ["Captured", "FunctionalNode", "hook_counts", "install_hooks", "leaf_modules", "source", "wrap_functionals"]
+__all__ = ["Captured", "FunctionalNode", "hook_counts", "install_first_call_hooks", "install_hooks", "leaf_modules",
+           "source", "wrap_functionals"]

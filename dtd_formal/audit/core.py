@@ -34,7 +34,8 @@ from ..errors import InputError
 from ..rules.base import Rule
 from ..rules.catalogue import Epsilon
 from ..rules.composites import Composite
-from .capture import Captured, FunctionalNode, hook_counts, install_hooks, leaf_modules, source, wrap_functionals
+from .capture import (Captured, FunctionalNode, hook_counts, install_first_call_hooks, install_hooks, leaf_modules, source,
+                      wrap_functionals)
 from .report import AuditReport, CanonizerRecord, LayerRecord
 from .translate import Proportional, captum_rule, zennit_rule
 
@@ -85,12 +86,13 @@ def _layer_info(name: str, module: nn.Module, params: tuple[torch.Tensor, torch.
 
 
 def _definition(rule: Rule, name: str, module: nn.Module, params: tuple[torch.Tensor, torch.Tensor | None],
-                a: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
-    """The claimed rule's relevance leaving the layer, from its parameters as they were in the run, its input a
-    and the relevance R entering it."""
+                a: torch.Tensor, R: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    r"""The claimed rule's relevance leaving the layer, from its parameters as they were in the run, its input a
+    and the relevance R entering it; y, the layer's own output :math:`\mathcal{L}(a; W) + b` in that run (if
+    recorded), stands for the product a rule's plain term would recompute."""
     from ..torch.lrp import redistribute_layer
 
-    return redistribute_layer(rule, _layer_info(name, module, params), a, None, R)
+    return redistribute_layer(rule, _layer_info(name, module, params), a, y, R)
 
 
 def _pool_definition(module: nn.Module, a: torch.Tensor, R: torch.Tensor, rule: Proportional | None) -> torch.Tensor:
@@ -176,42 +178,47 @@ def _run_zennit(composite: Any, model: nn.Module, x: torch.Tensor, RL: torch.Ten
     return R, cap, templates
 
 
-def _run_captum(lrp_obj: Any, model: nn.Module, x: torch.Tensor, target: Any
-                ) -> tuple[torch.Tensor, Captured, dict[str, Any], torch.Tensor, list[int]]:
-    """captum's LRP on the float64 copy with the rules the user set on the original's layers; per layer, the
-    relevance captum itself stores (``rule.relevance_output``: entering, ``rule.relevance_input``: leaving) and
-    the layer inputs from a plain forward pass before it (captum changes weights only inside its own run). captum
-    keeps those relevances divided by the explained output f_c(x) and multiplies only the input's by it at the
-    end; they are multiplied back here, so the report's figures are relevances. Also returns R^L and the
-    targets (from the output of that forward pass)."""
-    from captum.attr import LRP
+def _captum_rules(lrp_obj: Any, model: nn.Module) -> dict[str, Any]:
+    """Set on the float64 copy the rules the user set on the original's layers (copies), else captum's default for
+    the module's type (as captum would); returns them by module name."""
     from captum.attr._core.lrp import SUPPORTED_LAYERS_WITH_RULES
 
     rules = {n: m.rule for n, m in lrp_obj.model.named_modules() if getattr(m, "rule", None) is not None}
     used: dict[str, Any] = {}
-    for n, m in model.named_modules():  # the user's rules, else captum's default for the type (as it would)
+    for n, m in model.named_modules():
         if n in rules:
             m.rule = used[n] = copy.copy(rules[n])
         elif type(m) in SUPPORTED_LAYERS_WITH_RULES:
             m.rule = used[n] = SUPPORTED_LAYERS_WITH_RULES[type(m)]()
+    return used
+
+
+def _run_captum(model: nn.Module, x: torch.Tensor, used: dict[str, Any], RL: torch.Tensor, targets: list[int]
+                ) -> tuple[torch.Tensor, Captured]:
+    """captum's LRP on the float64 copy with the rules ``used`` (:func:`_captum_rules`); per layer, the relevance
+    captum itself stores (``rule.relevance_output``: entering, ``rule.relevance_input``: leaving), and each
+    layer's input and output in captum's first, plain forward pass (captum changes a layer's weights only after it
+    has run there; the weights are the model's own, read before the run, and a layer found to have run with other
+    weights has its product recomputed). Those values are the library's forward pass, as the zennit branch's are;
+    the end-to-end reference runs its own. captum keeps those relevances divided by the explained output f_c(x)
+    and multiplies only the input's by it at the end; they are multiplied back here (by R^L's entry c), so the
+    report's figures are relevances."""
+    from captum.attr import LRP
+
     cap = Captured()
-    handles = install_hooks(model, cap)
-    try:
-        with torch.no_grad():
-            y = model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    RL, targets = _top_relevance(model, x, target, y)
-    for name, m in cap.modules.items():
-        W = getattr(m, "weight", None)
-        if isinstance(W, torch.Tensor):
-            cap.params[name] = (W.detach().clone(), None if m.bias is None else m.bias.detach().clone())
+    weights = {n: (m.weight.detach().clone(), None if m.bias is None else m.bias.detach().clone())
+               for n, m in leaf_modules(model) if isinstance(getattr(m, "weight", None), torch.Tensor)}
+    handles = install_first_call_hooks(model, cap)
     try:
         R = LRP(model).attribute(x.detach().clone().requires_grad_(True), target=torch.tensor(targets, device=x.device))
     except (TypeError, RuntimeError) as exc:  # captum refuses a module without a rule by TypeError
         raise InputError(f"captum's LRP refused the model: {exc}") from None
-    # captum's hooks hold relevances normalised by the explained output f_c(x) (R^L's entry c), per row
+    finally:
+        for h in handles:
+            h.remove()
+    for name, own in weights.items():  # the definition takes the model's own weights (if captum ran a layer with
+        if name in cap.params:  # others, Captured.output no longer hands on its product: it is recomputed)
+            cap.params[name] = own
     scale = RL[torch.arange(x.shape[0], device=RL.device), torch.tensor(targets, device=RL.device)]
 
     def rescaled(t: torch.Tensor) -> torch.Tensor:
@@ -224,7 +231,25 @@ def _run_captum(lrp_obj: Any, model: nn.Module, x: torch.Tensor, target: Any
             out = next(iter(leaving.values()))
             cap.leaving[name] = [rescaled(out[0] if isinstance(out, list) else out)]
     cap.order = [n for n in cap.order if n in cap.entering]
-    return R.detach(), cap, used, RL, targets
+    return R.detach(), cap
+
+
+def _reference_first(model: nn.Module, x: torch.Tensor, claims: Any, target: Any, activation: str | None,
+                     norm: str | float | None, exact: bool) -> tuple[torch.Tensor | str | None, torch.Tensor, list[int]]:
+    """The torch backend's relevance for the claims (or why it cannot run) with R^L and the targets from the
+    output of its own forward pass: the reference does not depend on the audited library, and no separate forward
+    pass is needed for R^L. With ``exact`` (or no claims) the reference is left to :func:`_end_to_end` (None) and
+    R^L comes from a plain forward pass."""
+    from .. import torch as dt
+
+    if exact or claims is None:
+        return (None, *_top_relevance(model, x, target))
+    seen: dict[str, torch.Tensor] = {}
+    try:
+        ref: torch.Tensor | str = dt.lrp(model, x, claims, target=target, activation=activation, norm=norm, forward=seen)
+    except InputError as exc:  # the backend refuses what it cannot attribute (an unsupported function, a layer)
+        return (f"not checked: the torch backend cannot run the model ({exc})", *_top_relevance(model, x, target))
+    return (ref, *_top_relevance(model, x, target, seen["output"]))
 
 
 # ---------------------------------------------------------------------------------------------------- checks
@@ -348,7 +373,8 @@ def _records(cap: Captured, rules: dict[str, Any], tol: float, activation_pass: 
             elif name in unreadable:
                 rec.cause = f"definition not checked: {unreadable[name]}"
             elif leaving and cap.inputs.get(name):
-                ref = _definition(claim, name, module, cap.params[name], cap.inputs[name][0], Rin)
+                ref = _definition(claim, name, module, cap.params[name], cap.inputs[name][0], Rin,
+                                  cap.output(name))
                 rec.max_deviation, rec.deviation_per_input = _deviations(leaving[0], ref)
                 if rec.max_deviation > tol:
                     rec.cause, rec.finding = f"departs from {claim.spec()}", "deviation"
@@ -437,11 +463,18 @@ def _roots(model: nn.Module, x: torch.Tensor, rules: dict[str, Any], targets: li
 
 
 def _end_to_end(model: nn.Module, x: torch.Tensor, claims: Any, R: torch.Tensor, RL: torch.Tensor,
-                activation: str | None, exact: bool, norm: str | float | None = None) -> dict[str, Any]:
+                activation: str | None, exact: bool, norm: str | float | None = None,
+                reference: torch.Tensor | str | None = None) -> dict[str, Any]:
     """Max relative deviation of the input relevance R from dtd_formal's for the claims; ``norm`` is the torch
-    backend's convention at pools and sums (captum's pools divide by z + 1e-9 sign0(z))."""
+    backend's convention at pools and sums (captum's pools divide by z + 1e-9 sign0(z)); ``reference``: the torch
+    backend's relevance (or why it could not run) when :func:`_reference_first` computed it already."""
     from .. import torch as dt
 
+    if isinstance(reference, str):
+        return {"status": reference}
+    if isinstance(reference, torch.Tensor):
+        return {"status": "compared with the torch backend (float64)", "reference": "torch float64",
+                "max_deviation": _relative(R, reference)}
     if claims is None:
         return {"status": "not checked: some layer's rule could not be translated"}
     why = ""
@@ -546,7 +579,7 @@ def audit(model: nn.Module, x: torch.Tensor, explainer: Any, target: Any = None,
     layers: list[LayerRecord] = []
     rules: dict[str, Any] = {}
     activation = None
-    if kind != "captum":  # captum's branch takes R^L from the forward pass that records the layer inputs
+    if kind != "captum":  # captum's branch takes R^L from the forward pass of its reference
         RL, targets = _top_relevance(m64, x64, target)
     if kind == "zennit":
         canon = _canonizers(explainer, copy.deepcopy(m64), x64)
@@ -578,19 +611,12 @@ def audit(model: nn.Module, x: torch.Tensor, explainer: Any, target: Any = None,
         claims_used = None if any(not isinstance(r, Rule) for r in layer_claims.values()) else _claims_from(layer_claims)
         e2e = _end_to_end(m64, x64, claims_used, R, RL, activation, exact) if not uncovered or claims_used else {}
     elif kind == "captum":
-        R, cap, captum_rules, RL, targets = _run_captum(explainer, m64, x64, target)
+        captum_rules = _captum_rules(explainer, m64)
         for name, r in captum_rules.items():
             rule, why = captum_rule(r)
             rules[name] = rule if rule is not None else "untranslatable"
             if why:
                 rules[f"{name}#why"] = why
-        traced = _trace(m64)
-        uncovered = _coverage(m64, traced, {n: rules.get(n) for n, _ in m64.named_modules()}, cap)
-        fan_out = {n: (f"its input also feeds {', '.join(users)}; captum's input hook sits on the tensor, so the "
-                       "relevance it records there is the sum over all its users")
-                   for n, users in _shared_inputs(traced[0]).items()}
-        layers = _records(cap, rules, tolerance, True, fan_out)
-        uncovered += _unchecked(layers)
         modules = dict(m64.named_modules())
         layer_claims = {n: r for n, r in rules.items() if "#" not in n and isinstance(modules[n], LAYER_TYPES)}
         claims_used = None if any(not isinstance(r, Rule) for r in layer_claims.values()) else _claims_from(layer_claims)
@@ -598,7 +624,16 @@ def audit(model: nn.Module, x: torch.Tensor, explainer: Any, target: Any = None,
                     and isinstance(modules[n], (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d,
                                                 nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d))}
         norm = pool_eps.pop() if len(pool_eps) == 1 else None  # one epsilon for all pools, as the backend takes
-        e2e = _end_to_end(m64, x64, claims_used, R, RL, "pass", exact, norm=norm)
+        reference, RL, targets = _reference_first(m64, x64, claims_used, target, "pass", norm, exact)
+        R, cap = _run_captum(m64, x64, captum_rules, RL, targets)
+        traced = _trace(m64)
+        uncovered = _coverage(m64, traced, {n: rules.get(n) for n, _ in m64.named_modules()}, cap)
+        fan_out = {n: (f"its input also feeds {', '.join(users)}; captum's input hook sits on the tensor, so the "
+                       "relevance it records there is the sum over all its users")
+                   for n, users in _shared_inputs(traced[0]).items()}
+        layers = _records(cap, rules, tolerance, True, fan_out)
+        uncovered += _unchecked(layers)
+        e2e = _end_to_end(m64, x64, claims_used, R, RL, "pass", exact, norm=norm, reference=reference)
     else:
         if kind == "callable":
             if claims is None:

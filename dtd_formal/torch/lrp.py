@@ -384,6 +384,7 @@ def lrp(
     per_layer: dict[int, torch.Tensor] | None = None,
     target: Any = None,
     activation: str | None = None,
+    forward: dict[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     r"""Input relevance of ``model`` at ``x`` (shaped like x), explaining ``output`` / ``target``.
 
@@ -393,7 +394,8 @@ def lrp(
     unbatched input (one sample: (C, H, W) for a Conv2d model, (n,) for an MLP) is explained as a batch of one
     and its relevance has x's shape. ``rule_or_composite`` may be a spec string (``"gamma:0.25"``,
     ``"epsilon-plus-flat@zennit"``). ``per_layer``, if given, receives :math:`R^l` for l = 1..L (the relevance
-    of layer l's output entering its rule).
+    of layer l's output entering its rule). ``forward``, if given, receives the model output at x from the same
+    forward pass (``"output"``, detached) and :math:`R^L` (``"top"``).
     """
     if not isinstance(x, torch.Tensor):
         raise InputError(f"x must be a torch tensor, got {type(x).__name__}")
@@ -418,6 +420,8 @@ def lrp(
         R = R.contiguous()  # the relevance in x's memory layout (convolutions ran in channels_last on the CPU)
     if per_layer is not None:
         per_layer.update(state.relevances)
+    if forward is not None:
+        forward.update(output=y.detach(), top=grad)
     return R[0] if unbatched else R
 
 
