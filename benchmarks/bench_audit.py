@@ -7,7 +7,9 @@ Models (built here, random weights, float64 as the audit runs them): a VGG-like 
 conv-relu x2, adaptive average pool, two Linear layers) and a ResNet-like net (stem, two residual blocks with
 ``h + r`` sums, average pool, Linear), ``--width`` channels, ``--size`` px inputs, ``--batch`` inputs.
 
-Per (model, explainer), the median of ``--repeats`` runs (after one warm-up) of:
+Per (model, explainer), ``--repeats`` pairs (after one warm-up) of the explanation and the audit, run back to
+back; the medians of each side's times and the median of the per-pair ratios (so a change in the machine's load
+between pairs moves both sides of a ratio alike):
 
 - ``explain``: one explanation by the library itself, in float64 (zennit: the composite's context and one
   ``torch.autograd.grad``; captum: ``LRP(model).attribute``, built as ``dtd-formal audit --explainer captum:LRP`` does, with a rule on
@@ -69,17 +71,23 @@ class ResNetLike(nn.Module):
         return self.fc(self.flatten(self.pool(h)))
 
 
-def _median(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
-    """Median wall-clock seconds and median CPU seconds of this process (all its threads) over ``repeats`` calls
-    after one warm-up: CPU time moves less than wall time when other processes share the cores."""
-    fn()  # warm-up
-    wall, cpu = [], []
-    for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return statistics.median(wall), statistics.median(cpu)
+def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
+    """Wall-clock seconds and CPU seconds of this process (all its threads) of one call."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def _paired(first: Callable[[], Any], second: Callable[[], Any], repeats: int) -> dict[str, float]:
+    """``first`` and ``second`` timed alternately, ``repeats`` pairs after one warm-up of each: the medians of
+    their wall and CPU seconds and the median of the per-pair ratios second / first (a pair runs back to back,
+    so a change of the machine's load between repeats moves both sides of a ratio alike)."""
+    first(), second()  # warm-up
+    pairs = [(_timed(first), _timed(second)) for _ in range(repeats)]
+    med = statistics.median
+    return {"first_s": med(a[0] for a, _ in pairs), "second_s": med(b[0] for _, b in pairs),
+            "first_cpu_s": med(a[1] for a, _ in pairs), "second_cpu_s": med(b[1] for _, b in pairs),
+            "ratio": med(b[0] / a[0] for a, b in pairs), "cpu_ratio": med(b[1] / a[1] for a, b in pairs)}
 
 
 def _zennit_explain(composite: Any, model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
@@ -130,20 +138,22 @@ def main() -> int:
         for ex_name, make, explain in explainers:
             model = build(args.width).double().eval()
             # a fresh explainer per call: captum's attribute() deletes the rules set on the layers when it ends
-            t_explain, c_explain = _median(lambda: explain(make(model), model), args.repeats)
-            t_audit, c_audit = _median(lambda: dtd.audit(model, x, make(model), target=target, roots=False),
-                                       args.repeats)
-            t_roots = math.nan if args.no_roots else _median(
-                lambda: dtd.audit(model, x, make(model), target=target, roots=True), args.repeats)[0]
+            plain = _paired(lambda: explain(make(model), model),
+                            lambda: dtd.audit(model, x, make(model), target=target, roots=False), args.repeats)
+            with_roots = None if args.no_roots else _paired(
+                lambda: explain(make(model), model),
+                lambda: dtd.audit(model, x, make(model), target=target, roots=True), args.repeats)
             verdict = dtd.audit(model, x, make(model), target=target, roots=False).verdict
-            row = {"model": model_name, "explainer": ex_name, "explain_s": t_explain, "audit_s": t_audit,
-                   "audit_roots_s": t_roots, "audit_ratio": t_audit / t_explain,
-                   "audit_roots_ratio": t_roots / t_explain, "explain_cpu_s": c_explain, "audit_cpu_s": c_audit,
-                   "audit_cpu_ratio": c_audit / c_explain, "verdict": verdict}
+            row = {"model": model_name, "explainer": ex_name, "explain_s": plain["first_s"],
+                   "audit_s": plain["second_s"], "audit_ratio": plain["ratio"],
+                   "explain_cpu_s": plain["first_cpu_s"], "audit_cpu_s": plain["second_cpu_s"],
+                   "audit_cpu_ratio": plain["cpu_ratio"],
+                   "audit_roots_s": math.nan if with_roots is None else with_roots["second_s"],
+                   "audit_roots_ratio": math.nan if with_roots is None else with_roots["ratio"], "verdict": verdict}
             rows.append(row)
             print(json.dumps(row), flush=True)
     print(f"\nCommand: `{COMMAND}` (batch {args.batch}, {args.size}px, width {args.width}, float64, 2 threads, "
-          f"median of {args.repeats})\n")
+          f"medians of {args.repeats} pairs; ratios: median of the per-pair ratios)\n")
     print("| model | explainer | one explanation (wall / CPU) | audit (wall / CPU) | ratio wall | ratio CPU | "
           "audit + roots | ratio | verdict |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -111,7 +111,13 @@ def _pool_definition(module: nn.Module, a: torch.Tensor, R: torch.Tensor, rule: 
 
 
 def _per_input(t: torch.Tensor) -> torch.Tensor:
-    return t.reshape(t.shape[0], -1).sum(dim=1)
+    """Sum over every dimension but the first (the batch), in any memory layout without a copy."""
+    return t.sum(dim=tuple(range(1, t.dim()))) if t.dim() > 1 else t
+
+
+def _max_abs_per_input(t: torch.Tensor) -> torch.Tensor:
+    r""":math:`\max |t|` over every dimension but the first, in one pass."""
+    return torch.linalg.vector_norm(t, ord=float("inf"), dim=tuple(range(1, t.dim()))) if t.dim() > 1 else t.abs()
 
 
 def _ratio(diff: float, scale: float) -> float:
@@ -120,14 +126,14 @@ def _ratio(diff: float, scale: float) -> float:
 
 def _relative(got: torch.Tensor, want: torch.Tensor) -> float:
     """max |got - want| / max |want|."""
-    return _ratio(float((got - want).abs().max()), float(want.abs().max()))
+    inf = float("inf")
+    return _ratio(float(torch.linalg.vector_norm(got - want, ord=inf)), float(torch.linalg.vector_norm(want, ord=inf)))
 
 
 def _deviations(got: torch.Tensor, want: torch.Tensor) -> tuple[float, list[float]]:
     """:func:`_relative` over the batch and for each input (dim 0) alone."""
-    n = got.shape[0]
-    diff = (got - want).abs().reshape(n, -1).amax(dim=1)
-    scale = want.abs().reshape(n, -1).amax(dim=1)
+    diff = _max_abs_per_input(got - want)
+    scale = _max_abs_per_input(want)
     per = [_ratio(d, s) for d, s in zip(diff.tolist(), scale.tolist())]
     return _ratio(float(diff.max()), float(scale.max())), per
 
@@ -135,7 +141,7 @@ def _deviations(got: torch.Tensor, want: torch.Tensor) -> tuple[float, list[floa
 def _plain_sum_like(lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
     """The lower relevance's total per sample, spread evenly over the upper tensor's entries (so that
     ``upper - this`` sums to the absorbed amount; a layer's absorption has no per-neuron split of its own)."""
-    per = lower.reshape(lower.shape[0], -1).sum(dim=1)
+    per = _per_input(lower)
     return (per / upper[0].numel()).reshape((-1,) + (1,) * (upper.dim() - 1)).expand_as(upper)
 
 
@@ -354,15 +360,16 @@ def _records(cap: Captured, rules: dict[str, Any], tol: float, activation_pass: 
         leaving = [g for g in cap.leaving.get(name, []) if g is not None]
         if Rin is None:
             continue
-        Rout_total = sum(float(g.sum()) for g in leaving)
-        rin_total = float(Rin.sum())
+        rin_per, leaving_per = _per_input(Rin), [_per_input(g) for g in leaving]
+        Rout_total = sum(float(p.sum()) for p in leaving_per)
+        rin_total = float(rin_per.sum())
         absorbed = rin_total - Rout_total
         share = absorbed / abs(rin_total) if rin_total else 0.0
         claim = rules.get(name)
         rule_text = claim.spec() if hasattr(claim, "spec") else (claim if isinstance(claim, str) else "")
         rec = LayerRecord(name, kind, rule_text, rin_total, Rout_total, absorbed, share)
         if leaving and all(g.shape[:1] == Rin.shape[:1] for g in leaving):
-            rec.absorbed_per_input = (_per_input(Rin) - sum(_per_input(g) for g in leaving)).tolist()
+            rec.absorbed_per_input = (rin_per - sum(leaving_per)).tolist()
         big = abs(share) > tol and abs(absorbed) > tol * max(1.0, abs(rin_total))
         if kind in ("linear", "conv"):
             reason = rules.get(f"{name}#why", "")
