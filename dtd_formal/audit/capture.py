@@ -79,7 +79,7 @@ class Captured:
     order: list[str] = field(default_factory=list)
     modules: dict[str, nn.Module] = field(default_factory=dict)
     inputs: dict[str, list[torch.Tensor]] = field(default_factory=dict)
-    outputs: dict[str, tuple[torch.Tensor, int]] = field(default_factory=dict)
+    outputs: dict[str, torch.Tensor] = field(default_factory=dict)
     entering: dict[str, torch.Tensor] = field(default_factory=dict)
     leaving: dict[str, list[torch.Tensor | None]] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
@@ -89,15 +89,11 @@ class Captured:
     produced_by: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = field(default_factory=dict)
 
     def output(self, name: str) -> torch.Tensor | None:
-        """The module's recorded output, if it is the layer's product with the recorded input and ``params``:
-        None when none was recorded, when an in-place operation has changed it since (its version counter moved:
-        e.g. a ``ReLU(inplace=True)`` after it), or when the weights it was computed with (``produced_by``,
-        read as it came out) are not ``params`` (something changed them between the two, or ``params`` was
+        """The module's recorded output (a copy taken as it came out), if it is the layer's product with the
+        recorded input and ``params``: None when none was recorded or the weights it was computed with
+        (``produced_by``) are not ``params`` (something changed them between the two, or ``params`` was
         replaced)."""
         if name not in self.outputs:
-            return None
-        t, version = self.outputs[name]
-        if t._version != version:
             return None
         if name in self.params or name in self.produced_by:
             if name not in self.params or name not in self.produced_by:
@@ -105,7 +101,7 @@ class Captured:
             (W, b), (W_out, b_out) = self.params[name], self.produced_by[name]
             if not torch.equal(W, W_out) or (b is None) != (b_out is None) or (b is not None and not torch.equal(b, b_out)):
                 return None
-        return t
+        return self.outputs[name]
 
 
 def leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -164,18 +160,19 @@ def install_hooks(model: nn.Module, cap: Captured) -> list[Any]:
 
 
 def _output_hook(cap: Captured, name: str, first_only: bool) -> Callable[..., None]:
-    """A forward hook keeping the module's output as its own forward computed it (registered first, so before any
-    library hook can replace it): with its recorded input and parameters it spares the definition check the
-    layer's forward product. ``first_only``: keep the first call's (as the first-call input hooks do)."""
+    """A forward hook keeping a layer's output (a module with weights) as its own forward computed it (registered
+    first, so before any library hook can replace it), with the weights it was computed with: with its recorded
+    input and parameters it spares the definition check the layer's forward product. ``first_only``: keep the
+    first call's (as the first-call input hooks do)."""
 
     def seen(mod: nn.Module, args: tuple[Any, ...], out: Any) -> None:
-        if isinstance(out, torch.Tensor) and not (first_only and name in cap.outputs):
-            kept = out.detach()  # shares the version counter: an in-place change later is seen (Captured.output)
-            cap.outputs[name] = (kept, kept._version)
-            W = getattr(mod, "weight", None)
-            if isinstance(W, torch.Tensor):
-                b = getattr(mod, "bias", None)
-                cap.produced_by[name] = (W.detach().clone(), None if b is None else b.detach().clone())
+        W = getattr(mod, "weight", None)
+        if isinstance(out, torch.Tensor) and isinstance(W, torch.Tensor) and not (first_only and name in cap.outputs):
+            # a copy: the tensor itself may be changed later (an in-place ReLU, a write through .data, captum's
+            # second pass sharing its storage), and no version counter sees every such write
+            cap.outputs[name] = out.detach().clone()
+            b = getattr(mod, "bias", None)
+            cap.produced_by[name] = (W.detach().clone(), None if b is None else b.detach().clone())
 
     return seen
 
