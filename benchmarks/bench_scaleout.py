@@ -13,10 +13,18 @@ the public ``dtd.find_root_exit(net, ZPlus(), layer=l, neuron=..., executor=E)``
 - ``local``: ``executor="local"``, the default process pool (one pool per call, i.e. per layer, as the CLI does);
 - ``local-pool``: one ``ProcessPoolExecutor`` object reused for all layers (isolates the pool start-up);
 - ``dask1`` / ``dask2``: a ``distributed.Client`` on a ``LocalCluster(n_workers=1|2, processes=True,
-  threads_per_worker=1)`` (the cluster is started, and each worker has imported dtd_formal, before timing);
+  threads_per_worker=1)`` (the cluster is started, and each worker has run the warm-up below, before timing);
 - ``NAME-unshared`` (``local-unshared``, ``dask2-unshared``, ...): the same with the executor's sharing of common
   task arguments switched off (``executor._shared_positions`` patched to share nothing), i.e. one pickled
-  network per task and per-task caches: the behaviour before issue 15, kept for A/B figures.
+  network per task and per-task caches: the behaviour before issue 15, kept for A/B figures;
+- ``NAME-memtrim`` (``dask1-memtrim``, ...): the dask workers keep Dask's default ``MALLOC_TRIM_THRESHOLD_=65536``
+  (set by its nanny); without the suffix they run with glibc's default, as the serial process does (that
+  setting doubles the falsifier's numpy time: docs/architecture.md, "Scale-out on Dask"). Suffixes combine.
+
+Every run starts from a freshly loaded network (no run inherits the caches an earlier one built on the caller's
+network: the per-layer stock forms verified in the caller, the integer and float views, Z3 terms), after a warm-up
+on a throwaway network that pays the process's first-call costs (the engines' imports, SymPy, a first falsifier
+search) before the first timed run, in this process and on every dask worker alike.
 
 Per run: wall time (and per layer), speed-up against serial, verdict counts. Overhead per task: the wall time of
 N trivially small tasks through each executor divided by N, for (i) ``abs(1)`` (the executor's own cost) and (ii)
@@ -52,6 +60,7 @@ from dtd_formal.smt.root_exit import DEFAULT_ENGINES, _solve_task
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 NNET = SHARED / "ACASXU_experimental_v2a_1_1.nnet"
 COMMAND = "python benchmarks/bench_scaleout.py " + " ".join(sys.argv[1:])
+MALLOC_TRIM = os.environ.get("MALLOC_TRIM_THRESHOLD_")  # as this process started (see the dask runs)
 
 
 def emit(**row: Any) -> None:
@@ -129,10 +138,31 @@ def sharing(enabled: bool) -> Any:
         executor_module._shared_positions = original  # type: ignore[assignment]
 
 
-def _import_package() -> str:  # run on every dask worker before timing
+def warm_up(timeout: float) -> None:
+    """Pay a process's first-call costs before any timed run, on a throwaway network: the engines' imports, SymPy's
+    first stock-form verification (~0.5 s), the falsifier's first search (layer 1 neuron 0, refuted in ~0.3 s).
+    Run in this process (so that they do not land on the first executor, serial) and on every dask worker."""
+    _import_engines()
+    net, box = load()
+    low, high = parse_box(box, net.input_size)
+    for layer in (1, net.n_layers):  # a falsifier search, and the trivial output-layer query
+        _solve_task((net, ZPlus(), layer, 0, low, high, "upper", "pattern", 0, timeout, tuple(DEFAULT_ENGINES), 0,
+                     "true", "both"))
+
+
+def _import_engines() -> None:
+    """The modules the engines import on first use (the falsifier, the relaxation, HiGHS LPs, Z3)."""
+    import dtd_formal.smt.counterexample  # noqa: F401
+    import dtd_formal.smt.encode  # noqa: F401
+    import dtd_formal.smt.falsify  # noqa: F401
+    import dtd_formal.smt.lp  # noqa: F401
+    import dtd_formal.smt.relax  # noqa: F401
     import dtd_formal.smt.root_exit  # noqa: F401
 
-    return "ok"
+
+def _import_package(timeout: float) -> str | None:  # run on every dask worker before timing
+    warm_up(timeout)
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
 
 
 def main() -> int:
@@ -151,18 +181,28 @@ def main() -> int:
     names = args.executors.split(",")
     if "serial" not in names:
         names.insert(0, "serial")
-    net, box = load()
-    low, high = parse_box(box, net.input_size)
-    trivial = (net, ZPlus(), net.n_layers, 0, low, high, "upper", "pattern", 0, args.timeout, tuple(DEFAULT_ENGINES),
-               0, "true", "both")
+    t0 = time.perf_counter()
+    warm_up(args.timeout)
+    warm_s = round(time.perf_counter() - t0, 3)
     emit(kind="config", command=COMMAND, network=NNET.name, layers=layers, neurons_per_layer=args.neurons or 50,
          timeout_s=args.timeout, executors=names, cpus=os.cpu_count(), python=platform.python_version(),
-         load_average=[round(u, 2) for u in os.getloadavg()])
+         load_average=[round(u, 2) for u in os.getloadavg()], warm_up_s=warm_s)
     rows: dict[str, dict] = {}
     walls: dict[str, float] = {}
     for name in names:
         cluster = client = pool = None
-        base, unshared = (name[:-len("-unshared")], True) if name.endswith("-unshared") else (name, False)
+        base, suffixes = name, set()
+        while base.rsplit("-", 1)[-1] in ("unshared", "memtrim") and "-" in base:
+            base, suffix = base.rsplit("-", 1)
+            suffixes.add(suffix)
+        unshared = "unshared" in suffixes
+        # a fresh network per executor: the caches a run builds on the caller's network (the stock forms that
+        # find_root_exit verifies in the caller, the integer and float views, Z3 terms) would otherwise serve
+        # every later run (inherited by the forked local pool, shipped to dask workers) but not the serial one
+        net, box = load()
+        low, high = parse_box(box, net.input_size)
+        trivial = (net, ZPlus(), net.n_layers, 0, low, high, "upper", "pattern", 0, args.timeout,
+                   tuple(DEFAULT_ENGINES), 0, "true", "both")
         try:
             if base == "serial":
                 executor: Any = None
@@ -171,15 +211,28 @@ def main() -> int:
             elif base == "local-pool":
                 pool = executor = ProcessPoolExecutor(max_workers=os.cpu_count() or 1)
             elif base.startswith("dask"):
+                import dask
                 from distributed import Client, LocalCluster
 
                 t0 = time.perf_counter()
-                cluster = LocalCluster(n_workers=int(base[4:] or 1), processes=True, threads_per_worker=1,
-                                       dashboard_address=None)
+                # Dask's nanny starts each worker with MALLOC_TRIM_THRESHOLD_=65536 (pre-spawn-environ), which
+                # also switches off glibc's dynamic mmap threshold: every numpy temporary over 128 KiB is then a
+                # fresh mmap that page-faults in, and the falsifier's float batches take twice as long. The
+                # workers here run with glibc's default, as the serial process does; "-memtrim" keeps Dask's.
+                unset = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+                environ = {} if "memtrim" in suffixes else unset
+                # the nanny also writes its pre-spawn environment into this process's os.environ, which later
+                # workers inherit: put back what this process started with
+                os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+                os.environ.update({} if MALLOC_TRIM is None else {"MALLOC_TRIM_THRESHOLD_": MALLOC_TRIM})
+                with dask.config.set(environ):
+                    cluster = LocalCluster(n_workers=int(base[4:] or 1), processes=True, threads_per_worker=1,
+                                           dashboard_address=None)
                 client = executor = Client(cluster)
-                client.run(_import_package)
+                trim = set(client.run(_import_package, args.timeout).values())
                 emit(kind="startup", executor=name, seconds=round(time.perf_counter() - t0, 3),
-                     what="LocalCluster + Client + import dtd_formal on every worker")
+                     what="LocalCluster + Client + the warm-up (imports, first queries) on every worker",
+                     worker_malloc_trim_threshold=sorted(trim, key=str))
             else:
                 raise SystemExit(f"unknown executor {name!r}")
             with sharing(not unshared):
