@@ -503,7 +503,8 @@ def test_first_call_hooks_record_the_first_run_and_change_nothing() -> None:
     assert "0" in cap.outputs and cap.output("0") is None
 
 
-def test_a_layer_run_with_other_weights_in_captums_plain_pass_is_judged_by_the_models_own() -> None:
+def test_a_layer_run_with_other_weights_in_captums_plain_pass_is_judged_by_the_models_own(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A captum that changed a layer's weights before its first pass (simulated: its weight-changing pass starts by
     scaling the convolution's weights) explains another model, consistently: recording the weights the layer ran
     with and its output in that run would let the definition agree with it (deviation ~1e-16). The audit takes
@@ -524,10 +525,7 @@ def test_a_layer_run_with_other_weights_in_captums_plain_pass_is_judged_by_the_m
                 layer.weight.data.mul_(1.5)
         return original(self, *args, **kwargs)
 
-    LRP._compute_output_and_change_weights = scaled_first
-    try:
-        rep = dtd.audit(model, x, captum.LRP(model), target=1, roots=False)
-    finally:
-        LRP._compute_output_and_change_weights = original
+    monkeypatch.setattr(LRP, "_compute_output_and_change_weights", scaled_first)
+    rep = dtd.audit(model, x, captum.LRP(model), target=1, roots=False)
     conv = next(r for r in rep.layers if r.name == "0")
     assert rep.verdict == "deviates" and conv.max_deviation > 1e-3 and "departs" in conv.cause

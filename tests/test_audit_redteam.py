@@ -113,7 +113,8 @@ def test_reusing_recorded_outputs_changes_no_layer_figure(target) -> None:  # ty
         assert rep.verdict == ref.verdict
 
 
-def test_a_captum_gamma_applied_twice_is_caught_at_its_layer() -> None:
+def test_a_captum_gamma_applied_twice_is_caught_at_its_layer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A conserving mutant (gamma applied twice before the relevance pass) departs from the gamma rule it names."""
     captum = pytest.importorskip("captum.attr")
     from captum.attr._utils.lrp_rules import GammaRule
@@ -127,11 +128,8 @@ def test_a_captum_gamma_applied_twice_is_caught_at_its_layer() -> None:
         original(self, module, inputs, outputs)
         original(self, module, inputs, outputs)
 
-    GammaRule._manipulate_weights = twice
-    try:
-        rep = dtd.audit(m, x, captum.LRP(m), target=1, roots=False)
-    finally:
-        GammaRule._manipulate_weights = original
+    monkeypatch.setattr(GammaRule, "_manipulate_weights", twice)
+    rep = dtd.audit(m, x, captum.LRP(m), target=1, roots=False)
     conv = next(r for r in rep.layers if r.name == "0")
     assert rep.verdict == "deviates" and conv.max_deviation > 1e-3
     assert all(r.max_deviation < 1e-9 for r in rep.layers if r.max_deviation is not None and r.name != "0")
