@@ -15,12 +15,18 @@ incremental evaluation, the default: per layer and sample size a warm-up, then `
 per second from the median; ``roots-incremental`` then compares the verdicts: every record of the float32 run
 against the plain forward pass in float64 at the same float32 roots, and both engines on a float64 copy of the
 model (one input, 8 roots per layer), which must agree record for record; the process exits non-zero otherwise).
+``roots-patternfull`` / ``roots-firstflip`` are the same pair for the pattern verdict alone (the share of roots
+that leave the pattern): the plain full forward pass without the affine map, and the incremental evaluation with
+``first_flip=True`` (a root stops at its first certain flip); a first-flip record agrees when its
+``leaves_pattern`` is the plain pass's and its flips are a non-empty subset of the plain pass's flips (none when
+it stays).
 
 Usage::
 
     python benchmarks/bench_torch_vgg16.py                   # all methods, one process each
     python benchmarks/bench_torch_vgg16.py --method gradient  # one method
     python benchmarks/bench_torch_vgg16.py --methods roots-full,roots-incremental --roots-per-input 16,64
+    python benchmarks/bench_torch_vgg16.py --methods roots-patternfull,roots-firstflip --roots-per-input 64,256
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 import torch
@@ -41,7 +48,10 @@ from torch import nn
 
 CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 METHODS = ["gradient", "gradient-cl", "ours-zplus", "ours-epsilon", "zennit-zplus", "zennit-epsilon", "roots-full",
-           "roots-incremental"]
+           "roots-incremental", "roots-patternfull", "roots-firstflip"]
+#: root methods: (engine, root_regions keyword arguments)
+ROOT_METHODS = {"full": ("full", {}), "incremental": ("incremental", {}),
+                "patternfull": ("full", {"affine_map": False}), "firstflip": ("incremental", {"first_flip": True})}
 
 
 def vgg16(num_classes: int = 1000, seed: int = 0) -> nn.Module:
@@ -78,7 +88,7 @@ def _zennit_attr(model: nn.Module, x: torch.Tensor, which: str) -> torch.Tensor:
     return rel
 
 
-def _roots(model: nn.Module, xs: torch.Tensor, repeats: int, per_input: list[int], engine: str,
+def _roots(model: nn.Module, xs: torch.Tensor, repeats: int, per_input: list[int], method: str,
            sync: Callable[[], None]) -> dict:
     """A ``roots-*`` method: one engine's timings, and for the incremental engine the verdict comparisons (module
     docstring)."""
@@ -86,15 +96,27 @@ def _roots(model: nn.Module, xs: torch.Tensor, repeats: int, per_input: list[int
     from dtd_formal.rules import ZPlus
     from dtd_formal.torch.roots import float64_full_verdicts
 
-    out: dict = {"per_input": per_input, "engine": engine}
+    engine, kwargs = ROOT_METHODS[method]
+    pattern_only = kwargs.get("affine_map") is False or kwargs.get("first_flip", False)
+
+    def agrees(rec: Any, flips: list, leaves_map: bool) -> bool:
+        """The record against the plain pass's: first-flip records list a non-empty subset of the flips."""
+        if kwargs.get("first_flip"):
+            return rec.leaves_pattern == bool(flips) and set(rec.flipped) <= set(flips) and \
+                bool(rec.flipped) == rec.leaves_pattern
+        return rec.flipped == flips and rec.leaves_affine_map == leaves_map
+
+    out: dict = {"per_input": per_input, "engine": engine, "options": kwargs}
     for layer in (11, 13):  # conv 11 (14x14 maps; 3 convs above it) and conv 13 (the last conv)
         for k in per_input:
-            dt.root_regions(model, xs, ZPlus(), layers=layer, sample=k, keep_roots=False, _engine=engine)  # warm-up
+            call = lambda: dt.root_regions(model, xs, ZPlus(), layers=layer, sample=k, keep_roots=False,
+                                           _engine=engine, **kwargs)
+            call()  # warm-up
             times = []
             for _ in range(repeats):
                 sync()
                 t0 = time.perf_counter()
-                report = dt.root_regions(model, xs, ZPlus(), layers=layer, sample=k, keep_roots=False, _engine=engine)
+                report = call()
                 sync()
                 times.append(time.perf_counter() - t0)
             recs = report.records
@@ -103,19 +125,20 @@ def _roots(model: nn.Module, xs: torch.Tensor, repeats: int, per_input: list[int
                      "roots_per_second": len(recs) / med, "leaves_pattern": sum(r.leaves_pattern for r in recs),
                      "leaves_affine_map": sum(r.leaves_affine_map for r in recs)}
             if engine == "incremental":
-                flips64, maps64 = float64_full_verdicts(model, xs, ZPlus(), layer, sample=k)
-                entry["same_as_float64_full"] = sum(
-                    a.flipped == f and a.leaves_affine_map == m for a, f, m in zip(recs, flips64, maps64))
+                flips64, maps64 = float64_full_verdicts(model, xs, ZPlus(), layer, sample=k,
+                                                        affine_map=not pattern_only)
+                entry["same_as_float64_full"] = sum(agrees(a, f, m) for a, f, m in zip(recs, flips64, maps64))
             out[f"layer{layer}_k{k}"] = entry
     if engine == "incremental":
         model64, x64 = copy.deepcopy(model).double(), xs[:1].double()
         sample64 = {}
         for layer in (11, 13):
-            a, b = (dt.root_regions(model64, x64, ZPlus(), layers=layer, sample=8, _engine=e).records
-                    for e in ("full", "incremental"))
+            a = dt.root_regions(model64, x64, ZPlus(), layers=layer, sample=8, _engine="full",
+                                affine_map=not pattern_only).records
+            b = dt.root_regions(model64, x64, ZPlus(), layers=layer, sample=8, **kwargs).records
             sample64[f"layer{layer}"] = {"roots": len(a), "identical_records": sum(
-                (r.flipped, r.leaves_pattern, r.leaves_affine_map, r.own_preactivation, r.step) ==
-                (q.flipped, q.leaves_pattern, q.leaves_affine_map, q.own_preactivation, q.step) for r, q in zip(a, b))}
+                agrees(q, r.flipped, r.leaves_affine_map) and (r.leaves_pattern, r.own_preactivation, r.step) ==
+                (q.leaves_pattern, q.own_preactivation, q.step) for r, q in zip(a, b))}
         out["float64_sample"] = sample64
         out["verdicts_ok"] = all(v["identical_records"] == v["roots"] for v in sample64.values()) and all(
             e["same_as_float64_full"] == e["roots"] for key, e in out.items() if key.startswith("layer"))
@@ -201,7 +224,7 @@ def main() -> None:
     base = results.get("gradient", {}).get("seconds")
     if args.json:
         print(json.dumps(results, indent=1))
-        sys.exit(1 if "error" in results.get("roots-incremental", {}) else 0)
+        sys.exit(1 if any("error" in results.get(m, {}) for m in ("roots-incremental", "roots-firstflip")) else 0)
     print(f"VGG16, batch {args.batch}, {args.size}px, {args.device}, {args.threads} threads")
     med = results.get("gradient", {}).get("median_seconds")
     print(f"{'method':16s} {'best s':>8s} {'x grad':>7s} {'median s':>9s} {'x grad':>7s} {'peak RSS MiB':>13s}")
@@ -217,18 +240,23 @@ def main() -> None:
         if "seconds" in o and "seconds" in z:
             print(f"{rule}: ours / zennit time = {o['seconds'] / z['seconds']:.2f}, "
                   f"peak memory = {o['peak_rss_mib'] / z['peak_rss_mib']:.2f}")
-    full, inc = results.get("roots-full", {}), results.get("roots-incremental", {})
-    for key, r in inc.items():
-        if key.startswith("layer") and key in full:
-            f = full[key]
-            print(f"root-region checks (z+, 2 inputs, {key}: {r['roots']} roots, affine maps included): plain full "
-                  f"forward {f['roots_per_second']:.2f} roots/s, incremental {r['roots_per_second']:.2f} roots/s "
-                  f"({f['median_seconds'] / r['median_seconds']:.2f}x; {r['leaves_pattern']} leave the pattern, "
-                  f"{r['leaves_affine_map']} the affine map; {r['same_as_float64_full']}/{r['roots']} records as "
-                  f"the float64 forward pass at the same roots)")
-    if "float64_sample" in inc:
-        print("float64 model, both engines, records identical:", json.dumps(inc["float64_sample"]))
-    if "error" in inc:  # the verdicts differed from the plain forward pass (or the run failed)
+    failed = False
+    for base_name, fast_name, what in (("roots-full", "roots-incremental", "affine maps included"),
+                                       ("roots-patternfull", "roots-firstflip", "pattern only, first flip")):
+        full, inc = results.get(base_name, {}), results.get(fast_name, {})
+        for key, r in inc.items():
+            if key.startswith("layer") and key in full:
+                f = full[key]
+                print(f"root-region checks (z+, 2 inputs, {key}: {r['roots']} roots, {what}): plain full "
+                      f"forward {f['roots_per_second']:.2f} roots/s, {fast_name} {r['roots_per_second']:.2f} roots/s "
+                      f"({f['median_seconds'] / r['median_seconds']:.2f}x; {r['leaves_pattern']} leave the pattern, "
+                      f"{r['leaves_affine_map']} the affine map; {r['same_as_float64_full']}/{r['roots']} records "
+                      f"as the float64 forward pass at the same roots)")
+        if "float64_sample" in inc:
+            print(f"float64 model, {fast_name} against the plain pass, records agreeing:",
+                  json.dumps(inc["float64_sample"]))
+        failed |= "error" in inc  # the verdicts differed from the plain forward pass (or the run failed)
+    if failed:
         sys.exit(1)
 
 

@@ -18,6 +18,7 @@ nn = torch.nn
 F = torch.nn.functional
 
 import dtd_formal.torch as dt  # noqa: E402
+from dtd_formal.errors import InputError  # noqa: E402
 from dtd_formal.rules import LRP0, Gamma, WSquare, ZBox, ZPlus  # noqa: E402
 from dtd_formal.torch import root_cone  # noqa: E402
 from dtd_formal.torch.graph import build_plan, run  # noqa: E402
@@ -224,6 +225,97 @@ def test_float32_verdicts_equal_the_float64_forward_pass(spy) -> None:  # type: 
     assert spy["decided"] > 0
 
 
+# ---------------------------------------------------------------------------------------------------- first flip
+def _assert_first_flip_agrees(full_flips: list, full_leaves: list, ff: Any) -> None:
+    """First-flip records against the plain pass's: the same pattern verdict, and a non-empty subset of the plain
+    pass's flips exactly when the root leaves (one node's for rows decided incrementally, all for the fallback's)."""
+    assert len(ff.records) == len(full_flips) > 0
+    for r, flips, leaves in zip(ff.records, full_flips, full_leaves):
+        mine = [tuple(p) for p in r.flipped]
+        assert r.leaves_pattern == leaves and bool(mine) == leaves, (r.layer, r.neuron)
+        assert set(mine) <= {tuple(p) for p in flips}, (r.layer, r.neuron)
+        assert r.leaves_affine_map is False
+
+
+@pytest.mark.parametrize("net", list(NETS))
+@pytest.mark.parametrize("rule,scope", [(ZPlus(), "upper"), (WSquare(), "upper"), (Gamma(0.25), "layer"),
+                                        (ZBox(0.0, 2.0), "upper")])
+def test_first_flip_verdicts_equal_the_full_forward_pass(net, rule, scope, spy) -> None:  # type: ignore[no-untyped-def]
+    m, x = _model(net)
+    for layer in _conv_layers(m):
+        full = dt.root_regions(m, x, rule, layers=layer, output=0, scope=scope, affine_map=False, _engine="full")
+        spy.clear()
+        ff = dt.root_regions(m, x, rule, layers=layer, output=0, scope=scope, first_flip=True)
+        _assert_first_flip_agrees([r.flipped for r in full.records], [r.leaves_pattern for r in full.records], ff)
+        if len(ff.records) >= 10:
+            assert spy["decided"] >= len(ff.records) // 2, (layer, dict(spy))
+
+
+def test_first_flip_on_a_float32_model_follows_the_float64_forward_pass() -> None:
+    m, x = _model("residual", torch.float32)
+    for layer in _conv_layers(m):
+        ff = dt.root_regions(m, x, ZPlus(), layers=layer, output=0, first_flip=True)
+        flips, _ = roots_mod.float64_full_verdicts(m, x, ZPlus(), layer, affine_map=False, output=0)
+        _assert_first_flip_agrees(flips, [bool(f) for f in flips], ff)
+
+
+def test_first_flip_stops_rows_at_their_first_certain_flip(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Rows leave the batch once decided: the nodes after the layer's own ReLU see fewer rows than it, the logits
+    are never evaluated, and some root that leaves lists fewer flips than the plain pass (it stopped early)."""
+    m, x = _model("plain")
+    seen: dict[str, int] = {}
+    forward_node = root_cone.ConeContext._forward_node
+
+    def counted(self: Any, n: Any, chg: Any, samp: Any, *args: Any) -> Any:
+        seen[n.name] = seen.get(n.name, 0) + len(samp)
+        return forward_node(self, n, chg, samp, *args)
+
+    monkeypatch.setattr(root_cone.ConeContext, "_forward_node", counted)
+    ff = dt.root_regions(m, x, ZPlus(), layers=1, output=0, first_flip=True)
+    full = dt.root_regions(m, x, ZPlus(), layers=1, output=0, affine_map=False, _engine="full")
+    own = build_plan(m).layer(1).relu_node
+    later = [name for name in seen if list(seen).index(name) > list(seen).index(own)]
+    assert later and all(seen[name] < seen[own] for name in later), seen
+    last = [n.name for n in build_plan(m).nodes][-2]  # the logits
+    assert last not in seen
+    assert any(len(a.flipped) < len(b.flipped) for a, b in zip(ff.records, full.records))
+    _assert_first_flip_agrees([r.flipped for r in full.records], [r.leaves_pattern for r in full.records], ff)
+
+
+def test_first_flip_decides_past_a_near_tie_and_falls_back_before_one(spy) -> None:  # type: ignore[no-untyped-def]
+    """A layer-2 pre-activation at a layer-1 root set to (almost) 0: the tie is uncertain, but another layer-2 sign
+    flips with a certified margin, so first flip decides the row there and does not list the tied entry (the plain
+    pass's rounding decides it). Where an uncertain sign or winner comes before any certain flip (the max-pool ties
+    at layer 2's roots), the rows go to the plain pass."""
+    m, x = _model("plain")
+    x = x[:1]
+    rts = dt.roots(m, x, ZPlus(), layer=1, output=0)
+    r = 5
+    j = rts.neurons[r]
+    with torch.no_grad():  # as in test_near_tie_in_the_upper_network_falls_back
+        h = m[0](rts.points[r : r + 1])
+        keep = F.relu(h)
+        keep[0, j[0], j[1], j[2]] = h[0, j[0], j[1], j[2]]
+        m[2].bias[0] -= m[2](keep)[0, 0, j[1], j[2]]
+    full = dt.root_regions(m, x, ZPlus(), layers=1, neurons=[j], output=0, affine_map=False, _engine="full")
+    tied = (2, (0, j[1], j[2]))
+    others = [tuple(p) for p in full.records[0].flipped if p[0] == 2 and tuple(p) != tied]
+    assert others  # the row has certain flips at layer 2 besides the tie
+    spy.clear()
+    ff = dt.root_regions(m, x, ZPlus(), layers=1, neurons=[j], output=0, first_flip=True)
+    assert [tuple(p) for p in ff.records[0].flipped] == others and ff.records[0].leaves_pattern
+    assert spy["decided"] == 1 and spy["full rows"] == 0
+    m, x = _model("plain")
+    spy.clear()
+    full = dt.root_regions(m, x, ZPlus(), layers=2, output=0, affine_map=False, _engine="full")
+    spy.clear()
+    ff = dt.root_regions(m, x, ZPlus(), layers=2, output=0, first_flip=True)
+    assert spy["undecided"] > 0 and spy["full rows"] == spy["undecided"]
+    _assert_first_flip_agrees([r.flipped for r in full.records], [r.leaves_pattern for r in full.records], ff)
+    with pytest.raises(InputError, match="first_flip"):
+        dt.root_regions(m, x, ZPlus(), layers=1, first_flip=True, affine_map=True)
+
+
 # ---------------------------------------------------------------------------------------------------- the cone
 @pytest.mark.parametrize("k,s,p,d", [(3, 1, 1, 1), (3, 2, 1, 1), (3, 1, 2, 2), (2, 2, 0, 1), (3, 2, 1, 2),
                                      (1, 1, 0, 1), (5, 3, 2, 1), (3, 3, 1, 3)])
@@ -273,8 +365,8 @@ def test_a_cone_one_position_too_small_changes_verdicts(monkeypatch) -> None:  #
 # ---------------------------------------------------------------------------------------------------- roots
 @pytest.mark.parametrize("kwargs", [{"padding": 1}, {"stride": 2, "padding": 2}, {"dilation": 2}, {"groups": 2}])
 def test_receptive_field_rows_equal_the_transposed_operator(kwargs) -> None:  # type: ignore[no-untyped-def]
-    """Rows of the direction matrix written on the receptive field are LazyOps.rows' transposed convolution of a
-    one-hot, to the bit (so the roots are the plain path's)."""
+    """Rows of the direction matrix computed on the receptive field, placed into the map, are LazyOps.rows'
+    transposed convolution of a one-hot, to the bit (so the roots are the plain path's)."""
     torch.manual_seed(5)
     conv = nn.Conv2d(4, 6, 3, **kwargs).double()
     a = torch.rand(3, 4, 9, 8, dtype=torch.float64)
@@ -288,8 +380,15 @@ def test_receptive_field_rows_equal_the_transposed_operator(kwargs) -> None:  # 
         onehot = torch.zeros((11, int(np.prod(out_shape))), dtype=torch.float64)
         onehot[torch.arange(11), flat] = 1
         onehot = onehot.reshape((11,) + out_shape)
+        patch = roots_mod._ConvPatch.of(op, tuple(a.shape[1:]), conv.weight, flat, out_shape)
+        on = patch.ok
+        rows = torch.arange(11)[:, None, None, None].expand(on.shape)
         for sep in (V, ops.W):
-            assert torch.equal(roots_mod._conv_rows(ops, sep, samples, flat, out_shape), ops.rows(sep, onehot, samples))
+            dense = torch.zeros((11,) + tuple(a.shape[1:]), dtype=torch.float64)
+            dense[rows[on], patch.ch[on], patch.iy[on], patch.ix[on]] = patch.values(ops, sep, samples)[on]
+            expected = ops.rows(sep, onehot, samples)
+            assert torch.equal(dense, expected)
+            assert int((expected != 0).sum()) > 11  # more than one entry per row: the placement is tested
 
 
 
@@ -324,3 +423,21 @@ def test_a_dead_filter_above_the_layer_is_decided_incrementally(spy) -> None:  #
     inc = dt.root_regions(m, x, ZPlus(), layers=1, output=0)
     _assert_same(full, inc)
     assert spy["decided"] >= len(inc.records) // 2 > 0, dict(spy)
+
+
+def test_blocked_float64_layers_equal_the_whole_copy_and_allow_gradients(monkeypatch, spy) -> None:  # type: ignore[no-untyped-def]
+    """Float64Weights multiplies a Linear layer without a copy block by block: the values are those of the whole
+    float64 copy, and a float32 run whose fallback needs gradients (the affine map) gives the float64 verdicts."""
+    monkeypatch.setattr(roots_mod.Float64Weights, "BLOCK", 64)  # Linear(80, 10) in blocks of one row
+    m, x = _model("plain", torch.float32)
+    lin = next(li for li in build_plan(m).layers if not isinstance(li.op, ConvOp) and li.weight.numel() > 64)
+    a = torch.rand(3, lin.weight.shape[1], dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    blocked = roots_mod.Float64Weights([lin]).forward(lin, a)
+    whole = F.linear(a, lin.weight.double(), lin.bias.double())
+    torch.testing.assert_close(blocked, whole, rtol=1e-15, atol=1e-15)
+    for layer in _conv_layers(m):
+        inc = dt.root_regions(m, x, ZPlus(), layers=layer, output=0)
+        flips, maps = roots_mod.float64_full_verdicts(m, x, ZPlus(), layer, output=0)
+        assert [[tuple(p) for p in r.flipped] for r in inc.records] == [[tuple(p) for p in f] for f in flips]
+        assert [r.leaves_affine_map for r in inc.records] == maps
+    assert spy["full rows"] > 0  # the fallback (with its gradients) ran

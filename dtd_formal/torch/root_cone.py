@@ -221,6 +221,11 @@ class _Change:
     win: _Win | None
     active: torch.Tensor | None = None
 
+    def take(self, idx: torch.Tensor) -> _Change:
+        """The rows ``idx`` of the batch."""
+        return _Change(self.d[idx], self.sd[idx], self.win.take(idx) if self.win is not None else None,
+                       self.active[idx] if self.active is not None else None)
+
 
 @dataclass
 class _ReluRecord:
@@ -229,6 +234,7 @@ class _ReluRecord:
     active: torch.Tensor  # the root's resolved phase (the layer's own neuron held active)
     p1_differs: torch.Tensor  # (N,) the input's resolved phases differ from its own phases somewhere
     uncertain: torch.Tensor  # (N,)
+    sure_opp: torch.Tensor  # the entries of opp whose sign at the root has a certified margin
 
 
 @dataclass
@@ -238,6 +244,7 @@ class _PoolRecord:
     win_rt: torch.Tensor  # the root's resolved winners (flat index of the input map, as max_pool's indices)
     p1_differs: torch.Tensor  # (N,) the input's resolved winners differ from its own, other than in ties of zeros
     uncertain: torch.Tensor  # (N,)
+    sure_opp: torch.Tensor  # the entries of opp whose root winner has a certified margin
 
 
 _Record = _ReluRecord | _PoolRecord
@@ -279,14 +286,17 @@ class ConeContext:
         The model's own forward values (for the input-pattern gradient, in the model's dtype).
     tol : float
         The affine-map tolerance.
-    weights64 : dict, optional
-        layer index -> the layer's float64 (W, b) when the model is not float64 (made once per layer: a float64
-        copy allocated per use would cost its page faults every time, half a second for VGG16's first Linear).
+    weights64 : dtd_formal.torch.roots.Float64Weights, optional
+        layer index -> the layer's float64 (W, b) when the model is not float64 (made once per layer, on first use:
+        a float64 copy allocated per use would cost its page faults every time, half a second for VGG16's first
+        Linear).
+    gradient : bool
+        Whether to compute the input's gradient (the affine-map certificate needs it; pattern-only runs do not).
     """
 
     def __init__(self, plan: Plan, info: LayerInfo, start: str, base: dict[str, Any], winners: dict[str, torch.Tensor],
                  output: torch.Tensor, base_env: dict[str, Any], tol: float,
-                 weights64: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
+                 weights64: Any = None, gradient: bool = True) -> None:
         self.plan, self.info, self.start, self.output, self.tol = plan, info, start, output, tol
         self.base = {k: v.contiguous(memory_format=torch.channels_last) if isinstance(v, torch.Tensor) and v.dim() == 4
                      else v for k, v in base.items()}  # crops gather whole channel vectors
@@ -298,10 +308,10 @@ class ConeContext:
         self._weights: dict[tuple[int, torch.dtype], tuple[torch.Tensor, torch.Tensor | None]] = {}
         self._w64 = weights64 or {}
         self._mats: dict[int, torch.Tensor] = {}
-        self.norms = {li.index: self.weights(li, torch.float64)[0].reshape(li.weight.shape[0], -1).norm(dim=1)
-                      for li in plan.layers if li.out_node in down}
+        self.norms = {li.index: _row_norms64(li.weight) for li in plan.layers if li.out_node in down}
         self.sd_base = self._base_sd()
-        self.g0, self.g0_max = self._base_gradient(base_env)
+        if gradient:  # only the affine-map certificate reads it
+            self.g0, self.g0_max = self._base_gradient(base_env)
 
     # ------------------------------------------------------------------ eligibility
     @staticmethod
@@ -473,11 +483,13 @@ class ConeContext:
 
     # ------------------------------------------------------------------ the roots' side
     def classify(self, pts: torch.Tensor, samp: torch.Tensor, forced: torch.Tensor, scope_nodes: list[str],
-                 affine_map: bool) -> tuple[list[list[tuple[Any, NeuronId]]], torch.Tensor, torch.Tensor]:
+                 affine_map: bool, first_flip: bool = False
+                 ) -> tuple[list[list[tuple[Any, NeuronId]]], torch.Tensor, torch.Tensor]:
         """Verdicts of a batch of roots (row r: root ``pts[r]`` of neuron ``forced[r]`` (flat) for input ``samp[r]``).
 
         Returns the flipped neurons of ``scope_nodes`` per row, whether each row leaves the affine map, and which
-        rows are undecided (their other entries are meaningless).
+        rows are undecided (their other entries are meaningless). ``first_flip`` (with ``affine_map`` False)
+        decides the pattern only, see :meth:`_classify_first_flip`.
         """
         N = len(pts)
         a = self.base[self.start]
@@ -486,6 +498,10 @@ class ConeContext:
             _crop(a, samp, win0.oy, win0.ox, win0.h, win0.w)
         chg: dict[str, _Change | None] = {self.start: _Change(d0, _u(torch.float64) * _channel_max(d0), win0)}
         records: dict[str, _Record] = {}
+        if first_flip:
+            if affine_map:
+                raise ValueError("the affine map needs the whole pattern: first_flip decides the pattern only")
+            return self._classify_first_flip(chg, samp, forced, scope_nodes, N)
         for n in self.nodes:
             chg[n.name] = self._forward_node(n, chg, samp, forced, records)
         undecided = torch.zeros(N, dtype=torch.bool, device=pts.device)
@@ -507,6 +523,57 @@ class ConeContext:
                 leaves_map[todo] = cert
                 undecided[todo[~cert]] = True
         return self._flips(records, scope_nodes, N), leaves_map, undecided
+
+    def _classify_first_flip(self, chg: dict[str, _Change | None], samp: torch.Tensor, forced: torch.Tensor,
+                             scope_nodes: list[str], N: int
+                             ) -> tuple[list[list[tuple[Any, NeuronId]]], torch.Tensor, torch.Tensor]:
+        """Pattern verdicts that stop each row at its first certain flip.
+
+        Node by node in plan order, a row leaves the pattern at the first scope node where some sign or winner is
+        strictly opposite with a certified margin while no sign or winner before that node was uncertain (then
+        every value the flip is computed from is certified, as for a row decided whole); its flips are those
+        certain entries of that node (a non-empty subset of the whole pattern's flips). A row with an uncertain
+        sign or winner before any certain flip is undecided. Decided and undecided rows leave the batch at once,
+        so later nodes are evaluated only for the rows still open; nothing after the last scope node is
+        evaluated. Rows open at the end keep the pattern (every scope sign and winner certain and equal).
+        """
+        dev = samp.device
+        flips: list[list[tuple[Any, NeuronId]]] = [[] for _ in range(N)]
+        undecided = torch.zeros(N, dtype=torch.bool, device=dev)
+        scope = set(scope_nodes)
+        last = max((i for i, n in enumerate(self.nodes) if n.name in scope), default=-1)
+        last_use: dict[str, int] = {}
+        for i, n in enumerate(self.nodes):
+            for a in self._inputs(n):
+                last_use[a.name] = i
+        live = torch.arange(N, device=dev)  # the batch rows still open, in the order of the current tensors
+        for i, n in enumerate(self.nodes[: last + 1]):
+            records: dict[str, _Record] = {}
+            chg[n.name] = self._forward_node(n, chg, samp, forced, records)
+            rec = records.get(n.name)
+            if rec is None:
+                continue
+            done = rec.uncertain.clone()
+            if n.name in scope:
+                flipped = _rows_any(rec.sure_opp)
+                for r, nid in self._entries(n.name, rec.sure_opp, rec.win, len(live)):
+                    flips[int(live[r])].append(nid)
+                done |= flipped
+                undecided[live[rec.uncertain & ~flipped]] = True
+            else:
+                undecided[live[rec.uncertain]] = True
+            if not bool(done.any()):
+                continue
+            keep = torch.nonzero(~done, as_tuple=True)[0]
+            live, samp, forced = live[keep], samp[keep], forced[keep]
+            if not len(live):
+                break
+            for name in list(chg):
+                if last_use.get(name, -1) <= i or chg[name] is None:
+                    chg.pop(name)
+                else:
+                    chg[name] = chg[name].take(keep)
+        return flips, torch.zeros(N, dtype=torch.bool, device=dev), undecided
 
     def _forward_node(self, n: fx.Node, chg: dict[str, _Change | None], samp: torch.Tensor, forced: torch.Tensor,
                       records: dict[str, _Record]) -> _Change | None:
@@ -621,7 +688,8 @@ class ConeContext:
             absR[own] = math.inf
         # a zero margin means every product and the bias of that channel are exact zeros (zero norms): the value
         # at the root is exactly what is computed here and in the plain pass (0 for a dead filter), so it is sure
-        uncertain = _rows_any((absR <= thr) & (thr > 0))
+        unsure = (absR <= thr) & (thr > 0)
+        uncertain = _rows_any(unsure)
         act_in, act_rt = B > 0, R > 0
         if own is not None:
             act_rt[own] = True
@@ -634,7 +702,7 @@ class ConeContext:
         p1 = _rows_any((B == 0) & act_rt)  # a zero at the input resolved to the root's phase
         if own is not None:
             p1 |= torch.zeros_like(p1).index_put_((own[0],), ~act_in[own])
-        records[name] = _ReluRecord(win, opp, act_rt, p1, uncertain)
+        records[name] = _ReluRecord(win, opp, act_rt, p1, uncertain, opp & ~unsure)
         sd = x.sd + Sb + _u(torch.float64) * (_channel_max(D) if win is not None else D.abs())
         return _Change(D, sd, win, act_rt if win is not None else None)
 
@@ -666,7 +734,8 @@ class ConeContext:
         sure |= _windows(torch.arange(hp * wp, device=Rp.device).reshape(1, 1, hp, wp), ay, axx) == loc_rt[..., None]
         if zero is not None:  # every entry a ReLU zero (or padding): an exact tie
             sure |= _windows(zero | (Bp == -math.inf), ay, axx).all(dim=-1, keepdim=True)
-        uncertain = ~sure.all(dim=-1).flatten(1).all(dim=1)
+        sure_out = sure.all(dim=-1)
+        uncertain = ~sure_out.flatten(1).all(dim=1)
         rt_idx = (iy[:, None, None, None] + loc_rt // wp) * win.W + (ix[:, None, None, None] + loc_rt % wp)
         idx_in = _crop(self.winners[n.name], samp, py, px, ho, wo)
         max_in = _crop(self.base[n.name], samp, py, px, ho, wo)
@@ -677,7 +746,8 @@ class ConeContext:
         loose = in_beaten & ~strict  # the input's resolved winner is the root's: harmless between ReLU zeros
         harmless = (rt_val == 0) & (max_in == 0) if self.plan.handler[src] == "relu" else torch.zeros_like(loose)
         p1 = _rows_any(loose & ~harmless)
-        records[n.name] = _PoolRecord(out, strict, torch.where(in_beaten, rt_idx, idx_in), p1, uncertain)
+        records[n.name] = _PoolRecord(out, strict, torch.where(in_beaten, rt_idx, idx_in), p1, uncertain,
+                                      strict & sure_out)
         D = max_rt - max_in
         return _Change(D, x.sd + self.sd_base[src][samp] + _u(torch.float64) * _channel_max(D), out)
 
@@ -809,22 +879,44 @@ class ConeContext:
         flips: list[list[tuple[Any, NeuronId]]] = [[] for _ in range(N)]
         for name in scope_nodes:
             rec = records.get(name)
-            if rec is None:
-                continue
-            label = self.plan.relu_label.get(name, name)
-            shape = tuple(self.base[name].shape[1:])
-            if rec.win is None:
-                r, k = torch.nonzero(rec.opp.reshape(N, -1), as_tuple=True)
-            else:
-                r, c, yy, xx = torch.nonzero(rec.opp, as_tuple=True)
-                k = (c * shape[1] + rec.win.oy[r] + yy) * shape[2] + rec.win.ox[r] + xx
-            if len(shape) > 1:
-                ids: list[Any] = list(zip(*(i.tolist() for i in np.unravel_index(k.cpu().numpy(), shape))))
-            else:
-                ids = k.tolist()
-            for rr, nid in zip(r.tolist(), ids):
-                flips[rr].append((label, nid))
+            if rec is not None:
+                for r, flip in self._entries(name, rec.opp, rec.win, N):
+                    flips[r].append(flip)
         return flips
+
+    def _entries(self, name: str, mask: torch.Tensor, win: _Win | None, N: int
+                 ) -> list[tuple[int, tuple[Any, NeuronId]]]:
+        """(row, (label, neuron)) of every set entry of a record's ``mask`` of node ``name`` (a window tensor on
+        ``win``, or the whole value), row by row, then by flat index."""
+        label = self.plan.relu_label.get(name, name)
+        shape = tuple(self.base[name].shape[1:])
+        if win is None:
+            r, k = torch.nonzero(mask.reshape(N, -1), as_tuple=True)
+        else:
+            r, c, yy, xx = torch.nonzero(mask, as_tuple=True)
+            k = (c * shape[1] + win.oy[r] + yy) * shape[2] + win.ox[r] + xx
+        if len(shape) > 1:
+            ids: list[Any] = list(zip(*(i.tolist() for i in np.unravel_index(k.cpu().numpy(), shape))))
+        else:
+            ids = k.tolist()
+        return [(rr, (label, nid)) for rr, nid in zip(r.tolist(), ids)]
+
+
+def _row_norms64(W: torch.Tensor, block: int = 2**22) -> torch.Tensor:
+    r""":math:`\lVert W_{o,\cdot}\rVert_2` per output o in float64, converting one block of about ``block``
+    entries at a time into a reused buffer (a whole float64 copy of VGG16's first Linear costs 0.4 s of page
+    faults; ``vector_norm(..., dtype=float64)`` on the float32 weights took 0.9 s)."""
+    flat = W.reshape(W.shape[0], -1)
+    if flat.dtype == torch.float64:
+        return torch.linalg.vector_norm(flat, dim=1)
+    rows = max(1, block // max(1, flat.shape[1]))
+    buf = torch.empty((min(rows, flat.shape[0]), flat.shape[1]), dtype=torch.float64, device=W.device)
+    out = torch.empty(flat.shape[0], dtype=torch.float64, device=W.device)
+    for r0 in range(0, flat.shape[0], rows):
+        blk = buf[: min(rows, flat.shape[0] - r0)]
+        blk.copy_(flat[r0 : r0 + len(blk)])
+        out[r0 : r0 + len(blk)] = torch.linalg.vector_norm(blk, dim=1)
+    return out
 
 
 def _linear_back(gy: torch.Tensor, W: torch.Tensor, g0_in: torch.Tensor, g0_out: torch.Tensor,

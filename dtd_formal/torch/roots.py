@@ -132,38 +132,57 @@ def _candidates(info: LayerInfo, z: torch.Tensor, c: torch.Tensor) -> tuple[torc
     return keep, reasons
 
 
-def _conv_rows(ops: LazyOps, sep: Any, samples: torch.Tensor, flat: torch.Tensor,
-               out_shape: tuple[int, ...]) -> torch.Tensor:
-    r"""Rows of a separable matrix of a Conv2d layer, :math:`e_j^\top C(a_i) = \sum_k c_k\, g_k(a_i) \odot
-    \mathcal{L}^\top(e_j; f_k(W))`: :math:`\mathcal{L}^\top(e_j; F)` is the kernel :math:`F_{c_j}` placed on j's
-    receptive field, written there directly (``LazyOps.rows`` gets the same values from a transposed convolution of a
-    one-hot map, a whole convolution per row); same products and sums otherwise, so the same roots."""
-    op: ConvOp = ops.op  # type: ignore[assignment]
-    a = ops.a_t
-    n, (C, H, W) = len(flat), a.shape[1:]
-    Cout, Ho, Wo = out_shape
-    c, y, x = flat // (Ho * Wo), (flat // Wo) % Ho, flat % Wo
-    total = torch.zeros((n, C, H, W), dtype=a.dtype, device=a.device)
+@dataclass
+class _ConvPatch:
+    r"""The receptive fields of a batch of Conv2d output neurons: row r's entries (channel ``ch``, position
+    ``iy``, ``ix``) of the layer input that neuron ``flat[r]`` reads, (n, C/groups, kh, kw) each (clamped into the
+    map), and ``ok``, where the position lies inside the map (not in the padding)."""
 
-    def ar(k: int) -> torch.Tensor:
-        return torch.arange(k, device=a.device)
+    ch: torch.Tensor
+    iy: torch.Tensor
+    ix: torch.Tensor
+    ok: torch.Tensor
+    out_channel: torch.Tensor
 
-    for coef, f, g in ops._to_sep(sep).terms:
-        kern = f.t[c]  # (n, C / groups, kh, kw)
-        cin, kh, kw = kern.shape[1:]
-        ch = ((c // (Cout // op.groups)) * cin)[:, None, None, None] + ar(cin)[None, :, None, None]
-        iy = (y * op.stride[0] - op.padding[0])[:, None, None, None] + op.dilation[0] * ar(kh)[None, None, :, None]
-        ix = (x * op.stride[1] - op.padding[1])[:, None, None, None] + op.dilation[1] * ar(kw)[None, None, None, :]
-        rows = ar(n)[:, None, None, None]
-        shape = kern.shape
+    @classmethod
+    def of(cls, op: ConvOp, in_shape: tuple[int, ...], weight: torch.Tensor, flat: torch.Tensor,
+           out_shape: tuple[int, ...]) -> _ConvPatch:
+        (_, H, W), (Cout, Ho, Wo) = in_shape, out_shape
+        cin, kh, kw = weight.shape[1:]
+        c, y, x = flat // (Ho * Wo), (flat // Wo) % Ho, flat % Wo
+        dev = flat.device
+        ch = ((c // (Cout // op.groups)) * cin)[:, None, None, None] + torch.arange(cin, device=dev)[None, :, None, None]
+        iy = (y * op.stride[0] - op.padding[0])[:, None, None, None] + \
+            op.dilation[0] * torch.arange(kh, device=dev)[None, None, :, None]
+        ix = (x * op.stride[1] - op.padding[1])[:, None, None, None] + \
+            op.dilation[1] * torch.arange(kw, device=dev)[None, None, None, :]
+        shape = (len(flat), cin, kh, kw)
         ok = ((iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)).expand(shape)
-        val = torch.zeros_like(total)
-        val[rows.expand(shape)[ok], ch.expand(shape)[ok], iy.expand(shape)[ok], ix.expand(shape)[ok]] = kern[ok]
-        if g is not None:
-            gt = g.t if g.t.shape[0] != a.shape[0] or g.t.dim() != a.dim() else g.t[samples]
-            val = val * gt
-        total = total + (val if coef == 1 else coef * val)
-    return total
+        return cls(ch.expand(shape), iy.clamp(0, H - 1).expand(shape), ix.clamp(0, W - 1).expand(shape), ok, c)
+
+    def gather(self, t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """``t[rows[r], ch, iy, ix]`` on every patch entry of row r (t a (B, C, H, W) value)."""
+        return t[rows[:, None, None, None].expand(self.ch.shape), self.ch, self.iy, self.ix]
+
+    def values(self, ops: LazyOps, sep: Any, samples: torch.Tensor) -> torch.Tensor:
+        r"""Row r of a separable matrix on its patch, :math:`e_j^\top C(a_i) = \sum_k c_k\, g_k(a_i) \odot
+        \mathcal{L}^\top(e_j; f_k(W))`: :math:`\mathcal{L}^\top(e_j; F)` is the kernel :math:`F_{c_j}` on j's
+        receptive field (``LazyOps.rows`` gets the same values from a transposed convolution of a one-hot map, a
+        whole convolution per row; the row is zero off the patch). Same products and sums, so the same values."""
+        a = ops.a_t
+        total: torch.Tensor | None = None
+        for coef, f, g in ops._to_sep(sep).terms:
+            val = f.t[self.out_channel]  # (n, C / groups, kh, kw)
+            if g is not None:
+                if g.t.shape[0] != a.shape[0] or g.t.dim() != a.dim():  # broadcast over the batch
+                    gt = torch.broadcast_to(g.t, (1,) + tuple(a.shape[1:]))
+                    val = val * self.gather(gt, torch.zeros_like(self.out_channel))
+                else:
+                    val = val * self.gather(g.t, samples)
+            val = val if coef == 1 else coef * val
+            total = val if total is None else total + val
+        assert total is not None, "a separable matrix has at least one term"
+        return total
 
 
 def roots(
@@ -253,15 +272,25 @@ def roots(
         local = isinstance(info.op, ConvOp) and info.op.dim == 2
         for s in range(0, n, chunk):
             ii, jj = rows_i[s : s + chunk], rows_j[s : s + chunk]
-            if local:
-                Vrows, Wrows = _conv_rows(ops, V, ii, jj, out_shape), _conv_rows(ops, ops.W, ii, jj, out_shape)
-            else:
-                onehot = torch.zeros((len(ii), int(np.prod(out_shape))), dtype=a.dtype, device=a.device)
-                onehot[torch.arange(len(ii), device=a.device), jj] = 1
-                onehot = onehot.reshape((len(ii),) + out_shape)
-                Vrows, Wrows = ops.rows(V, onehot, ii), ops.rows(ops.W, onehot, ii)
-            pts = a[ii] - steps[s : s + chunk].reshape((-1,) + (1,) * (a.dim() - 1)) * Vrows
+            step = steps[s : s + chunk].reshape((-1,) + (1,) * (a.dim() - 1))
             channel = jj // int(np.prod(out_shape[1:])) if len(out_shape) > 1 else jj
+            if local:  # the rows vanish off the receptive field: the root is a there, exactly
+                patch = _ConvPatch.of(info.op, tuple(a.shape[1:]), info.weight, jj, out_shape)
+                Vp, Wp = patch.values(ops, V, ii), patch.values(ops, ops.W, ii)
+                pts = points[s : s + chunk]
+                torch.index_select(a, 0, ii, out=pts)
+                on = patch.ok
+                local_rows = torch.arange(len(ii), device=a.device)[:, None, None, None].expand(on.shape)
+                where = (local_rows[on], patch.ch[on], patch.iy[on], patch.ix[on])
+                pts[where] = pts[where] - (step * Vp)[on]
+                own[s : s + chunk] = (Wp * patch.gather(pts, torch.arange(len(ii), device=a.device))) \
+                    .masked_fill(~on, 0).reshape(len(ii), -1).sum(dim=1) + b_flat[channel]
+                continue
+            onehot = torch.zeros((len(ii), int(np.prod(out_shape))), dtype=a.dtype, device=a.device)
+            onehot[torch.arange(len(ii), device=a.device), jj] = 1
+            onehot = onehot.reshape((len(ii),) + out_shape)
+            Vrows, Wrows = ops.rows(V, onehot, ii), ops.rows(ops.W, onehot, ii)
+            pts = a[ii] - step * Vrows
             own[s : s + chunk] = (Wrows * pts).reshape(len(ii), -1).sum(dim=1) + b_flat[channel]
             points[s : s + chunk] = pts
         ops.release()
@@ -339,10 +368,11 @@ def root_regions(
     scope: str = "upper",
     sample: int | None = None,
     seed: int = 0,
-    affine_map: bool = True,
+    affine_map: bool | None = None,
     tol: float | None = None,
     keep_roots: bool = True,
     chunk: int = 256,
+    first_flip: bool = False,
     _engine: str = "incremental",
 ) -> RootRegionReport:
     """Region verdict of the root of every relevant (or chosen, or sampled) neuron of ``layers`` for the batch x.
@@ -351,6 +381,11 @@ def root_regions(
     for the semantics). ``affine_map=False`` skips the affine-map decision (reported False); ``keep_roots=False``
     stores no root values (for throughput runs); ``chunk`` bounds the roots per plain forward pass (fewer where
     the upper network's values would exceed :data:`PASS_BYTES`).
+
+    ``first_flip=True`` is for the share of roots that leave the pattern: ``leaves_pattern`` is decided as
+    always, but the incremental evaluation stops a root at the first node where a flip is certain, so ``flipped``
+    may list only a non-empty subset of the flips (those of one node; rows the plain pass decides list them all),
+    and the affine map is not decided (``affine_map`` defaults to False then; True is refused).
 
     Conv2d layers are evaluated incrementally (:mod:`dtd_formal.torch.root_cone`: only the cone the root's change
     reaches, certified margins, the undecided rows by the plain full forward pass in float64); ``_engine="full"``
@@ -361,6 +396,11 @@ def root_regions(
         raise InputError(f"scope must be 'layer' or 'upper', got {scope!r}")
     if _engine not in ("incremental", "full"):
         raise InputError(f"engine must be 'incremental' or 'full', got {_engine!r}")
+    if affine_map is None:
+        affine_map = not first_flip
+    elif affine_map and first_flip:
+        raise InputError("first_flip=True decides the pattern only: the affine map needs every flip "
+                         "(pass affine_map=False, or first_flip=False)")
     plan = build_plan(model)
     if layers is None:
         layer_list = [i.index for i in plan.layers]
@@ -389,7 +429,7 @@ def root_regions(
         if _engine == "incremental" and len(rts) and ConeContext.eligible(plan, info, start, base_env):
             with torch.no_grad():
                 flips, leaves_map = _verdicts_incremental(plan, info, rts, base_env, base_rec, start, relus, pools,
-                                                          scope_nodes, affine_map, tol, rows_per_pass)
+                                                          scope_nodes, affine_map, tol, rows_per_pass, first_flip)
         else:
             flips, leaves_map = [], torch.zeros(len(rts), dtype=torch.bool, device=rts.points.device)
             for s0 in range(0, len(rts), rows_per_pass):
@@ -456,19 +496,57 @@ def _frontier(plan: Plan, start: str) -> set[str]:
     return {a.name for n in plan.nodes if n.name in down for a in n.all_input_nodes} - down
 
 
+class Float64Weights:
+    """Float64 copies of a float model's layer weights and biases, made on first use and kept (``w[index]``).
+
+    :meth:`forward` evaluates a layer in float64; a Linear layer whose copy does not exist yet is multiplied block
+    of rows by block through one reused buffer instead: VGG16's classifier would need a 1 GB copy (0.3-0.7 s,
+    mostly page faults) that the one float64 forward pass at the inputs reads once and a pattern run rarely again.
+    """
+
+    BLOCK = 2**22  #: weight entries per block (32 MB of float64)
+
+    def __init__(self, layers: Iterable[LayerInfo]) -> None:
+        self.layers = {li.index: li for li in layers}
+        self._copies: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
+
+    def __contains__(self, index: object) -> bool:
+        return index in self.layers
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if index not in self._copies:
+            li = self.layers[index]
+            self._copies[index] = (li.weight.double(), None if li.bias is None else li.bias.double())
+        return self._copies[index]
+
+    def forward(self, li: LayerInfo, a: torch.Tensor) -> torch.Tensor:
+        r"""The layer at the float64 input a with float64 weights (exact copies of the float ones): for a Linear
+        layer without a copy, :math:`y_{\cdot, r_0:r_1} = a W_{r_0:r_1}^\top + b_{r_0:r_1}` per block of rows."""
+        W = li.weight
+        if li.index in self._copies or isinstance(li.op, ConvOp) or W.dim() != 2 or W.numel() <= self.BLOCK \
+                or (torch.is_grad_enabled() and a.requires_grad):  # blocks are written in place: no gradient
+            return li.op.forward(a, *self[li.index])
+        rows = max(1, self.BLOCK // W.shape[1])
+        buf = torch.empty((rows, W.shape[1]), dtype=torch.float64, device=W.device)
+        b64 = None if li.bias is None else li.bias.double()
+        out = torch.empty(tuple(a.shape[:-1]) + (W.shape[0],), dtype=torch.float64, device=a.device)
+        for r0 in range(0, W.shape[0], rows):
+            blk = buf[: min(rows, W.shape[0] - r0)]
+            blk.copy_(W[r0 : r0 + len(blk)])
+            out[..., r0 : r0 + len(blk)] = li.op.forward(a, blk, None if b64 is None else b64[r0 : r0 + len(blk)])
+        return out
+
+
 def _float64_base(plan: Plan, start: str, base_env: dict[str, Any], base_rec: _Recorder) -> tuple[
         dict[str, Any], _Recorder, Callable[[LayerInfo, torch.Tensor], torch.Tensor] | None,
-        dict[int, tuple[torch.Tensor, torch.Tensor]] | None]:
+        Float64Weights | None]:
     """The upper network of ``start`` at the inputs in float64: values, recorded signs and winners, the float64
     layer function and weights (the model's own forward pass and None when the model is float64)."""
     if base_env[start].dtype == torch.float64:
         return base_env, base_rec, None, None
     down = plan.downstream(start)
-    w64 = {li.index: (li.weight.double(), li.bias.double()) for li in plan.layers if li.out_node in down}
-
-    def layer64(li: LayerInfo, a: torch.Tensor) -> torch.Tensor:
-        return li.op.forward(a, *w64[li.index])
-
+    w64 = Float64Weights([li for li in plan.layers if li.out_node in down])
+    layer64 = w64.forward
     a64 = base_env[start].double()
     frontier = {k: base_env[k].double() if isinstance(base_env[k], torch.Tensor) and base_env[k].is_floating_point()
                 else base_env[k] for k in _frontier(plan, start)}
@@ -503,9 +581,9 @@ def float64_full_verdicts(model: nn.Module, x: torch.Tensor, rule: Rule, layer: 
 
 def _verdicts_incremental(plan: Plan, info: LayerInfo, rts: TorchRoots, base_env: dict[str, Any], base_rec: _Recorder,
                           start: str, relus: list[str], pools: list[str], scope_nodes: list[str], affine_map: bool,
-                          tol: float, chunk: int) -> tuple[list[list[Flip]], torch.Tensor]:
+                          tol: float, chunk: int, first_flip: bool = False) -> tuple[list[list[Flip]], torch.Tensor]:
     """Verdicts of every root of ``rts`` by :class:`~dtd_formal.torch.root_cone.ConeContext`, batched, and by the
-    plain full forward pass in float64 for the rows it leaves undecided.
+    plain full forward pass in float64 for the rows it leaves undecided (``first_flip``: see :func:`root_regions`).
 
     The cached activations of the input are float64: the model's own when it is float64, else the upper network
     evaluated once in float64 at the (float) layer input, which is also the base of the float64 full forward."""
@@ -513,7 +591,7 @@ def _verdicts_incremental(plan: Plan, info: LayerInfo, rts: TorchRoots, base_env
     env64, rec64, layer64, w64 = _float64_base(plan, start, base_env, base_rec)
     base = {k: v for k, v in env64.items() if k in down}
     ctx = ConeContext(plan, info, start, base, {name: rec64.pools[name][1] for name in pools}, rts.output, base_env,
-                      tol, w64)
+                      tol, w64, gradient=affine_map)
     n = len(rts)
     flips: list[list[Flip]] = [[] for _ in range(n)]
     leaves_map = torch.zeros(n, dtype=torch.bool, device=rts.points.device)
@@ -522,7 +600,7 @@ def _verdicts_incremental(plan: Plan, info: LayerInfo, rts: TorchRoots, base_env
     for s0 in range(0, n, step):
         rows = torch.arange(s0, min(s0 + step, n), device=rts.points.device)
         f, m, undecided = ctx.classify(rts.points[rows], rts.input_index[rows], rts.flat_neurons[rows], scope_nodes,
-                                       affine_map)
+                                       affine_map, first_flip)
         for r in torch.nonzero(~undecided, as_tuple=True)[0].tolist():
             flips[int(rows[r])] = f[r]
         leaves_map[rows[~undecided]] = m[~undecided]
