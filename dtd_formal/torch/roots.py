@@ -572,11 +572,18 @@ def float64_full_verdicts(model: nn.Module, x: torch.Tensor, rule: Rule, layer: 
     if not len(rts):
         return [], []
     info = plan.layer(layer)
-    start, _, relus, pools, scope_nodes = _upper_nodes(plan, info, scope)
+    start, down, relus, pools, scope_nodes = _upper_nodes(plan, info, scope)
     env64, rec64, layer64, _ = _float64_base(plan, start, env, rec)
-    flips, maps = _verdicts_full(plan, info, rts, torch.arange(len(rts), device=rts.points.device), env64, rec64,
-                                 start, relus, pools, scope_nodes, affine_map, tol, layer64, torch.float64)
-    return flips, maps.tolist() if affine_map else [False] * len(rts)
+    flips: list[list[Flip]] = []
+    maps: list[bool] = []
+    step = _rows_per_pass(env64, down, 256)  # the plain pass holds every value of the upper network per row
+    for s0 in range(0, len(rts), step):
+        rows = torch.arange(s0, min(s0 + step, len(rts)), device=rts.points.device)
+        f, m = _verdicts_full(plan, info, rts, rows, env64, rec64, start, relus, pools, scope_nodes, affine_map, tol,
+                              layer64, torch.float64)
+        flips.extend(f)
+        maps.extend(m.tolist() if affine_map else [False] * len(rows))
+    return flips, maps
 
 
 def _verdicts_incremental(plan: Plan, info: LayerInfo, rts: TorchRoots, base_env: dict[str, Any], base_rec: _Recorder,
