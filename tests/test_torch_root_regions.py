@@ -441,3 +441,29 @@ def test_blocked_float64_layers_equal_the_whole_copy_and_allow_gradients(monkeyp
         assert [[tuple(p) for p in r.flipped] for r in inc.records] == [[tuple(p) for p in f] for f in flips]
         assert [r.leaves_affine_map for r in inc.records] == maps
     assert spy["full rows"] > 0  # the fallback (with its gradients) ran
+
+
+@pytest.mark.parametrize("engine,kwargs", [("incremental", {}), ("incremental", {"first_flip": True}),
+                                           ("full", {"affine_map": False})])
+def test_a_layer_too_large_for_one_call_is_checked_in_groups_with_the_same_records(monkeypatch, engine,  # type: ignore[no-untyped-def]
+                                                                                    kwargs) -> None:
+    m, x = _model("residual")
+    whole = {layer: dt.root_regions(m, x, ZPlus(), layers=layer, output=0, _engine=engine, **kwargs)
+             for layer in (1, 3)}
+    calls: list[int] = []
+    roots_fn = roots_mod.roots
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        calls.append(1)
+        return roots_fn(*args, **kw)
+
+    monkeypatch.setattr(roots_mod, "roots", counted)
+    monkeypatch.setattr(roots_mod, "ROOT_BYTES", 2 * 4 * 10 * 10 * 8 * 37)  # 37 neurons per group (layer 3: 37)
+    for layer, ref in whole.items():
+        calls.clear()
+        grouped = dt.root_regions(m, x, ZPlus(), layers=layer, output=0, _engine=engine, **kwargs)
+        assert len(calls) > 1, layer
+        assert grouped.skipped == ref.skipped
+        assert [(r.input_index, r.neuron) for r in grouped.records] == [(r.input_index, r.neuron) for r in ref.records]
+        _assert_same(ref, grouped)
+    assert sum(whole[1].skipped[1].values()) > 0  # the skip counts of the groups add up (inactive neurons)

@@ -380,7 +380,9 @@ def root_regions(
     Returns a :class:`~dtd_formal.regions.RootRegionReport` of :class:`TorchRootRegionRecord` (module docstring
     for the semantics). ``affine_map=False`` skips the affine-map decision (reported False); ``keep_roots=False``
     stores no root values (for throughput runs); ``chunk`` bounds the roots per plain forward pass (fewer where
-    the upper network's values would exceed :data:`PASS_BYTES`).
+    the upper network's values would exceed :data:`PASS_BYTES`). Without ``neurons`` and ``sample``, a layer
+    whose roots would hold more than :data:`ROOT_BYTES` of points is checked in groups of neurons (the same
+    records, in the same order, and the same skip counts).
 
     ``first_flip=True`` is for the share of roots that leave the pattern: ``leaves_pattern`` is decided as
     always, but the incremental evaluation stops a root at the first node where a flip is certain, so ``flipped``
@@ -421,28 +423,57 @@ def root_regions(
     c_all: torch.Tensor | None = None
     for l in layer_list:
         info = plan.layer(l)
-        rts = roots(model, xd, rule, l, neurons, output, definition, sample, seed, chunk, _plan=plan, _env=base_env)
-        c_all = rts.output
-        skipped[l] = {k: v for k, v in rts.skipped.items() if v}
         start, down, relus, pools, scope_nodes = _upper_nodes(plan, info, scope)
         rows_per_pass = _rows_per_pass(base_env, down, chunk)
-        if _engine == "incremental" and len(rts) and ConeContext.eligible(plan, info, start, base_env):
-            with torch.no_grad():
-                flips, leaves_map = _verdicts_incremental(plan, info, rts, base_env, base_rec, start, relus, pools,
-                                                          scope_nodes, affine_map, tol, rows_per_pass, first_flip)
-        else:
-            flips, leaves_map = [], torch.zeros(len(rts), dtype=torch.bool, device=rts.points.device)
-            for s0 in range(0, len(rts), rows_per_pass):
-                rows = torch.arange(s0, min(s0 + rows_per_pass, len(rts)), device=rts.points.device)
-                f, m = _verdicts_full(plan, info, rts, rows, base_env, base_rec, start, relus, pools, scope_nodes,
-                                      affine_map, tol)
-                flips.extend(f)
-                leaves_map[rows] = m
-        records.extend(_records(info, rts, flips, leaves_map, keep_roots, _in_domain(rule, rts.points)))
+        groups = _neuron_groups(base_env[start], base_env[info.out_node]) \
+            if neurons is None and sample is None else [neurons]
+        counts: dict[str, int] = {}
+        layer_records: list[RootRegionRecord] = []
+        for group in groups:
+            rts = roots(model, xd, rule, l, group, output, definition, sample, seed, chunk, _plan=plan, _env=base_env)
+            c_all = rts.output
+            for k, v in rts.skipped.items():
+                counts[k] = counts.get(k, 0) + v
+            if _engine == "incremental" and len(rts) and ConeContext.eligible(plan, info, start, base_env):
+                with torch.no_grad():
+                    flips, leaves_map = _verdicts_incremental(plan, info, rts, base_env, base_rec, start, relus,
+                                                              pools, scope_nodes, affine_map, tol, rows_per_pass,
+                                                              first_flip)
+            else:
+                flips, leaves_map = [], torch.zeros(len(rts), dtype=torch.bool, device=rts.points.device)
+                for s0 in range(0, len(rts), rows_per_pass):
+                    rows = torch.arange(s0, min(s0 + rows_per_pass, len(rts)), device=rts.points.device)
+                    f, m = _verdicts_full(plan, info, rts, rows, base_env, base_rec, start, relus, pools,
+                                          scope_nodes, affine_map, tol)
+                    flips.extend(f)
+                    leaves_map[rows] = m
+            layer_records.extend(_records(info, rts, flips, leaves_map, keep_roots, _in_domain(rule, rts.points)))
+        if len(groups) > 1:  # the order of one call: by input, then by neuron (tuple order is flat order)
+            layer_records.sort(key=lambda r: (r.input_index, r.neuron))
+        skipped[l] = {k: v for k, v in counts.items() if v}
+        records.extend(layer_records)
     out_label: Any = int(c_all[0]) if c_all is not None and bool((c_all == c_all[0]).all()) else (
         c_all.tolist() if c_all is not None else output)
     return RootRegionReport(records, rule, scope, definition, out_label, layer_list, B, skipped,
                             arithmetic=f"torch-{str(dtype).replace('torch.', '')}")
+
+
+#: bytes of root points one call of :func:`roots` may hold when every neuron of a layer is checked: the neurons are
+#: split into groups below it (a VGG16 conv-11 root is 100k floats; a whole layer, 2 inputs, would be 40 GB)
+ROOT_BYTES = 2**30
+
+
+def _neuron_groups(a: torch.Tensor, z: torch.Tensor) -> list[list[NeuronId] | None]:
+    """All neurons of a layer (input a, output z) as one group (``[None]``), or, where a root per neuron and input
+    of the batch would hold more than :data:`ROOT_BYTES`, as consecutive groups of neuron ids that stay below it
+    (every id once: their skip counts add up to the whole layer's)."""
+    out_shape = tuple(z.shape[1:])
+    n_out = int(np.prod(out_shape))
+    per_neuron = a.shape[0] * a[0].numel() * a.element_size()
+    if n_out * per_neuron <= ROOT_BYTES:
+        return [None]
+    size = max(1, ROOT_BYTES // per_neuron)
+    return [[neuron_id(j, out_shape) for j in range(g0, min(g0 + size, n_out))] for g0 in range(0, n_out, size)]
 
 
 def _upper_nodes(plan: Plan, info: LayerInfo, scope: str) -> tuple[str, set[str], list[str], list[str], list[str]]:
