@@ -19,7 +19,9 @@ model (one input, 8 roots per layer), which must agree record for record; the pr
 that leave the pattern): the plain full forward pass without the affine map, and the incremental evaluation with
 ``first_flip=True`` (a root stops at its first certain flip); a first-flip record agrees when its
 ``leaves_pattern`` is the plain pass's and its flips are a non-empty subset of the plain pass's flips (none when
-it stays).
+it stays). ``roots-wholelayer`` runs the first-flip check on every relevant neuron of one conv layer
+(``--whole-layer``) for one input, timed once, and compares 256 records drawn at random with the plain pass in
+float64 at the same roots.
 
 Usage::
 
@@ -27,6 +29,7 @@ Usage::
     python benchmarks/bench_torch_vgg16.py --method gradient  # one method
     python benchmarks/bench_torch_vgg16.py --methods roots-full,roots-incremental --roots-per-input 16,64
     python benchmarks/bench_torch_vgg16.py --methods roots-patternfull,roots-firstflip --roots-per-input 64,256
+    python benchmarks/bench_torch_vgg16.py --method roots-wholelayer --whole-layer 11   # every root of a layer
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from torch import nn
 
 CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 METHODS = ["gradient", "gradient-cl", "ours-zplus", "ours-epsilon", "zennit-zplus", "zennit-epsilon", "roots-full",
-           "roots-incremental", "roots-patternfull", "roots-firstflip"]
+           "roots-incremental", "roots-patternfull", "roots-firstflip", "roots-wholelayer"]
 #: root methods: (engine, root_regions keyword arguments)
 ROOT_METHODS = {"full": ("full", {}), "incremental": ("incremental", {}),
                 "patternfull": ("full", {"affine_map": False}), "firstflip": ("incremental", {"first_flip": True})}
@@ -145,8 +148,33 @@ def _roots(model: nn.Module, xs: torch.Tensor, repeats: int, per_input: list[int
     return out
 
 
+def _whole_layer(model: nn.Module, x: torch.Tensor, layer: int, check: int) -> dict:
+    """The share of leaving roots over a whole conv layer for one input: ``root_regions`` with ``first_flip=True``
+    on every relevant neuron (checked in groups under ``ROOT_BYTES``), timed once; then ``check`` records drawn at
+    random (seed 0) are compared with the plain full forward pass in float64 at the same float32 roots (the
+    agreement of ``_roots``: the same ``leaves_pattern``, the flips a non-empty subset)."""
+    import random
+
+    import dtd_formal.torch as dt
+    from dtd_formal.rules import ZPlus
+    from dtd_formal.torch.roots import float64_full_verdicts
+
+    t0 = time.perf_counter()
+    report = dt.root_regions(model, x, ZPlus(), layers=layer, keep_roots=False, first_flip=True)
+    seconds = time.perf_counter() - t0
+    recs = report.records
+    picked = sorted(random.Random(0).sample(range(len(recs)), min(check, len(recs))))
+    neurons = [recs[i].neuron for i in picked]
+    flips64, _ = float64_full_verdicts(model, x, ZPlus(), layer, affine_map=False, neurons=neurons)
+    same = sum(recs[i].leaves_pattern == bool(f) and bool(recs[i].flipped) == recs[i].leaves_pattern
+               and set(recs[i].flipped) <= set(f) for i, f in zip(picked, flips64))
+    return {"layer": layer, "roots": len(recs), "seconds": seconds, "roots_per_second": len(recs) / seconds,
+            "leaves_pattern": sum(r.leaves_pattern for r in recs), "checked": len(picked),
+            "same_as_float64_full": same, "verdicts_ok": same == len(picked)}
+
+
 def run_one(method: str, batch: int, size: int, repeats: int, device: str, threads: int,
-            per_input: list[int] | None = None) -> dict:
+            per_input: list[int] | None = None, whole_layer: int = 11) -> dict:
     torch.set_num_threads(threads)
     import dtd_formal.torch as dt
     from dtd_formal.rules import Epsilon, ZPlus
@@ -164,7 +192,9 @@ def run_one(method: str, batch: int, size: int, repeats: int, device: str, threa
             torch.cuda.synchronize()
 
     result: dict = {"method": method, "batch": batch, "size": size, "device": device, "threads": threads}
-    if method.startswith("roots-"):
+    if method == "roots-wholelayer":
+        result.update(_whole_layer(model, x[:1], whole_layer, check=256))
+    elif method.startswith("roots-"):
         result.update(_roots(model, x[:2], repeats, per_input or [16], method.split("-")[1], sync))
     else:
         if method.startswith("gradient"):
@@ -194,7 +224,9 @@ def run_one(method: str, batch: int, size: int, repeats: int, device: str, threa
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--method", choices=METHODS)
-    ap.add_argument("--methods", default=",".join(METHODS), help="driver: comma-separated methods to run")
+    ap.add_argument("--methods", default=",".join(m for m in METHODS if m != "roots-wholelayer"),
+                    help="driver: comma-separated methods to run (default: all but roots-wholelayer)")
+    ap.add_argument("--whole-layer", type=int, default=11, help="roots-wholelayer: the conv layer (default 11)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--repeats", type=int, default=5)
@@ -205,7 +237,8 @@ def main() -> None:
     args = ap.parse_args()
     per_input = [int(v) for v in args.roots_per_input.split(",")]
     if args.method:
-        result = run_one(args.method, args.batch, args.size, args.repeats, args.device, args.threads, per_input)
+        result = run_one(args.method, args.batch, args.size, args.repeats, args.device, args.threads, per_input,
+                         args.whole_layer)
         print(json.dumps(result))
         if not result.get("verdicts_ok", True):
             sys.exit(1)
@@ -214,7 +247,7 @@ def main() -> None:
     for method in args.methods.split(","):
         cmd = [sys.executable, __file__, "--method", method, "--batch", str(args.batch), "--size", str(args.size),
                "--repeats", str(args.repeats), "--device", args.device, "--threads", str(args.threads),
-               "--roots-per-input", args.roots_per_input]
+               "--roots-per-input", args.roots_per_input, "--whole-layer", str(args.whole_layer)]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             results[method] = {"error": proc.stderr.strip().splitlines()[-1:]}

@@ -42,7 +42,7 @@ from ..certified import SUBNORMAL_ERROR, UNIT_ROUNDOFF
 from ..exact import to_float
 from ..rules.ops import FLOAT64
 from .network import GraphNetwork
-from .operators import converted
+from .operators import converted, patch_matrix
 
 #: bound on the error of rounding one exact value to float64 (relative, plus an absolute term for subnormals)
 _START_REL, _START_ABS = 4 * UNIT_ROUNDOFF, 2.0**-1070
@@ -76,22 +76,13 @@ def _affine_bound(terms: int, abs_w_e: np.ndarray, abs_w_a: np.ndarray, abs_b: A
 
 
 def _patch_matrix(node: Any, n_in: int) -> tuple[Any, Any]:
-    """The float64 patch weights of a conv / average pool as a sparse (n_out, n_in) CSR matrix (the patch form's
-    n_out x k entries, no dense unrolling) and its entrywise absolute value; cached on the operator."""
+    """The float64 patch weights of a conv / average pool as a sparse (n_out, n_in) CSR matrix
+    (:func:`~dtd_formal.graph.operators.patch_matrix`) and its entrywise absolute value; cached on the operator."""
     cache = node.__dict__.setdefault("converted", {})
-    if "float64-csr" not in cache:
-        from scipy.sparse import csr_matrix
-
-        Wg, _ = node.arrays(FLOAT64)
-        idx = node.idx
-        valid = idx >= 0
-        rows = np.broadcast_to(np.arange(idx.shape[0])[:, None], idx.shape)[valid]
-        S = csr_matrix((Wg[valid], (rows, idx[valid])), shape=(idx.shape[0], n_in))
-        S.sum_duplicates()
-        if S.nnz != int(valid.sum()):  # a patch reads each input once; anything else would hide a rounding
-            raise ValueError(f"{node.name}: repeated input positions in a patch")
-        cache["float64-csr"] = (S, abs(S))
-    return cache["float64-csr"]
+    if "float64-csr-abs" not in cache:
+        S = patch_matrix(node, FLOAT64, n_in)
+        cache["float64-csr-abs"] = (S, abs(S))
+    return cache["float64-csr-abs"]
 
 
 def _patch_affine(node: Any, a: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

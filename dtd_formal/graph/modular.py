@@ -35,17 +35,21 @@ class ModOps:
         self.p = p
 
     def lift(self, values: Any) -> np.ndarray:
-        """Exact rationals (Fraction, gmpy2 mpq, int) as residues; :class:`NotInvertible` if a denominator is 0 mod p."""
+        r"""Exact rationals (Fraction, gmpy2 mpq, int) as residues; :class:`NotInvertible` if a denominator is 0 mod p.
+
+        :math:`n/d \mapsto (n \bmod p)\,(d^{-1} \bmod p) \bmod p`, with one modular inverse per distinct
+        denominator (float weights have a few dozen powers of two among tens of thousands of entries)."""
         arr = np.asarray(values, dtype=object)
         p = self.p
-        out = np.empty(arr.shape, dtype=np.int64)
-        flat = out.reshape(-1)
-        for k, v in enumerate(arr.reshape(-1).tolist()):
-            num, den = int(v.numerator), int(v.denominator)
+        flat = arr.reshape(-1).tolist()
+        inverse: dict[int, int] = {}
+        for den in {int(v.denominator) for v in flat}:
             if den % p == 0:
                 raise NotInvertible(f"denominator {den} is divisible by {p}")
-            flat[k] = (num % p) * pow(den, -1, p) % p
-        return out
+            inverse[den] = pow(den, -1, p)
+        out = np.fromiter(((int(v.numerator) % p) * inverse[int(v.denominator)] % p for v in flat), dtype=np.int64,
+                          count=len(flat))
+        return out.reshape(arr.shape)
 
     def reduce(self, x: Any) -> np.ndarray:
         return np.mod(np.asarray(x, dtype=np.int64), self.p)

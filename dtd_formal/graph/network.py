@@ -28,7 +28,8 @@ import numpy as np
 from ..errors import InputError
 from ..exact import array_to_json, sign, to_fraction_array
 from ..rules.ops import EXACT, FAST_EXACT, FLOAT64
-from .operators import LAYER_KINDS, Conv, Dense, Input, MaxPool, Operator, Relu, scatter_dot, size
+from .operators import (LAYER_KINDS, Conv, Dense, Input, MaxPool, Operator, Relu, is_residue_vector, scatter_dot,
+                        size, transposed_patch_matrix)
 
 GRAPH_FORMAT = "dtd_formal.graph/1"
 
@@ -364,6 +365,8 @@ def _input_grads(net: GraphNetwork, ops: Any, k: int, vals: list[Any], g: Any, m
         W, _ = node.arrays(ops)  # type: ignore[attr-defined]
         return [ops.matmul(ops.transpose(W), g)]
     if node.kind in ("conv", "avgpool"):
+        if is_residue_vector(ops, g):  # int64 residues: the transposed sparse patch matrix (the same integers)
+            return [transposed_patch_matrix(node, ops, len(a)) @ g]
         Wg, _ = node.arrays(ops)  # type: ignore[attr-defined]
         return [scatter_dot(ops, Wg, g, node.idx, len(a))]  # type: ignore[attr-defined]
     if node.kind == "relu":

@@ -209,6 +209,8 @@ class Conv(Operator):
 
     def forward(self, ops: Any, args: list[Any]) -> Any:
         Wg, b = self.arrays(ops)
+        if is_residue_vector(ops, args[0]):
+            return patch_matrix(self, ops, len(args[0])) @ args[0] + b
         return ops.sum(Wg * self.gather(ops, args[0]), axis=1) + b
 
 
@@ -269,6 +271,8 @@ class AvgPool(Operator):
 
     def forward(self, ops: Any, args: list[Any]) -> Any:
         Wg, _ = self.arrays(ops)
+        if is_residue_vector(ops, args[0]):
+            return patch_matrix(self, ops, len(args[0])) @ args[0]
         return ops.sum(Wg * gather_rows(ops, args[0], self.idx), axis=1)
 
 
@@ -345,6 +349,45 @@ def gather_rows(ops: Any, a: Any, idx: np.ndarray) -> Any:
     padded[:-1] = list(a)
     padded[-1] = zero
     return like(a, padded[safe])
+
+
+def patch_matrix(node: Any, ops: Any, n_in: int) -> Any:
+    r"""The patch weights of a conv or average pool in the numbers of ``ops`` as a sparse (n_out, n_in) CSR matrix
+    :math:`S_{j,\,\mathrm{idx}_{jm}} = C_{jm}` (padding entries dropped; no dense unrolling), cached on the
+    operator: float64 (the certified float pass) or int64 residues (:mod:`dtd_formal.graph.modular`), for
+    which ``S @ a`` and ``S.T @ g`` give the same integers as the patch sums and :func:`scatter_dot`
+    (scipy's int64 products accumulate in int64)."""
+    key = (getattr(ops, "name", type(ops).__name__), "csr")
+    cache = node.__dict__.setdefault("converted", {})
+    if key not in cache:
+        from scipy.sparse import csr_matrix
+
+        Wg, _ = node.arrays(ops)
+        idx = node.idx
+        valid = idx >= 0
+        rows = np.broadcast_to(np.arange(idx.shape[0])[:, None], idx.shape)[valid]
+        S = csr_matrix((np.asarray(Wg)[valid], (rows, idx[valid])), shape=(idx.shape[0], n_in))
+        S.sum_duplicates()
+        if S.nnz != int(valid.sum()):  # a patch reads each input once; anything else would change the sums
+            raise ValueError(f"{node.name}: repeated input positions in a patch")
+        cache[key] = S
+    return cache[key]
+
+
+def transposed_patch_matrix(node: Any, ops: Any, n_in: int) -> Any:
+    """:func:`patch_matrix` transposed, (n_in, n_out), as its own CSR matrix (a transposed CSR product is slower),
+    cached on the operator."""
+    key = (getattr(ops, "name", type(ops).__name__), "csr-transposed")
+    cache = node.__dict__.setdefault("converted", {})
+    if key not in cache:
+        cache[key] = patch_matrix(node, ops, n_in).T.tocsr()
+    return cache[key]
+
+
+def is_residue_vector(ops: Any, a: Any) -> bool:
+    """Whether ``a`` is a flat int64 array of residues of :class:`~dtd_formal.graph.modular.ModOps` (the sparse
+    patch matrix path)."""
+    return getattr(ops, "name", "") == "mod" and isinstance(a, np.ndarray) and a.dtype == np.int64 and a.ndim == 1
 
 
 def scatter_dot(ops: Any, C: Any, s: Any, idx: np.ndarray, n: int) -> Any:
@@ -466,4 +509,5 @@ def _convert(ops: Any, arr: np.ndarray) -> Any:
 
 
 __all__ = ["Operator", "Input", "Dense", "Conv", "Relu", "MaxPool", "AvgPool", "Add", "Scale", "Gather", "Concat",
-           "LAYER_KINDS", "window_patches", "gather_rows", "scatter_dot", "like", "size"]
+           "LAYER_KINDS", "window_patches", "gather_rows", "scatter_dot", "patch_matrix",
+           "transposed_patch_matrix", "like", "size"]
