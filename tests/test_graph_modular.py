@@ -13,6 +13,7 @@ from dtd_formal.graph import GraphBuilder
 from dtd_formal.graph.modular import MOD, NotInvertible
 from dtd_formal.graph.network import backward_gradient
 from dtd_formal.graph.operators import patch_matrix, transposed_patch_matrix
+from dtd_formal.rules.ops import EXACT as EXACT_OPS
 
 P = MOD.p
 
@@ -96,3 +97,17 @@ def test_residue_gradient_is_the_residue_of_the_exact_gradient() -> None:
     residues = backward_gradient(net, MOD, mod_vals, output=4, hook=lambda k, v: MOD.reduce(v))
     assert np.mod(residues, P).tolist() == MOD.lift(exact).tolist()
     assert any(v != 0 for v in exact)  # a gradient that is not identically zero
+
+
+def test_each_prime_has_its_own_cached_residues() -> None:
+    """The operators cache converted arrays per ops name: a second prime must not reuse the first one's residues."""
+    from dtd_formal.graph.modular import ModOps
+
+    net = _conv_net()
+    conv = next(n for n in net.nodes if n.kind == "conv")
+    n_in = int(np.prod(net.nodes[conv.inputs[0]].shape))
+    a = np.arange(1, n_in + 1, dtype=np.int64)
+    for ops in (MOD, ModOps(1_000_003), MOD):
+        got = np.mod(conv.forward(ops, [a]), ops.p)
+        exact = conv.forward(EXACT_OPS, [np.array([Fraction(int(v)) for v in a], dtype=object)])
+        assert got.tolist() == ModOps(ops.p).lift(exact).tolist(), ops.p

@@ -27,12 +27,12 @@ class NotInvertible(ArithmeticError):
 class ModOps:
     """The ops of the graph's linear passes (matmul, sums, where, masks) over int64 residues modulo :data:`PRIME`."""
 
-    name = "mod"
     zero = 0
     one = 1
 
     def __init__(self, p: int = PRIME) -> None:
         self.p = p
+        self.name = f"mod-{p}"  # the operators' caches of converted arrays are keyed by it: one per prime
 
     def lift(self, values: Any) -> np.ndarray:
         r"""Exact rationals (Fraction, gmpy2 mpq, int) as residues; :class:`NotInvertible` if a denominator is 0 mod p.

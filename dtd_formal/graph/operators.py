@@ -439,7 +439,8 @@ def _plain_exact(ops: Any, a: Any) -> bool:
 def is_residue_vector(ops: Any, a: Any) -> bool:
     """Whether ``a`` is a flat int64 array of residues of :class:`~dtd_formal.graph.modular.ModOps` (the sparse
     patch matrix path)."""
-    return getattr(ops, "name", "") == "mod" and isinstance(a, np.ndarray) and a.dtype == np.int64 and a.ndim == 1
+    return str(getattr(ops, "name", "")).startswith("mod-") and isinstance(a, np.ndarray) and a.dtype == np.int64 \
+        and a.ndim == 1
 
 
 def scatter_dot(ops: Any, C: Any, s: Any, idx: np.ndarray, n: int) -> Any:
