@@ -160,7 +160,7 @@ def _whole_layer(model: nn.Module, x: torch.Tensor, layer: int, check: int) -> d
     from dtd_formal.torch.roots import float64_full_verdicts
 
     t0 = time.perf_counter()
-    report = dt.root_regions(model, x, ZPlus(), layers=layer, keep_roots=False, first_flip=True)
+    report = dt.root_regions(model, x, ZPlus(), layers=layer, keep_roots=False, first_flip=True, progress=True)
     seconds = time.perf_counter() - t0
     recs = report.records
     picked = sorted(random.Random(0).sample(range(len(recs)), min(check, len(recs))))

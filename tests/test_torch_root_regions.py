@@ -467,3 +467,14 @@ def test_a_layer_too_large_for_one_call_is_checked_in_groups_with_the_same_recor
         assert [(r.input_index, r.neuron) for r in grouped.records] == [(r.input_index, r.neuron) for r in ref.records]
         _assert_same(ref, grouped)
     assert sum(whole[1].skipped[1].values()) > 0  # the skip counts of the groups add up (inactive neurons)
+
+
+def test_progress_bar_counts_every_root_and_changes_nothing(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    m, x = _model("residual")
+    ref = dt.root_regions(m, x, ZPlus(), layers=3, output=0)
+    monkeypatch.setattr(roots_mod, "ROOT_BYTES", 2 * 4 * 10 * 10 * 8 * 37)  # several groups: the total grows
+    shown = dt.root_regions(m, x, ZPlus(), layers=3, output=0, progress=True)
+    _assert_same(ref, shown)
+    err = capsys.readouterr().err
+    n = len(ref.records)
+    assert n > 37 and "root regions" in err and f"{n}/{n}" in err

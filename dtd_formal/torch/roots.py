@@ -373,6 +373,7 @@ def root_regions(
     keep_roots: bool = True,
     chunk: int = 256,
     first_flip: bool = False,
+    progress: bool = False,
     _engine: str = "incremental",
 ) -> RootRegionReport:
     """Region verdict of the root of every relevant (or chosen, or sampled) neuron of ``layers`` for the batch x.
@@ -383,6 +384,9 @@ def root_regions(
     the upper network's values would exceed :data:`PASS_BYTES`). Without ``neurons`` and ``sample``, a layer
     whose roots would hold more than :data:`ROOT_BYTES` of points is checked in groups of neurons (the same
     records, in the same order, and the same skip counts).
+
+    ``progress=True`` shows a progress bar over the roots (tqdm, on stderr; its total grows as each group of
+    neurons' roots is computed: a whole VGG16 layer takes minutes on a CPU).
 
     ``first_flip=True`` is for the share of roots that leave the pattern: ``leaves_pattern`` is decided as
     always, but the incremental evaluation stops a root at the first node where a flip is certain, so ``flipped``
@@ -421,37 +425,52 @@ def root_regions(
     records: list[RootRegionRecord] = []
     skipped: dict[int, dict[str, int]] = {}
     c_all: torch.Tensor | None = None
-    for l in layer_list:
-        info = plan.layer(l)
-        start, down, relus, pools, scope_nodes = _upper_nodes(plan, info, scope)
-        rows_per_pass = _rows_per_pass(base_env, down, chunk)
-        groups = _neuron_groups(base_env[start], base_env[info.out_node]) \
-            if neurons is None and sample is None else [neurons]
-        counts: dict[str, int] = {}
-        layer_records: list[RootRegionRecord] = []
-        for group in groups:
-            rts = roots(model, xd, rule, l, group, output, definition, sample, seed, chunk, _plan=plan, _env=base_env)
-            c_all = rts.output
-            for k, v in rts.skipped.items():
-                counts[k] = counts.get(k, 0) + v
-            if _engine == "incremental" and len(rts) and ConeContext.eligible(plan, info, start, base_env):
-                with torch.no_grad():
-                    flips, leaves_map = _verdicts_incremental(plan, info, rts, base_env, base_rec, start, relus,
-                                                              pools, scope_nodes, affine_map, tol, rows_per_pass,
-                                                              first_flip)
-            else:
-                flips, leaves_map = [], torch.zeros(len(rts), dtype=torch.bool, device=rts.points.device)
-                for s0 in range(0, len(rts), rows_per_pass):
-                    rows = torch.arange(s0, min(s0 + rows_per_pass, len(rts)), device=rts.points.device)
-                    f, m = _verdicts_full(plan, info, rts, rows, base_env, base_rec, start, relus, pools,
-                                          scope_nodes, affine_map, tol)
-                    flips.extend(f)
-                    leaves_map[rows] = m
-            layer_records.extend(_records(info, rts, flips, leaves_map, keep_roots, _in_domain(rule, rts.points)))
-        if len(groups) > 1:  # the order of one call: by input, then by neuron (tuple order is flat order)
-            layer_records.sort(key=lambda r: (r.input_index, r.neuron))
-        skipped[l] = {k: v for k, v in counts.items() if v}
-        records.extend(layer_records)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, desc="root regions", unit="root")
+    try:
+        for l in layer_list:
+            info = plan.layer(l)
+            start, down, relus, pools, scope_nodes = _upper_nodes(plan, info, scope)
+            rows_per_pass = _rows_per_pass(base_env, down, chunk)
+            groups = _neuron_groups(base_env[start], base_env[info.out_node]) \
+                if neurons is None and sample is None else [neurons]
+            counts: dict[str, int] = {}
+            layer_records: list[RootRegionRecord] = []
+            for group in groups:
+                rts = roots(model, xd, rule, l, group, output, definition, sample, seed, chunk, _plan=plan,
+                            _env=base_env)
+                c_all = rts.output
+                if bar is not None:
+                    bar.total += len(rts)
+                    bar.refresh()
+                for k, v in rts.skipped.items():
+                    counts[k] = counts.get(k, 0) + v
+                if _engine == "incremental" and len(rts) and ConeContext.eligible(plan, info, start, base_env):
+                    with torch.no_grad():
+                        flips, leaves_map = _verdicts_incremental(plan, info, rts, base_env, base_rec, start, relus,
+                                                                  pools, scope_nodes, affine_map, tol, rows_per_pass,
+                                                                  first_flip)
+                else:
+                    flips, leaves_map = [], torch.zeros(len(rts), dtype=torch.bool, device=rts.points.device)
+                    for s0 in range(0, len(rts), rows_per_pass):
+                        rows = torch.arange(s0, min(s0 + rows_per_pass, len(rts)), device=rts.points.device)
+                        f, m = _verdicts_full(plan, info, rts, rows, base_env, base_rec, start, relus, pools,
+                                              scope_nodes, affine_map, tol)
+                        flips.extend(f)
+                        leaves_map[rows] = m
+                layer_records.extend(_records(info, rts, flips, leaves_map, keep_roots, _in_domain(rule, rts.points)))
+                if bar is not None:
+                    bar.update(len(rts))
+            if len(groups) > 1:  # the order of one call: by input, then by neuron (tuple order is flat order)
+                layer_records.sort(key=lambda r: (r.input_index, r.neuron))
+            skipped[l] = {k: v for k, v in counts.items() if v}
+            records.extend(layer_records)
+    finally:
+        if bar is not None:
+            bar.close()
     out_label: Any = int(c_all[0]) if c_all is not None and bool((c_all == c_all[0]).all()) else (
         c_all.tolist() if c_all is not None else output)
     return RootRegionReport(records, rule, scope, definition, out_label, layer_list, B, skipped,
