@@ -3,6 +3,7 @@ roots (certified float pass with exact fall-back, and the exact-only path for co
 one conv neuron of conv_mp1 over a small box; ``--violations``: find_violation's Z3 decision on small conv graphs.
 
     python benchmarks/bench_graph.py [--data ../shared/data] [--roots 200] [--quick] [--memory] [--violations]
+    python benchmarks/bench_graph.py --relevance-only --repeats 3
 
 Prints one JSON object per measurement (seconds, roots/s, verdict counts).
 """
@@ -184,6 +185,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="skip the exact-only comparison runs")
     ap.add_argument("--memory", action="store_true", help="only the memory measurement")
     ap.add_argument("--violations", action="store_true", help="only find_violation on small conv graphs")
+    ap.add_argument("--relevance-only", action="store_true", help="only the CIFAR relevance, --repeats times")
+    ap.add_argument("--repeats", type=int, default=1, help="--relevance-only: runs (one JSON line each)")
     args = ap.parse_args()
     data = Path(args.data)
     if args.memory:
@@ -192,7 +195,10 @@ def main() -> None:
     if args.violations:
         bench_violations()
         return
-    bench_relevance(data)
+    for _ in range(args.repeats if args.relevance_only else 1):
+        bench_relevance(data)
+    if args.relevance_only:
+        return
     for name in ("cifar_deep_kw.onnx", "cnn_max_mninst3.onnx", "conv_mp1.onnx"):
         bench_regions(data, name, args.roots, not args.quick)
     bench_root_exit(data)

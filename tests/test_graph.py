@@ -660,6 +660,7 @@ def test_exact_scatter_dot_equals_a_textbook_sum(fast: bool) -> None:
     n, rows, k = 12, 9, 4
     idx = rng.integers(-1, n, size=(rows, k))
     idx[3] = idx[2]  # two rows with the same outputs (as two channels of a convolution)
+    idx[7] = idx[8] = idx[6]  # a group of three (row groups share their lcm; a row set spans several groups)
     num = rng.integers(-50, 50, size=(rows, k))
     C = np.array([[Fraction(int(v), 2 ** int(rng.integers(0, 5))) for v in r] for r in num], dtype=object)
     s = np.array([Fraction(int(rng.integers(-99, 99)), int(rng.integers(1, 10**6))) for _ in range(rows)], dtype=object)

@@ -486,7 +486,11 @@ def _exact_scatter_dot(ops: Any, C: np.ndarray, s: np.ndarray, idx: np.ndarray, 
     L and the :math:`m_j` depend on :math:`J_i` only, and a convolution's input positions that differ only in
     their channel share it, so they are computed once per distinct row set (the large integers: lcms and exact
     divisions of 30k-bit denominators on a convnet's input layer); the per-output work is small-by-large
-    products and the final reduction.
+    products and the final reduction. Rows with the same ``idx`` row (a convolution's output channels at one
+    position) reach the same outputs, so the rows are first grouped by it (:func:`_row_groups`): each group's
+    :math:`L_g = \mathrm{lcm}_{j \in g} d_j` and :math:`n_j L_g / d_j` once, and a row set's L is the lcm of its
+    groups' :math:`L_g`, with :math:`m_j = (n_j L_g / d_j)(L / L_g)`: a few lcms per row set instead of one per
+    row.
     """
     out = np.empty(n, dtype=object)
     out[:] = [ops.zero] * n
@@ -502,25 +506,46 @@ def _exact_scatter_dot(ops: Any, C: np.ndarray, s: np.ndarray, idx: np.ndarray, 
     starts = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
     ends = np.r_[starts[1:], len(flat)]
     values = s[rows].tolist()
+    group_of, group_L, group_m = _row_groups(idx[rows], values)
     shared: dict[tuple[int, ...], tuple[Any, dict[int, Any]]] = {}
     for a, b in zip(starts.tolist(), ends.tolist()):
         if flat[a] < 0:  # the padding group (idx = -1) is dropped
             continue
         key = tuple(row_of[a:b])
         if key not in shared:
-            shared[key] = _scaled_numerators([values[r] for r in key], key)
+            shared[key] = _scaled_numerators(key, group_of, group_L, group_m)
         L, m = shared[key]
         out[flat[a]] = _coefficient_sum(ops, coeffs[a:b], [m[r] for r in key], L)
     return out
 
 
-def _scaled_numerators(terms: list[Any], keys: tuple[int, ...]) -> tuple[Any, dict[int, Any]]:
-    """(L, {key: n L / d}) for rationals n/d: their least common denominator and numerators over it."""
+def _row_groups(idx_rows: np.ndarray, values: list[Any]) -> tuple[list[int], list[Any], list[Any]]:
+    r"""Rows with equal ``idx`` rows grouped: (group of each row, :math:`L_g = \mathrm{lcm}_{j \in g} d_j` of each
+    group, :math:`n_j L_g / d_j` of each row) for the rationals ``values`` :math:`= n_j / d_j`."""
     from ..exact import divide_exactly, integer_lcm
 
-    dens = [t.denominator for t in terms]
-    L = integer_lcm(dens)
-    return L, {r: t.numerator * divide_exactly(L, d) for r, t, d in zip(keys, terms, dens)}
+    _, inverse = np.unique(idx_rows, axis=0, return_inverse=True)
+    group_of = inverse.ravel().tolist()
+    members: dict[int, list[int]] = {}
+    for r, g in enumerate(group_of):
+        members.setdefault(g, []).append(r)
+    group_L: list[Any] = [None] * len(members)
+    for g, rs in members.items():
+        group_L[g] = integer_lcm([values[r].denominator for r in rs])
+    group_m = [v.numerator * divide_exactly(group_L[g], v.denominator) for v, g in zip(values, group_of)]
+    return group_of, group_L, group_m
+
+
+def _scaled_numerators(key: tuple[int, ...], group_of: list[int], group_L: list[Any], group_m: list[Any]
+                       ) -> tuple[Any, dict[int, Any]]:
+    r"""(L, {row: n L / d}) for the rows of ``key``: their least common denominator, the lcm of their groups'
+    :math:`L_g`, and each numerator over it, :math:`(n L_g / d)(L / L_g)` (:func:`_row_groups`)."""
+    from ..exact import divide_exactly, integer_lcm
+
+    groups = sorted({group_of[r] for r in key})
+    L = integer_lcm([group_L[g] for g in groups])
+    factor = {g: divide_exactly(L, group_L[g]) for g in groups}
+    return L, {r: group_m[r] * factor[group_of[r]] for r in key}
 
 
 def _coefficient_sum(ops: Any, coeffs: list[Any], scaled: list[Any], L: Any) -> Any:
