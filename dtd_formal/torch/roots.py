@@ -448,19 +448,8 @@ def root_regions(
                     bar.refresh()
                 for k, v in rts.skipped.items():
                     counts[k] = counts.get(k, 0) + v
-                if _engine == "incremental" and len(rts) and ConeContext.eligible(plan, info, start, base_env):
-                    with torch.no_grad():
-                        flips, leaves_map = _verdicts_incremental(plan, info, rts, base_env, base_rec, start, relus,
-                                                                  pools, scope_nodes, affine_map, tol, rows_per_pass,
-                                                                  first_flip)
-                else:
-                    flips, leaves_map = [], torch.zeros(len(rts), dtype=torch.bool, device=rts.points.device)
-                    for s0 in range(0, len(rts), rows_per_pass):
-                        rows = torch.arange(s0, min(s0 + rows_per_pass, len(rts)), device=rts.points.device)
-                        f, m = _verdicts_full(plan, info, rts, rows, base_env, base_rec, start, relus, pools,
-                                              scope_nodes, affine_map, tol)
-                        flips.extend(f)
-                        leaves_map[rows] = m
+                flips, leaves_map = _group_verdicts(plan, info, rts, base_env, base_rec, start, relus, pools,
+                                                    scope_nodes, affine_map, tol, rows_per_pass, first_flip, _engine)
                 layer_records.extend(_records(info, rts, flips, leaves_map, keep_roots, _in_domain(rule, rts.points)))
                 if bar is not None:
                     bar.update(len(rts))
@@ -475,6 +464,28 @@ def root_regions(
         c_all.tolist() if c_all is not None else output)
     return RootRegionReport(records, rule, scope, definition, out_label, layer_list, B, skipped,
                             arithmetic=f"torch-{str(dtype).replace('torch.', '')}")
+
+
+def _group_verdicts(plan: Plan, info: LayerInfo, rts: TorchRoots, base_env: dict[str, Any], base_rec: _Recorder,
+                    start: str, relus: list[str], pools: list[str], scope_nodes: list[str], affine_map: bool,
+                    tol: float, rows_per_pass: int, first_flip: bool, engine: str
+                    ) -> tuple[list[list[Flip]], torch.Tensor]:
+    """Flips and affine-map verdicts of the roots ``rts`` of one group of neurons: by the incremental evaluation
+    where it applies (``engine="incremental"``, a conv layer), else by the plain forward pass, ``rows_per_pass``
+    roots at a time."""
+    if engine == "incremental" and len(rts) and ConeContext.eligible(plan, info, start, base_env):
+        with torch.no_grad():
+            return _verdicts_incremental(plan, info, rts, base_env, base_rec, start, relus, pools, scope_nodes,
+                                         affine_map, tol, rows_per_pass, first_flip)
+    flips: list[list[Flip]] = []
+    leaves_map = torch.zeros(len(rts), dtype=torch.bool, device=rts.points.device)
+    for s0 in range(0, len(rts), rows_per_pass):
+        rows = torch.arange(s0, min(s0 + rows_per_pass, len(rts)), device=rts.points.device)
+        f, m = _verdicts_full(plan, info, rts, rows, base_env, base_rec, start, relus, pools, scope_nodes, affine_map,
+                              tol)
+        flips.extend(f)
+        leaves_map[rows] = m
+    return flips, leaves_map
 
 
 #: bytes of root points one call of :func:`roots` may hold when every neuron of a layer is checked: the neurons are
