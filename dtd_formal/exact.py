@@ -192,11 +192,10 @@ def common_denominator(values: ExactArray) -> tuple[np.ndarray, int]:
     entrywise; d is the least common multiple of the entries' denominators (a power of two for float data).
     """
     arr = np.asarray(values, dtype=object)
-    d = 1
-    for v in arr.ravel():
-        d = math.lcm(d, Fraction(v).denominator)
-    nums = np.empty(arr.size, dtype=object)
-    nums[:] = [Fraction(v).numerator * (d // Fraction(v).denominator) for v in arr.ravel()]
+    flat = [v if isinstance(v, Rational) else Fraction(v) for v in arr.ravel().tolist()]  # Fraction, int, mpq
+    d = math.lcm(*{int(v.denominator) for v in flat}) if flat else 1
+    nums = np.empty(len(flat), dtype=object)
+    nums[:] = [int(v.numerator) * (d // int(v.denominator)) for v in flat]
     return nums.reshape(arr.shape), d
 
 

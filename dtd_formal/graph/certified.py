@@ -42,7 +42,7 @@ from ..certified import SUBNORMAL_ERROR, UNIT_ROUNDOFF
 from ..exact import to_float
 from ..rules.ops import FLOAT64
 from .network import GraphNetwork
-from .operators import converted, patch_matrix
+from .operators import cached, converted, patch_matrix
 
 #: bound on the error of rounding one exact value to float64 (relative, plus an absolute term for subnormals)
 _START_REL, _START_ABS = 4 * UNIT_ROUNDOFF, 2.0**-1070
@@ -78,11 +78,8 @@ def _affine_bound(terms: int, abs_w_e: np.ndarray, abs_w_a: np.ndarray, abs_b: A
 def _patch_matrix(node: Any, n_in: int) -> tuple[Any, Any]:
     """The float64 patch weights of a conv / average pool as a sparse (n_out, n_in) CSR matrix
     (:func:`~dtd_formal.graph.operators.patch_matrix`) and its entrywise absolute value; cached on the operator."""
-    cache = node.__dict__.setdefault("converted", {})
-    if "float64-csr-abs" not in cache:
-        S = patch_matrix(node, FLOAT64, n_in)
-        cache["float64-csr-abs"] = (S, abs(S))
-    return cache["float64-csr-abs"]
+    S = patch_matrix(node, FLOAT64, n_in)
+    return S, cached(node, "float64-csr-abs", lambda: abs(S))
 
 
 def _patch_affine(node: Any, a: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -42,12 +42,13 @@ class ModOps:
         arr = np.asarray(values, dtype=object)
         p = self.p
         flat = arr.reshape(-1).tolist()
+        dens = [int(v.denominator) for v in flat]
         inverse: dict[int, int] = {}
-        for den in {int(v.denominator) for v in flat}:
+        for den in set(dens):
             if den % p == 0:
                 raise NotInvertible(f"denominator {den} is divisible by {p}")
             inverse[den] = pow(den, -1, p)
-        out = np.fromiter(((int(v.numerator) % p) * inverse[int(v.denominator)] % p for v in flat), dtype=np.int64,
+        out = np.fromiter(((int(v.numerator) % p) * inverse[d] % p for v, d in zip(flat, dens)), dtype=np.int64,
                           count=len(flat))
         return out.reshape(arr.shape)
 

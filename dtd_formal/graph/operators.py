@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any, Sequence
 
 import numpy as np
@@ -197,12 +196,8 @@ class Conv(Operator):
     def arrays(self, ops: Any) -> tuple[Any, Any]:
         """(weights, b) in the numbers of ``ops`` (cached per ops kind; the kernel is converted once and the
         patch weights indexed from it)."""
-        key = (getattr(ops, "name", type(ops).__name__), "patch")
-        cache = self.__dict__.setdefault("converted", {})
-        if key not in cache:
-            table, b = _convert(ops, self.table()), _convert(ops, self.b)
-            cache[key] = (table[self.widx], b)
-        return cache[key]
+        return cached(self, (getattr(ops, "name", type(ops).__name__), "patch"),
+                      lambda: (_convert(ops, self.table())[self.widx], _convert(ops, self.b)))
 
     def gather(self, ops: Any, a: Any) -> Any:
         """The (n_out, k) patches of the input ``a`` (0 at padding)."""
@@ -227,32 +222,23 @@ class Conv(Operator):
         one canonical rational per output instead of a rational product and sum per term (1.8x on the CIFAR
         net's convolutions, whose float weights and activations have power-of-two denominators). None (the
         rational path) when either common denominator has more than :data:`INTEGER_FORWARD_BITS` bits."""
-        from ..exact import divide_exactly, integer_lcm
+        from ..exact import common_denominator
 
-        key = (getattr(ops, "name", ""), "integer-kernel")
-        cache = self.__dict__.setdefault("converted", {})
-        if key not in cache:
-            table = _convert(ops, self.table()).tolist()
-            d_k = integer_lcm(list({int(w.denominator) for w in table}))
-            nums = [w.numerator * divide_exactly(d_k, w.denominator) for w in table]
-            cache[key] = (np.array(nums, dtype=object)[self.widx], d_k) if d_k.bit_length() <= \
-                INTEGER_FORWARD_BITS else (None, d_k)
-        N_k, d_k = cache[key]
-        values = a.tolist()
-        d_a = integer_lcm(list({v.denominator for v in values}))
-        if N_k is None or int(d_a).bit_length() > INTEGER_FORWARD_BITS:
+        def integer_kernel() -> tuple[Any, int]:
+            N, d = common_denominator(_convert(ops, self.table()))
+            return (N[self.widx] if d.bit_length() <= INTEGER_FORWARD_BITS else None), d
+
+        N_k, d_k = cached(self, (getattr(ops, "name", ""), "integer-kernel"), integer_kernel)
+        if N_k is None:
             return None
-        N_a = np.empty(len(values) + 1, dtype=object)
-        N_a[:-1] = [v.numerator * divide_exactly(d_a, v.denominator) for v in values]
-        N_a[-1] = 0 * d_a  # the padding position (idx = -1)
-        sums = (N_k * N_a[np.where(self.idx >= 0, self.idx, len(values))]).sum(axis=1)
+        nums, d_a = common_denominator(a)
+        if d_a.bit_length() > INTEGER_FORWARD_BITS:
+            return None
+        N_a = np.append(nums, 0)  # the padding position (idx = -1) reads the trailing 0
+        sums = (N_k * N_a[np.where(self.idx >= 0, self.idx, len(a))]).sum(axis=1)
         D = d_k * d_a
         out = np.empty(len(sums), dtype=object)
-        if ops.rational is Fraction:  # Python ints inside Fractions (gmpy2's integers would leak into them)
-            D = int(D)
-            out[:] = [Fraction(int(t), D) + c for t, c in zip(sums.tolist(), b.tolist())]
-        else:
-            out[:] = [ops.rational(t, D) + c for t, c in zip(sums.tolist(), b.tolist())]
+        out[:] = [ops.rational(t, D) + c for t, c in zip(sums.tolist(), b.tolist())]  # Python ints throughout
         return out
 
 
@@ -399,9 +385,7 @@ def patch_matrix(node: Any, ops: Any, n_in: int) -> Any:
     operator: float64 (the certified float pass) or int64 residues (:mod:`dtd_formal.graph.modular`), for
     which ``S @ a`` and ``S.T @ g`` give the same integers as the patch sums and :func:`scatter_dot`
     (scipy's int64 products accumulate in int64)."""
-    key = (getattr(ops, "name", type(ops).__name__), "csr")
-    cache = node.__dict__.setdefault("converted", {})
-    if key not in cache:
+    def make() -> Any:
         from scipy.sparse import csr_matrix
 
         Wg, _ = node.arrays(ops)
@@ -412,18 +396,16 @@ def patch_matrix(node: Any, ops: Any, n_in: int) -> Any:
         S.sum_duplicates()
         if S.nnz != int(valid.sum()):  # a patch reads each input once; anything else would change the sums
             raise ValueError(f"{node.name}: repeated input positions in a patch")
-        cache[key] = S
-    return cache[key]
+        return S
+
+    return cached(node, (getattr(ops, "name", type(ops).__name__), "csr"), make)
 
 
 def transposed_patch_matrix(node: Any, ops: Any, n_in: int) -> Any:
     """:func:`patch_matrix` transposed, (n_in, n_out), as its own CSR matrix (a transposed CSR product is slower),
     cached on the operator."""
-    key = (getattr(ops, "name", type(ops).__name__), "csr-transposed")
-    cache = node.__dict__.setdefault("converted", {})
-    if key not in cache:
-        cache[key] = patch_matrix(node, ops, n_in).T.tocsr()
-    return cache[key]
+    return cached(node, (getattr(ops, "name", type(ops).__name__), "csr-transposed"),
+                  lambda: patch_matrix(node, ops, n_in).T.tocsr())
 
 
 #: largest common denominator (bits) of a conv kernel or input for :meth:`Conv._integer_forward`
@@ -559,14 +541,20 @@ def _coefficient_sum(ops: Any, coeffs: list[Any], scaled: list[Any], L: Any) -> 
     return ops.rational(total, L * D)
 
 
+def cached(op: Any, key: Any, make: Any) -> Any:
+    """``make()`` computed once per operator and ``key`` (the ops namespace's name and what is made) and kept on
+    the operator: the arrays of an operator in the numbers of one namespace, its sparse matrices."""
+    cache = op.__dict__.setdefault("converted", {})
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
 def converted(op: Operator, ops: Any, names: Sequence[str]) -> tuple[Any, ...]:
     """The exact arrays ``names`` of ``op`` in the numbers of ``ops`` (Fractions stay; gmpy2, float64, Z3 are
     converted once and cached on the operator)."""
-    key = getattr(ops, "name", type(ops).__name__)
-    cache = op.__dict__.setdefault("converted", {})
-    if key not in cache:
-        cache[key] = tuple(None if getattr(op, n) is None else _convert(ops, getattr(op, n)) for n in names)
-    return cache[key]
+    return cached(op, getattr(ops, "name", type(ops).__name__), lambda: tuple(
+        None if getattr(op, n) is None else _convert(ops, getattr(op, n)) for n in names))
 
 
 def _convert(ops: Any, arr: np.ndarray) -> Any:
@@ -588,4 +576,4 @@ def _convert(ops: Any, arr: np.ndarray) -> Any:
 
 __all__ = ["Operator", "Input", "Dense", "Conv", "Relu", "MaxPool", "AvgPool", "Add", "Scale", "Gather", "Concat",
            "LAYER_KINDS", "window_patches", "gather_rows", "scatter_dot", "patch_matrix",
-           "transposed_patch_matrix", "like", "size"]
+           "transposed_patch_matrix", "cached", "like", "size"]
