@@ -219,9 +219,9 @@ class Conv(Operator):
 
         .. math:: z_j = \frac{\sum_m (N_K)_{w_{jm}}\, (N_a)_{\mathrm{idx}_{jm}}}{d_K\, d_a} + b_j,
 
-        one canonical rational per output instead of a rational product and sum per term (1.8x on the CIFAR
-        net's convolutions, whose float weights and activations have power-of-two denominators). None (the
-        rational path) when either common denominator has more than :data:`INTEGER_FORWARD_BITS` bits."""
+        one canonical rational per output instead of a rational product and sum per term (float weights and
+        activations have power-of-two denominators, so the integers stay small). None (the rational path) when
+        either common denominator has more than :data:`INTEGER_FORWARD_BITS` bits."""
         from ..exact import common_denominator
 
         def integer_kernel() -> tuple[Any, int]:
